@@ -1,0 +1,48 @@
+//! `hostlab`: the one binary. It parses the command line and hands each
+//! subcommand to the crate or module that does the work; child processes of
+//! the hosting models are this same executable started with `serve`.
+
+mod cli;
+mod load;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        cli::Command::Serve(args) => args
+            .into_options()
+            .and_then(|o| Ok(hostlab_hosts::serve(o)?)),
+        cli::Command::Load(args) => load::main(args),
+        cli::Command::Run(args) => run::main(args),
+        cli::Command::Recycle(_) | cli::Command::Report(_) | cli::Command::Compare(_) => {
+            Err(anyhow::anyhow!(
+                "this subcommand is not built yet; see `hostlab --help` and the README for what works today"
+            ))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hostlab: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs go to stderr (stdout carries the ready line and results).
+/// `RUST_LOG` overrides the default of lifecycle messages only.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "warn,hostlab=info,hostlab_hosts=info,hostlab_workloads=info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

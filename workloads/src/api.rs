@@ -1,0 +1,450 @@
+//! The workload's HTTP API (DESIGN.md "Workload HTTP API"): one axum router
+//! that every hosting model serves. Every error is
+//! `{"error":{"code":"<snake_case>","message":"<what is wrong and how to fix it>"}}`.
+
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::books::{AddError, Added, BookCmd, NewBook};
+use crate::mailbox::AskError;
+use crate::tasks::{MAX_ROWS, TaskCmd, TaskRequest, valid_task_id};
+use crate::{AppState, Routing};
+
+/// Largest `POST /books` body.
+pub const MAX_BOOK_BODY_BYTES: usize = 64 * 1024;
+/// Largest `POST /tasks` body: a 5,000-row task is about 350 KB of JSON
+/// (70 bytes a row); 4 MiB leaves room for long account padding and whitespace.
+pub const MAX_TASK_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Largest body any route accepts; hosts that buffer bodies stop reading here.
+pub const MAX_REQUEST_BODY_BYTES: usize = MAX_TASK_BODY_BYTES;
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// The workload's router: every route of the API table, JSON errors for
+/// unknown paths (404) and wrong methods (405).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/healthz", get(healthz))
+        .route("/books", get(list_books).post(add_book))
+        .route("/books/{id}", get(get_book).delete(delete_book))
+        .route("/tasks", axum::routing::post(run_task))
+        .route("/tasks/{id}", get(get_task))
+        .route("/stats", get(stats))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), mark_warm))
+        .with_state(state)
+}
+
+/// An API error: status, stable `code`, and a message that says how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after_s: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after_s: None,
+        }
+    }
+
+    fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} does not exist"),
+        )
+    }
+
+    fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", message)
+    }
+
+    fn overloaded(message: impl Into<String>) -> Self {
+        Self {
+            retry_after_s: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
+        }
+    }
+
+    /// 413 for a body over `limit` bytes.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the request body is over the {limit}-byte limit of this route; send less"),
+        )
+    }
+}
+
+impl From<AskError> for ApiError {
+    fn from(e: AskError) -> Self {
+        match e {
+            AskError::Full { .. } | AskError::Timeout(_) => {
+                ApiError::overloaded(format!("{e}; retry after the Retry-After delay"))
+            }
+            AskError::Stopped => Self {
+                retry_after_s: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the workload's actors have stopped (the server is shutting down); retry on a running server",
+                )
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        response
+    }
+}
+
+/// A JSON body of at most `LIMIT` bytes: 415 without a JSON content type,
+/// 413 over the limit, 400 for malformed JSON or invalid UTF-8, 422 for JSON
+/// of the wrong shape (missing or unknown fields, wrong types).
+pub struct JsonBody<T, const LIMIT: usize>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S>
+    for JsonBody<T, LIMIT>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > LIMIT as u64) {
+            return Err(ApiError::too_large(LIMIT));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), LIMIT)
+            .await
+            .map_err(|e| {
+                if is_length_limit(&e) {
+                    ApiError::too_large(LIMIT)
+                } else {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_body",
+                        format!("could not read the body: {e}"),
+                    )
+                }
+            })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Syntax errors (and invalid UTF-8) are 400 `invalid_json`; well-formed JSON
+/// of the wrong shape is 422 `validation`.
+pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::validation(format!("the JSON has the wrong shape: {e}"))
+        }
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        ),
+    })
+}
+
+async fn mark_warm(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.warm.load(Ordering::Relaxed) && req.uri().path() != "/healthz" {
+        let response = next.run(req).await;
+        state.warm.store(true, Ordering::Relaxed);
+        return response;
+    }
+    next.run(req).await
+}
+
+async fn ping() -> &'static str {
+    "pong"
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    axum::Json(json!({
+        "status": "ok",
+        "model": state.config.model,
+        "pid": std::process::id(),
+        "uptime_ms": state.started.elapsed().as_millis() as u64,
+        "warm": state.warm.load(Ordering::Relaxed),
+    }))
+    .into_response()
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_BYTES => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!(
+                "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"
+            ),
+        )),
+    }
+}
+
+async fn add_book(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(book): JsonBody<NewBook, MAX_BOOK_BODY_BYTES>,
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    book.validate().map_err(ApiError::validation)?;
+    let added = state
+        .books
+        .ask(
+            |reply| BookCmd::Add {
+                book,
+                idempotency_key,
+                reply,
+            },
+            state.config.ask_timeout,
+        )
+        .await?;
+    let (status, book) = match added {
+        Ok(Added::Created(book)) => (StatusCode::CREATED, book),
+        // A replay answers 200 (not 201) with the book the key first created,
+        // so a client can tell that nothing new was stored.
+        Ok(Added::Replayed(book)) => (StatusCode::OK, book),
+        Err(e @ AddError::IdempotencyConflict) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_conflict",
+                e.to_string(),
+            ));
+        }
+        Err(e @ AddError::Full(_)) => {
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "store_full",
+                e.to_string(),
+            ));
+        }
+    };
+    let location =
+        HeaderValue::from_str(&format!("/books/{}", book.id)).expect("digits are a valid header");
+    Ok((status, [(header::LOCATION, location)], axum::Json(&*book)).into_response())
+}
+
+async fn list_books(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let books = state
+        .books
+        .ask(BookCmd::List, state.config.ask_timeout)
+        .await?;
+    Ok(axum::Json(books).into_response())
+}
+
+fn book_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found(&format!("book `{raw}`")))
+}
+
+async fn get_book(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = book_id(&raw)?;
+    match state
+        .books
+        .ask(|r| BookCmd::Get(id, r), state.config.ask_timeout)
+        .await?
+    {
+        Some(book) => Ok(axum::Json(&*book).into_response()),
+        None => Err(ApiError::not_found(&format!("book {id}"))),
+    }
+}
+
+async fn delete_book(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = book_id(&raw)?;
+    if state
+        .books
+        .ask(|r| BookCmd::Delete(id, r), state.config.ask_timeout)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(&format!("book {id}")))
+    }
+}
+
+async fn run_task(
+    State(state): State<AppState>,
+    JsonBody(task): JsonBody<TaskRequest, MAX_TASK_BODY_BYTES>,
+) -> Result<Response, ApiError> {
+    task.validate().map_err(ApiError::validation)?;
+    let mailbox = state.tasks.route(&task.id);
+    let outcome = mailbox
+        .ask(|r| TaskCmd::Run(task, r), state.config.ask_timeout)
+        .await;
+    match outcome {
+        Ok(Ok(record)) => Ok(axum::Json(record).into_response()),
+        Ok(Err(limit)) => Err(ApiError::overloaded(limit.to_string())),
+        Err(e) => {
+            state
+                .task_counters
+                .rejected_overloaded
+                .fetch_add(1, Ordering::Relaxed);
+            Err(e.into())
+        }
+    }
+}
+
+async fn get_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !valid_task_id(&id) {
+        return Err(ApiError::not_found(&format!("task `{id}`")));
+    }
+    let mailbox = state.tasks.route(&id);
+    match mailbox
+        .ask(|r| TaskCmd::Get(id.clone(), r), state.config.ask_timeout)
+        .await?
+    {
+        Some(record) => Ok(axum::Json(record).into_response()),
+        None => Err(ApiError::not_found(&format!("task `{id}`"))),
+    }
+}
+
+async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let books = state
+        .books
+        .ask(BookCmd::Count, state.config.ask_timeout)
+        .await?;
+    let c = &state.task_counters;
+    let mode = match state.config.routing {
+        Routing::Pool(_) => "pool",
+        Routing::PerTask => "per-task",
+    };
+    Ok(axum::Json(json!({
+        "books": books,
+        "tasks": {
+            "done": c.done.load(Ordering::Relaxed),
+            "rejected_overloaded": c.rejected_overloaded.load(Ordering::Relaxed),
+            "max_rows": MAX_ROWS,
+        },
+        "actors": {
+            "mode": mode,
+            "routing": state.config.routing.to_string(),
+            "live": c.live_actors.load(Ordering::Relaxed),
+        },
+        "journal": {"enabled": false},
+        "rss_bytes": rss_bytes(),
+    }))
+    .into_response())
+}
+
+/// Resident set size of this process, from `/proc/self/statm` (Linux);
+/// `null` where that file does not exist.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(resident_pages * page_size())
+}
+
+fn page_size() -> u64 {
+    use nix::unistd::{SysconfVar, sysconf};
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        sysconf(SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .map_or(4096, |n| n as u64)
+    })
+}
+
+async fn not_found(req: Request<Body>) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no route for {} {}; see docs/workload.md for the API",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(req: Request<Body>) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}; see docs/workload.md for the API",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}

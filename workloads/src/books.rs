@@ -1,0 +1,317 @@
+//! The book-store actor: it alone owns the books, so no lock guards them.
+//!
+//! `POST /books` may carry an `Idempotency-Key`. The store remembers the book
+//! each key created: the same key with the same book again returns that book
+//! (never a second one), the same key with a different book is refused. The
+//! memory of keys is bounded ([`BookStoreLimits::idempotency_keys`], oldest
+//! forgotten first), as Stripe bounds its key retention in time.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+
+use crate::mailbox::Job;
+
+/// Earliest and latest accepted publication year.
+pub const YEAR_RANGE: std::ops::RangeInclusive<i64> = -3000..=2100;
+/// Longest accepted title or author, in characters.
+pub const MAX_TEXT_CHARS: usize = 200;
+
+/// A book as stored and returned by the API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Book {
+    pub id: u64,
+    pub title: String,
+    pub author: String,
+    pub year: Option<i64>,
+}
+
+/// The body of `POST /books`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBook {
+    pub title: String,
+    pub author: String,
+    #[serde(default)]
+    pub year: Option<i64>,
+}
+
+impl NewBook {
+    /// Check the fields; the error names the field and the rule.
+    pub fn validate(&self) -> Result<(), String> {
+        for (field, value) in [("title", &self.title), ("author", &self.author)] {
+            let chars = value.chars().count();
+            if value.trim().is_empty() {
+                return Err(format!("`{field}` must not be empty"));
+            }
+            if chars > MAX_TEXT_CHARS {
+                return Err(format!(
+                    "`{field}` has {chars} characters; at most {MAX_TEXT_CHARS} are allowed"
+                ));
+            }
+        }
+        if let Some(year) = self.year
+            && !YEAR_RANGE.contains(&year)
+        {
+            return Err(format!(
+                "`year` {year} is out of range; use {} to {}",
+                YEAR_RANGE.start(),
+                YEAR_RANGE.end()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How an add went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// A new book was stored.
+    Created(Arc<Book>),
+    /// The idempotency key was seen before with the same book: nothing new was stored.
+    Replayed(Arc<Book>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddError {
+    #[error(
+        "this Idempotency-Key was already used for a different book; use a new key for a new book"
+    )]
+    IdempotencyConflict,
+    #[error("the store holds its maximum of {0} books; delete some first")]
+    Full(usize),
+}
+
+pub enum BookCmd {
+    Add {
+        book: NewBook,
+        idempotency_key: Option<String>,
+        reply: RpcReplyPort<Result<Added, AddError>>,
+    },
+    List(RpcReplyPort<Vec<Arc<Book>>>),
+    Get(u64, RpcReplyPort<Option<Arc<Book>>>),
+    Delete(u64, RpcReplyPort<bool>),
+    Count(RpcReplyPort<usize>),
+}
+
+/// Memory bounds of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct BookStoreLimits {
+    /// Most books kept; adds beyond it are refused (507 `store_full`).
+    pub books: usize,
+    /// Most idempotency keys remembered; the oldest is forgotten first.
+    pub idempotency_keys: usize,
+}
+
+impl Default for BookStoreLimits {
+    fn default() -> Self {
+        Self {
+            books: 1_000_000,
+            idempotency_keys: 100_000,
+        }
+    }
+}
+
+pub struct BookStore;
+
+pub struct BookStoreState {
+    books: BTreeMap<u64, Arc<Book>>,
+    next_id: u64,
+    keys: HashMap<String, (NewBook, Arc<Book>)>,
+    key_order: VecDeque<String>,
+    limits: BookStoreLimits,
+}
+
+impl BookStoreState {
+    pub fn new(limits: BookStoreLimits) -> Self {
+        Self {
+            books: BTreeMap::new(),
+            next_id: 1,
+            keys: HashMap::new(),
+            key_order: VecDeque::new(),
+            limits,
+        }
+    }
+
+    pub fn add(&mut self, book: NewBook, key: Option<String>) -> Result<Added, AddError> {
+        if let Some(key) = &key
+            && let Some((seen, stored)) = self.keys.get(key)
+        {
+            return if *seen == book {
+                Ok(Added::Replayed(stored.clone()))
+            } else {
+                Err(AddError::IdempotencyConflict)
+            };
+        }
+        if self.books.len() >= self.limits.books {
+            return Err(AddError::Full(self.limits.books));
+        }
+        let stored = Arc::new(Book {
+            id: self.next_id,
+            title: book.title.clone(),
+            author: book.author.clone(),
+            year: book.year,
+        });
+        self.next_id += 1;
+        self.books.insert(stored.id, stored.clone());
+        if let Some(key) = key {
+            self.remember(key, book, stored.clone());
+        }
+        Ok(Added::Created(stored))
+    }
+
+    fn remember(&mut self, key: String, book: NewBook, stored: Arc<Book>) {
+        if self.key_order.len() >= self.limits.idempotency_keys
+            && let Some(oldest) = self.key_order.pop_front()
+        {
+            self.keys.remove(&oldest);
+        }
+        self.key_order.push_back(key.clone());
+        self.keys.insert(key, (book, stored));
+    }
+}
+
+impl Actor for BookStore {
+    type Msg = Job<BookCmd>;
+    type State = BookStoreState;
+    type Arguments = BookStoreLimits;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        limits: BookStoreLimits,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(BookStoreState::new(limits))
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        job: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // A reply can only fail when the caller gave up (timeout, client gone):
+        // nothing to do about that here, so those results are ignored.
+        match job.cmd {
+            BookCmd::Add {
+                book,
+                idempotency_key,
+                reply,
+            } => {
+                let _ = reply.send(state.add(book, idempotency_key));
+            }
+            BookCmd::List(reply) => {
+                let _ = reply.send(state.books.values().cloned().collect());
+            }
+            BookCmd::Get(id, reply) => {
+                let _ = reply.send(state.books.get(&id).cloned());
+            }
+            BookCmd::Delete(id, reply) => {
+                let _ = reply.send(state.books.remove(&id).is_some());
+            }
+            BookCmd::Count(reply) => {
+                let _ = reply.send(state.books.len());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn book(title: &str) -> NewBook {
+        NewBook {
+            title: title.into(),
+            author: "Ursula K. Le Guin".into(),
+            year: Some(1969),
+        }
+    }
+
+    #[test]
+    fn ids_are_sequential() {
+        let mut s = BookStoreState::new(BookStoreLimits::default());
+        let Added::Created(a) = s.add(book("A"), None).unwrap() else {
+            panic!()
+        };
+        let Added::Created(b) = s.add(book("B"), None).unwrap() else {
+            panic!()
+        };
+        assert_eq!((a.id, b.id), (1, 2));
+    }
+
+    #[test]
+    fn same_key_same_book_is_replayed_not_duplicated() {
+        let mut s = BookStoreState::new(BookStoreLimits::default());
+        let first = s.add(book("A"), Some("k1".into())).unwrap();
+        let again = s.add(book("A"), Some("k1".into())).unwrap();
+        let (Added::Created(a), Added::Replayed(b)) = (first, again) else {
+            panic!()
+        };
+        assert_eq!(a, b);
+        assert_eq!(s.books.len(), 1);
+    }
+
+    #[test]
+    fn same_key_other_book_is_a_conflict() {
+        let mut s = BookStoreState::new(BookStoreLimits::default());
+        s.add(book("A"), Some("k1".into())).unwrap();
+        assert_eq!(
+            s.add(book("B"), Some("k1".into())),
+            Err(AddError::IdempotencyConflict)
+        );
+        assert_eq!(s.books.len(), 1);
+    }
+
+    #[test]
+    fn key_memory_is_bounded_oldest_first() {
+        let limits = BookStoreLimits {
+            books: 100,
+            idempotency_keys: 2,
+        };
+        let mut s = BookStoreState::new(limits);
+        for k in ["k1", "k2", "k3"] {
+            s.add(book(k), Some(k.into())).unwrap();
+        }
+        assert_eq!(s.keys.len(), 2);
+        assert!(!s.keys.contains_key("k1"));
+        assert!(matches!(
+            s.add(book("k3"), Some("k3".into())),
+            Ok(Added::Replayed(_))
+        ));
+    }
+
+    #[test]
+    fn store_is_bounded() {
+        let mut s = BookStoreState::new(BookStoreLimits {
+            books: 1,
+            idempotency_keys: 10,
+        });
+        s.add(book("A"), None).unwrap();
+        assert_eq!(s.add(book("B"), None), Err(AddError::Full(1)));
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert!(book("A").validate().is_ok());
+        assert!(book("  ").validate().unwrap_err().contains("title"));
+        assert!(
+            book(&"x".repeat(201))
+                .validate()
+                .unwrap_err()
+                .contains("200")
+        );
+        assert!(
+            book(&"é".repeat(200)).validate().is_ok(),
+            "limit counts characters, not bytes"
+        );
+        let mut b = book("A");
+        b.year = Some(2101);
+        assert!(b.validate().unwrap_err().contains("year"));
+        b.year = None;
+        assert!(b.validate().is_ok());
+    }
+}

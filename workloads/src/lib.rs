@@ -1,0 +1,92 @@
+//! The hostlab actor workload: a book store and a consistent-hash task router
+//! on ractor actors, served by one axum [`Router`] ([`app`]) that every hosting
+//! model runs unchanged. See `docs/workload.md` for the API and its limits.
+
+pub mod api;
+pub mod books;
+pub mod hashing;
+pub mod mailbox;
+pub mod tasks;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+pub use api::{MAX_BOOK_BODY_BYTES, MAX_REQUEST_BODY_BYTES, MAX_TASK_BODY_BYTES, app};
+pub use tasks::Routing;
+
+use books::{BookCmd, BookStore, BookStoreLimits};
+use mailbox::Bounded;
+use tasks::{TaskCounters, TaskLimits, TaskRouter};
+
+/// How to start the workload.
+#[derive(Debug, Clone)]
+pub struct WorkloadConfig {
+    /// Hosting model name reported by `/healthz` (`edge`, `app`, ...).
+    pub model: String,
+    pub routing: Routing,
+    pub books: BookStoreLimits,
+    pub tasks: TaskLimits,
+    /// Longest an HTTP handler waits for an actor's reply before answering 503.
+    pub ask_timeout: Duration,
+}
+
+impl WorkloadConfig {
+    pub fn new(model: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            routing: Routing::default(),
+            books: BookStoreLimits::default(),
+            tasks: TaskLimits::default(),
+            ask_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running actor system plus what the API reports about it.
+pub struct Workload {
+    pub(crate) config: WorkloadConfig,
+    pub(crate) books: Bounded<BookCmd>,
+    pub(crate) tasks: TaskRouter,
+    pub(crate) task_counters: Arc<TaskCounters>,
+    pub(crate) started: Instant,
+    /// Set once the first request other than `/healthz` has been served.
+    pub(crate) warm: AtomicBool,
+}
+
+/// Shared handle the router's handlers hold.
+pub type AppState = Arc<Workload>;
+
+/// Errors starting the workload.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not start the workload's actors: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+}
+
+impl Workload {
+    /// Start the actors. Must run inside a tokio runtime: actors are tokio tasks.
+    pub async fn start(config: WorkloadConfig) -> Result<AppState, StartError> {
+        let (store, _) = ractor::Actor::spawn(None, BookStore, config.books).await?;
+        let task_counters = Arc::new(TaskCounters::default());
+        let tasks = TaskRouter::start(config.routing, config.tasks, task_counters.clone()).await?;
+        Ok(Arc::new(Workload {
+            books: Bounded::new(store, config.tasks.mailbox),
+            tasks,
+            task_counters,
+            started: Instant::now(),
+            warm: AtomicBool::new(false),
+            config,
+        }))
+    }
+
+    pub fn config(&self) -> &WorkloadConfig {
+        &self.config
+    }
+
+    /// Stop every actor (idempotent). Requests after this get 503.
+    pub fn stop(&self) {
+        self.books.actor().stop(None);
+        self.tasks.stop();
+    }
+}

@@ -1,0 +1,604 @@
+//! The heavy work and where it runs: task validation, task actors and the
+//! router that picks the actor for a task id.
+//!
+//! Two routings are offered so the lab can compare them (claim C6):
+//! - [`Routing::Pool`]: `n` long-lived actors; a task id goes to the actor
+//!   chosen by jump consistent hash of the id ([`crate::hashing`]). All work
+//!   for one id is handled by one actor, one message at a time, so it is
+//!   serialised without locks, and the number of live actors stays `n`.
+//! - [`Routing::PerTask`]: the anti-pattern from the Akka article: a spawner
+//!   actor keeps one actor per task id alive forever. Memory grows with the
+//!   number of distinct ids (bounded only by [`TaskLimits::per_task_actors`]).
+//!
+//! A task actor owns the records of its task ids; `GET /tasks/{id}` asks the
+//! same actor, so it answers after the work queued before it.
+
+use std::collections::{HashMap, VecDeque};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+
+use crate::hashing;
+use crate::mailbox::{Bounded, Job};
+
+/// Most rows in one task.
+pub const MAX_ROWS: usize = 5_000;
+/// Longest task id, in characters (letters, digits, `-`, `_`).
+pub const MAX_ID_CHARS: usize = 128;
+/// Longest task kind, in characters.
+pub const MAX_KIND_CHARS: usize = 64;
+/// Largest debit or credit of one row, in cents. 5,000 rows of it still sum
+/// within `i64`, so totals cannot overflow.
+pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000_000_000;
+/// Invalid rows kept in a stored task record (and so in `GET /tasks/{id}`);
+/// `POST /tasks` answers with all of them. `invalid_count` always has the total.
+pub const STORED_INVALID_ROWS: usize = 100;
+
+/// How task ids are mapped to actors (`--routing pool:N|per-task`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Routing {
+    Pool(u32),
+    PerTask,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing::Pool(10)
+    }
+}
+
+impl std::fmt::Display for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Routing::Pool(n) => write!(f, "pool:{n}"),
+            Routing::PerTask => f.write_str("per-task"),
+        }
+    }
+}
+
+impl FromStr for Routing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("invalid routing `{s}`: use `pool:N` (N from 1 to 10000) or `per-task`");
+        if s == "per-task" {
+            return Ok(Routing::PerTask);
+        }
+        let n: u32 = s
+            .strip_prefix("pool:")
+            .ok_or_else(bad)?
+            .parse()
+            .map_err(|_| bad())?;
+        if !(1..=10_000).contains(&n) {
+            return Err(bad());
+        }
+        Ok(Routing::Pool(n))
+    }
+}
+
+/// One row of accounting data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Row {
+    pub account: String,
+    pub debit_cents: i64,
+    pub credit_cents: i64,
+}
+
+/// The body of `POST /tasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRequest {
+    pub id: String,
+    pub kind: String,
+    pub rows: Vec<Row>,
+}
+
+impl TaskRequest {
+    /// Check the request as a whole (rows are judged one by one by [`validate_rows`]).
+    pub fn validate(&self) -> Result<(), String> {
+        if !valid_task_id(&self.id) {
+            return Err(format!(
+                "`id` must be 1 to {MAX_ID_CHARS} letters, digits, `-` or `_`"
+            ));
+        }
+        let kind_chars = self.kind.chars().count();
+        if kind_chars == 0 || kind_chars > MAX_KIND_CHARS {
+            return Err(format!("`kind` must be 1 to {MAX_KIND_CHARS} characters"));
+        }
+        if self.rows.len() > MAX_ROWS {
+            return Err(format!(
+                "{} rows; a task holds at most {MAX_ROWS}: split it into several tasks",
+                self.rows.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub fn valid_task_id(id: &str) -> bool {
+    (1..=MAX_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidRow {
+    /// Zero-based index into `rows`.
+    pub row: usize,
+    pub reason: String,
+}
+
+/// What validating a task's rows found.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Validation {
+    pub rows: usize,
+    pub invalid: Vec<InvalidRow>,
+    pub invalid_count: usize,
+    pub total_debit_cents: i64,
+    pub total_credit_cents: i64,
+    /// Debits of the valid rows equal their credits.
+    pub balanced: bool,
+}
+
+/// `NNNN-NNN`, for example `4000-100`.
+fn valid_account(account: &str) -> bool {
+    let b = account.as_bytes();
+    b.len() == 8 && b[4] == b'-' && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
+}
+
+fn row_problem(row: &Row) -> Option<&'static str> {
+    if !valid_account(&row.account) {
+        return Some("account must be four digits, a dash and three digits, like 4000-100");
+    }
+    if row.debit_cents < 0 || row.credit_cents < 0 {
+        return Some("amounts must not be negative");
+    }
+    if row.debit_cents > MAX_AMOUNT_CENTS || row.credit_cents > MAX_AMOUNT_CENTS {
+        return Some("amount above 10^15 cents");
+    }
+    match (row.debit_cents != 0, row.credit_cents != 0) {
+        (true, true) => Some("a row has either a debit or a credit, not both"),
+        (false, false) => Some("a row needs a non-zero debit or credit"),
+        _ => None,
+    }
+}
+
+/// Validate every row and total the valid ones. Work is linear in the rows.
+pub fn validate_rows(rows: &[Row]) -> Validation {
+    let mut v = Validation {
+        rows: rows.len(),
+        ..Validation::default()
+    };
+    for (i, row) in rows.iter().enumerate() {
+        match row_problem(row) {
+            Some(reason) => v.invalid.push(InvalidRow {
+                row: i,
+                reason: reason.to_owned(),
+            }),
+            None => {
+                v.total_debit_cents += row.debit_cents;
+                v.total_credit_cents += row.credit_cents;
+            }
+        }
+    }
+    v.invalid_count = v.invalid.len();
+    v.balanced = v.total_debit_cents == v.total_credit_cents;
+    v
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+/// A task's record: what `POST /tasks` answers and `GET /tasks/{id}` returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub kind: String,
+    pub status: TaskStatus,
+    /// Index of the actor that ran the task (per-task routing: the actor's serial number).
+    pub actor: u64,
+    #[serde(flatten)]
+    pub validation: Validation,
+}
+
+/// Counters shared by all task actors (plain atomics: no lock on the hot path).
+#[derive(Debug, Default)]
+pub struct TaskCounters {
+    pub done: AtomicU64,
+    pub rejected_overloaded: AtomicU64,
+    pub live_actors: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TaskLimits {
+    /// Messages queued per task actor (pool) or at the spawner (per-task) before 503.
+    pub mailbox: usize,
+    /// Task records kept per actor, oldest forgotten first.
+    pub records_per_actor: usize,
+    /// Most live actors under per-task routing.
+    pub per_task_actors: usize,
+}
+
+impl Default for TaskLimits {
+    fn default() -> Self {
+        Self {
+            mailbox: 256,
+            records_per_actor: 1_000,
+            per_task_actors: 200_000,
+        }
+    }
+}
+
+/// Per-task routing refused a new task id: it already keeps the most actors allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "per-task routing keeps one actor per task id and already has its maximum of {0}; reuse task ids or use pool routing"
+)]
+pub struct ActorLimitReached(pub usize);
+
+pub enum TaskCmd {
+    Run(
+        TaskRequest,
+        RpcReplyPort<Result<TaskRecord, ActorLimitReached>>,
+    ),
+    Get(String, RpcReplyPort<Option<TaskRecord>>),
+}
+
+/// Runs tasks one at a time and keeps their records.
+pub struct TaskActor;
+
+pub struct TaskActorArgs {
+    pub index: u64,
+    pub counters: Arc<TaskCounters>,
+    pub records: usize,
+}
+
+pub struct TaskActorState {
+    index: u64,
+    counters: Arc<TaskCounters>,
+    records: HashMap<String, TaskRecord>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl TaskActorState {
+    fn run(&mut self, task: TaskRequest) -> TaskRecord {
+        let validation = validate_rows(&task.rows);
+        let record = TaskRecord {
+            id: task.id,
+            kind: task.kind,
+            status: TaskStatus::Done,
+            actor: self.index,
+            validation,
+        };
+        self.counters.done.fetch_add(1, Ordering::Relaxed);
+        self.store(&record);
+        record
+    }
+
+    fn store(&mut self, record: &TaskRecord) {
+        let mut kept = TaskRecord {
+            id: record.id.clone(),
+            kind: record.kind.clone(),
+            status: record.status,
+            actor: record.actor,
+            validation: Validation {
+                invalid: Vec::new(),
+                ..record.validation
+            },
+        };
+        kept.validation.invalid = record.validation.invalid
+            [..record.validation.invalid.len().min(STORED_INVALID_ROWS)]
+            .to_vec();
+        if self.records.insert(kept.id.clone(), kept).is_none() {
+            self.order.push_back(record.id.clone());
+            if self.order.len() > self.capacity
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.records.remove(&oldest);
+            }
+        }
+    }
+}
+
+impl Actor for TaskActor {
+    type Msg = Job<TaskCmd>;
+    type State = TaskActorState;
+    type Arguments = TaskActorArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: TaskActorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        args.counters.live_actors.fetch_add(1, Ordering::Relaxed);
+        Ok(TaskActorState {
+            index: args.index,
+            counters: args.counters,
+            records: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: args.records.max(1),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.counters.live_actors.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        job: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Reply errors mean the caller gave up; the record is kept regardless.
+        match job.cmd {
+            TaskCmd::Run(task, reply) => {
+                let _ = reply.send(Ok(state.run(task)));
+            }
+            TaskCmd::Get(id, reply) => {
+                let _ = reply.send(state.records.get(&id).cloned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps one [`TaskActor`] per task id alive (the per-task anti-pattern) and
+/// forwards each job, slot included, to it.
+pub struct TaskSpawner;
+
+pub struct TaskSpawnerState {
+    actors: HashMap<String, ActorRef<Job<TaskCmd>>>,
+    counters: Arc<TaskCounters>,
+    limits: TaskLimits,
+}
+
+fn task_id(cmd: &TaskCmd) -> &str {
+    match cmd {
+        TaskCmd::Run(task, _) => &task.id,
+        TaskCmd::Get(id, _) => id,
+    }
+}
+
+impl Actor for TaskSpawner {
+    type Msg = Job<TaskCmd>;
+    type State = TaskSpawnerState;
+    type Arguments = (Arc<TaskCounters>, TaskLimits);
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        (counters, limits): Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(TaskSpawnerState {
+            actors: HashMap::new(),
+            counters,
+            limits,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        for actor in state.actors.values() {
+            actor.stop(None);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        job: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        let id = task_id(&job.cmd).to_owned();
+        let actor = match (state.actors.get(&id), job.cmd) {
+            (Some(actor), cmd) => {
+                let _ = actor.send_message(Job {
+                    cmd,
+                    slot: job.slot,
+                });
+                return Ok(());
+            }
+            (None, TaskCmd::Get(_, reply)) => {
+                let _ = reply.send(None);
+                return Ok(());
+            }
+            (None, TaskCmd::Run(task, reply)) => {
+                if state.actors.len() >= state.limits.per_task_actors {
+                    let _ = reply.send(Err(ActorLimitReached(state.limits.per_task_actors)));
+                    return Ok(());
+                }
+                let args = TaskActorArgs {
+                    index: state.actors.len() as u64,
+                    counters: state.counters.clone(),
+                    records: 1,
+                };
+                let (actor, _) = Actor::spawn(None, TaskActor, args).await?;
+                let _ = actor.send_message(Job {
+                    cmd: TaskCmd::Run(task, reply),
+                    slot: job.slot,
+                });
+                actor
+            }
+        };
+        state.actors.insert(id, actor);
+        Ok(())
+    }
+}
+
+/// Where `POST /tasks` and `GET /tasks/{id}` send their commands.
+#[derive(Clone)]
+pub enum TaskRouter {
+    Pool(Arc<[Bounded<TaskCmd>]>),
+    PerTask(Bounded<TaskCmd>),
+}
+
+impl TaskRouter {
+    pub async fn start(
+        routing: Routing,
+        limits: TaskLimits,
+        counters: Arc<TaskCounters>,
+    ) -> Result<Self, ractor::SpawnErr> {
+        Ok(match routing {
+            Routing::Pool(n) => {
+                let mut actors = Vec::with_capacity(n as usize);
+                for index in 0..u64::from(n) {
+                    let args = TaskActorArgs {
+                        index,
+                        counters: counters.clone(),
+                        records: limits.records_per_actor,
+                    };
+                    let (actor, _) = Actor::spawn(None, TaskActor, args).await?;
+                    actors.push(Bounded::new(actor, limits.mailbox));
+                }
+                TaskRouter::Pool(actors.into())
+            }
+            Routing::PerTask => {
+                let (spawner, _) = Actor::spawn(None, TaskSpawner, (counters, limits)).await?;
+                TaskRouter::PerTask(Bounded::new(spawner, limits.mailbox))
+            }
+        })
+    }
+
+    /// The mailbox that handles task `id`.
+    pub fn route(&self, id: &str) -> &Bounded<TaskCmd> {
+        match self {
+            TaskRouter::Pool(actors) => {
+                &actors[hashing::actor_for(id, actors.len() as u32) as usize]
+            }
+            TaskRouter::PerTask(spawner) => spawner,
+        }
+    }
+
+    pub fn stop(&self) {
+        match self {
+            TaskRouter::Pool(actors) => actors.iter().for_each(|a| a.actor().stop(None)),
+            TaskRouter::PerTask(spawner) => spawner.actor().stop(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(account: &str, debit: i64, credit: i64) -> Row {
+        Row {
+            account: account.into(),
+            debit_cents: debit,
+            credit_cents: credit,
+        }
+    }
+
+    #[test]
+    fn balanced_rows() {
+        let v = validate_rows(&[row("4000-100", 500, 0), row("5000-200", 0, 500)]);
+        assert_eq!(v.invalid, vec![]);
+        assert_eq!(
+            (v.total_debit_cents, v.total_credit_cents, v.balanced),
+            (500, 500, true)
+        );
+    }
+
+    #[test]
+    fn each_rule_rejects_its_row_and_invalid_rows_do_not_count() {
+        let rows = [
+            row("4000-100", 700, 0),
+            row("400-1000", 1, 0),
+            row("4000_100", 1, 0),
+            row("40a0-100", 1, 0),
+            row("4000-100", -1, 0),
+            row("4000-100", 0, -5),
+            row("4000-100", 3, 4),
+            row("4000-100", 0, 0),
+            row("4000-100", MAX_AMOUNT_CENTS + 1, 0),
+            row("5000-100", 0, 600),
+        ];
+        let v = validate_rows(&rows);
+        let bad: Vec<usize> = v.invalid.iter().map(|r| r.row).collect();
+        assert_eq!(bad, (1..=8).collect::<Vec<_>>());
+        assert_eq!(v.invalid_count, 8);
+        assert_eq!((v.total_debit_cents, v.total_credit_cents), (700, 600));
+        assert!(!v.balanced);
+    }
+
+    #[test]
+    fn empty_task_is_balanced() {
+        assert!(validate_rows(&[]).balanced);
+    }
+
+    #[test]
+    fn task_id_and_kind_rules() {
+        assert!(valid_task_id("a"));
+        assert!(valid_task_id(&"x".repeat(128)));
+        assert!(!valid_task_id(&"x".repeat(129)));
+        assert!(!valid_task_id(""));
+        assert!(!valid_task_id("a b"));
+        assert!(!valid_task_id("é"));
+        let mut t = TaskRequest {
+            id: "t-1".into(),
+            kind: "validate".into(),
+            rows: vec![],
+        };
+        assert!(t.validate().is_ok());
+        t.kind = String::new();
+        assert!(t.validate().is_err());
+        t.kind = "k".into();
+        t.rows = vec![row("4000-100", 1, 0); MAX_ROWS + 1];
+        assert!(t.validate().unwrap_err().contains("5000"));
+    }
+
+    #[test]
+    fn routing_parses_and_prints() {
+        assert_eq!("pool:10".parse(), Ok(Routing::Pool(10)));
+        assert_eq!("per-task".parse(), Ok(Routing::PerTask));
+        assert!("pool:0".parse::<Routing>().is_err());
+        assert!("pool".parse::<Routing>().is_err());
+        assert!("ring:3".parse::<Routing>().is_err());
+        assert_eq!(Routing::Pool(3).to_string(), "pool:3");
+    }
+
+    #[test]
+    fn stored_records_are_bounded() {
+        let mut s = TaskActorState {
+            index: 0,
+            counters: Arc::default(),
+            records: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: 2,
+        };
+        for id in ["a", "b", "c", "c"] {
+            s.run(TaskRequest {
+                id: id.into(),
+                kind: "k".into(),
+                rows: vec![row("bad", 1, 0); STORED_INVALID_ROWS + 5],
+            });
+        }
+        assert_eq!(s.records.len(), 2);
+        assert!(!s.records.contains_key("a"));
+        let c = &s.records["c"];
+        assert_eq!(c.validation.invalid.len(), STORED_INVALID_ROWS);
+        assert_eq!(c.validation.invalid_count, STORED_INVALID_ROWS + 5);
+    }
+}

@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// `per-task` (one actor per task id, never stopped: the anti-pattern).
     #[arg(long, default_value = "pool:10")]
     pub routing: Routing,
+    /// Messages each actor's mailbox holds before requests get 503 `overloaded`.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub mailbox: u32,
     /// Longest a graceful shutdown waits for in-flight requests (e.g. 10s).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_limit: Duration,
@@ -87,6 +90,7 @@ impl ServeArgs {
             model: self.model,
             listen: self.listen,
             routing: self.routing,
+            mailbox: self.mailbox as usize,
             shutdown_limit: self.shutdown_limit,
         })
     }

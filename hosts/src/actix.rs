@@ -38,13 +38,12 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
         .listen(listener)?
         .run();
         let handle = server.handle();
+        let shutdown = signals::shutdown_signal();
         actix_web::rt::spawn(async move {
-            signals::shutdown_signal().await;
+            shutdown.await;
             handle.stop(true).await;
         });
-        actix_web::rt::spawn(async move {
-            signals::ignore_recycle_signal(model.name());
-        });
+        signals::ignore_recycle_signal(model.name());
         announce_ready(model, addr);
         server.await
     })?;
@@ -60,9 +59,16 @@ async fn forward(
     router: web::Data<axum::Router>,
 ) -> HttpResponse {
     // Read at most one byte past the largest body any route accepts: the
-    // router then answers 413 itself, with the same error body as `edge`.
+    // router then answers 413 itself, with the same error body as `edge`. A
+    // body declared larger than that is not read at all: the router refuses
+    // it by its Content-Length, as `edge` does, before the client sends it.
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let read_body = declared.is_none_or(|n| n <= MAX_REQUEST_BODY_BYTES as u64);
     let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
+    while read_body && let Some(chunk) = payload.next().await {
         match chunk {
             Ok(chunk) => body.extend_from_slice(&chunk),
             Err(e) => {

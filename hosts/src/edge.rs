@@ -21,8 +21,9 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
         });
         signals::ignore_recycle_signal(options.model.name());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let shutdown = signals::shutdown_signal();
         tokio::spawn(async move {
-            signals::shutdown_signal().await;
+            shutdown.await;
             let _ = stop_tx.send(true);
         });
         let mut stopping = stop_rx.clone();

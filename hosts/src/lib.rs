@@ -89,16 +89,18 @@ pub struct ServeOptions {
     /// Address to listen on; port 0 picks a free port (the ready line shows it).
     pub listen: SocketAddr,
     pub routing: Routing,
+    /// Messages each actor's mailbox holds before requests get 503 `overloaded`.
+    pub mailbox: usize,
     /// Longest a graceful shutdown waits for in-flight requests before exiting anyway.
     pub shutdown_limit: Duration,
 }
 
 impl ServeOptions {
     fn workload_config(&self) -> WorkloadConfig {
-        WorkloadConfig {
-            routing: self.routing,
-            ..WorkloadConfig::new(self.model.name())
-        }
+        let mut config = WorkloadConfig::new(self.model.name());
+        config.routing = self.routing;
+        config.mailbox = self.mailbox;
+        config
     }
 }
 

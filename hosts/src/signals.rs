@@ -3,16 +3,24 @@
 //! SIGTERM and SIGINT ask for a graceful shutdown. SIGHUP asks for an
 //! overlapped recycle; models with nothing to recycle (`edge`) log that and
 //! carry on instead of dying, which is SIGHUP's default action.
+//!
+//! Handlers are registered when these functions are *called*, not when their
+//! futures are first polled: a server calls them before it prints its ready
+//! line, so a signal sent right after the ready line is never fatal.
+
+use std::future::Future;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Resolves on the first SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
+/// Register for SIGTERM and SIGINT now; the future resolves on the first one.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     let mut term = signal(SignalKind::terminate()).expect("a tokio runtime with signal support");
     let mut int = signal(SignalKind::interrupt()).expect("a tokio runtime with signal support");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: draining"),
-        _ = int.recv() => tracing::info!("SIGINT: draining"),
+    async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = int.recv() => tracing::info!("SIGINT: draining"),
+        }
     }
 }
 

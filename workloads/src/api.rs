@@ -195,18 +195,27 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-/// Syntax errors (and invalid UTF-8) are 400 `invalid_json`; well-formed JSON
-/// of the wrong shape is 422 `validation`.
+/// Parse a JSON object body. Syntax errors (and invalid UTF-8) are 400
+/// `invalid_json`; well-formed JSON of the wrong shape is 422 `validation`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let invalid = |e: serde_json::Error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    };
+    // serde's derived structs also accept a JSON array of the fields in
+    // order; the API takes objects only.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(invalid)?;
+        return Err(ApiError::validation("the body must be a JSON object"));
+    }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
             ApiError::validation(format!("the JSON has the wrong shape: {e}"))
         }
-        _ => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        ),
+        _ => invalid(e),
     })
 }
 

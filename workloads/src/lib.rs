@@ -25,6 +25,9 @@ pub struct WorkloadConfig {
     /// Hosting model name reported by `/healthz` (`edge`, `app`, ...).
     pub model: String,
     pub routing: Routing,
+    /// Messages each actor's mailbox holds (pool actors, the book store, the
+    /// per-task spawner) before requests get 503 `overloaded`.
+    pub mailbox: usize,
     pub books: BookStoreLimits,
     pub tasks: TaskLimits,
     /// Longest an HTTP handler waits for an actor's reply before answering 503.
@@ -36,6 +39,7 @@ impl WorkloadConfig {
         Self {
             model: model.into(),
             routing: Routing::default(),
+            mailbox: 256,
             books: BookStoreLimits::default(),
             tasks: TaskLimits::default(),
             ask_timeout: Duration::from_secs(10),
@@ -69,9 +73,15 @@ impl Workload {
     pub async fn start(config: WorkloadConfig) -> Result<AppState, StartError> {
         let (store, _) = ractor::Actor::spawn(None, BookStore, config.books).await?;
         let task_counters = Arc::new(TaskCounters::default());
-        let tasks = TaskRouter::start(config.routing, config.tasks, task_counters.clone()).await?;
+        let tasks = TaskRouter::start(
+            config.routing,
+            config.mailbox,
+            config.tasks,
+            task_counters.clone(),
+        )
+        .await?;
         Ok(Arc::new(Workload {
-            books: Bounded::new(store, config.tasks.mailbox),
+            books: Bounded::new(store, config.mailbox),
             tasks,
             task_counters,
             started: Instant::now(),

@@ -222,8 +222,6 @@ pub struct TaskCounters {
 
 #[derive(Debug, Clone, Copy)]
 pub struct TaskLimits {
-    /// Messages queued per task actor (pool) or at the spawner (per-task) before 503.
-    pub mailbox: usize,
     /// Task records kept per actor, oldest forgotten first.
     pub records_per_actor: usize,
     /// Most live actors under per-task routing.
@@ -233,7 +231,6 @@ pub struct TaskLimits {
 impl Default for TaskLimits {
     fn default() -> Self {
         Self {
-            mailbox: 256,
             records_per_actor: 1_000,
             per_task_actors: 200_000,
         }
@@ -457,6 +454,7 @@ pub enum TaskRouter {
 impl TaskRouter {
     pub async fn start(
         routing: Routing,
+        mailbox: usize,
         limits: TaskLimits,
         counters: Arc<TaskCounters>,
     ) -> Result<Self, ractor::SpawnErr> {
@@ -470,13 +468,13 @@ impl TaskRouter {
                         records: limits.records_per_actor,
                     };
                     let (actor, _) = Actor::spawn(None, TaskActor, args).await?;
-                    actors.push(Bounded::new(actor, limits.mailbox));
+                    actors.push(Bounded::new(actor, mailbox));
                 }
                 TaskRouter::Pool(actors.into())
             }
             Routing::PerTask => {
                 let (spawner, _) = Actor::spawn(None, TaskSpawner, (counters, limits)).await?;
-                TaskRouter::PerTask(Bounded::new(spawner, limits.mailbox))
+                TaskRouter::PerTask(Bounded::new(spawner, mailbox))
             }
         })
     }

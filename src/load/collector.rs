@@ -1,0 +1,279 @@
+//! The collector: receives every request's record from the workers, keeps
+//! one [`Tally`] for the current timeline interval, and at each interval
+//! boundary turns it into a timeline row and merges it into its phase's
+//! totals (warm-up or measured). Memory stays fixed whatever the run length,
+//! apart from one small row per interval.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::time::sleep_until;
+
+use super::cpu;
+use super::stats::{LatencySummary, OutcomeCounts, Record, Tally, summarize};
+
+/// Live counters a caller can poll while a run goes on (e.g. for a progress
+/// bar); the load core itself never prints.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Successful requests so far (warm-up included).
+    pub ok: AtomicU64,
+    /// Failed requests so far (warm-up included).
+    pub errors: AtomicU64,
+}
+
+/// Which part of the run an interval belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Warmup,
+    Measure,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Warmup => "warmup",
+            Phase::Measure => "measure",
+        }
+    }
+}
+
+/// One timeline interval. Requests are placed by when their outcome was
+/// known, so a server stall shows as empty intervals followed by one with
+/// high latencies.
+#[derive(Debug, Clone)]
+pub struct TimelineRow {
+    /// Interval start, from the start of the run (warm-up included).
+    pub t_ms: u64,
+    /// Interval length (the last one, and the one ending the warm-up, may be shorter).
+    pub duration_ms: u64,
+    pub phase: Phase,
+    pub counts: OutcomeCounts,
+    /// Successful requests from their scheduled start.
+    pub latency_us: LatencySummary,
+    /// Successful requests from their actual send.
+    pub service_time_us: LatencySummary,
+    pub max_send_lag_us: u64,
+    /// Generator CPU over this interval, percent of one core.
+    pub cpu_percent: f64,
+}
+
+/// What the collector hands back when every worker has finished.
+#[derive(Debug)]
+pub struct Collected {
+    pub warmup: Tally,
+    pub measured: Tally,
+    pub rows: Vec<TimelineRow>,
+    /// Generator CPU time and wall time over the measured intervals.
+    pub measured_cpu: Duration,
+    pub measured_wall: Duration,
+}
+
+#[derive(Debug)]
+pub struct Collector {
+    start: Instant,
+    warmup_end: Instant,
+    interval: Duration,
+    /// Start of the current interval.
+    from: Instant,
+    current: Tally,
+    /// Wall clock and process CPU time when the current interval was opened.
+    opened_at: Instant,
+    cpu_at_open: Duration,
+    done: Collected,
+    live: Option<Arc<Live>>,
+}
+
+impl Collector {
+    pub fn new(
+        start: Instant,
+        warmup: Duration,
+        interval: Duration,
+        live: Option<Arc<Live>>,
+    ) -> Self {
+        Collector {
+            start,
+            warmup_end: start + warmup,
+            interval,
+            from: start,
+            current: Tally::default(),
+            opened_at: Instant::now(),
+            cpu_at_open: cpu::process_time(),
+            done: Collected {
+                warmup: Tally::default(),
+                measured: Tally::default(),
+                rows: Vec::new(),
+                measured_cpu: Duration::ZERO,
+                measured_wall: Duration::ZERO,
+            },
+            live,
+        }
+    }
+
+    /// End of the current interval: the next multiple of the interval length
+    /// from the run start, or the end of the warm-up if that comes first, so
+    /// no interval straddles the two phases.
+    fn interval_end(&self) -> Instant {
+        interval_end(self.start, self.interval, self.warmup_end, self.from)
+    }
+
+    fn phase(&self) -> Phase {
+        if self.from < self.warmup_end {
+            Phase::Warmup
+        } else {
+            Phase::Measure
+        }
+    }
+
+    /// Receives records until every worker has dropped its sender.
+    pub async fn collect(mut self, mut records: mpsc::Receiver<Record>) -> Collected {
+        let tick = sleep_until(self.interval_end().into());
+        tokio::pin!(tick);
+        let mut batch = Vec::with_capacity(256);
+        loop {
+            tokio::select! {
+                n = records.recv_many(&mut batch, 256) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for r in batch.drain(..) {
+                        self.add(&r);
+                    }
+                }
+                () = &mut tick => self.close(self.interval_end()),
+            }
+            // Cheap when the deadline is unchanged; needed after a close.
+            tick.as_mut().reset(self.interval_end().into());
+        }
+        let now = Instant::now();
+        while self.interval_end() <= now {
+            self.close(self.interval_end());
+        }
+        self.close(now.max(self.from));
+        self.done
+    }
+
+    fn add(&mut self, r: &Record) {
+        // Intervals whose end has passed are closed first (the timer may
+        // not have fired yet); a record that arrives after its interval was
+        // closed goes to the current one.
+        while r.done >= self.interval_end() {
+            self.close(self.interval_end());
+        }
+        self.current.record(r);
+        if let Some(live) = &self.live {
+            let counter = if r.outcome == super::stats::Outcome::Ok {
+                &live.ok
+            } else {
+                &live.errors
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Closes the current interval at `until`: one timeline row, merged
+    /// into its phase's totals, then a fresh interval.
+    fn close(&mut self, until: Instant) {
+        let now = Instant::now();
+        let cpu_now = cpu::process_time();
+        let wall = now.saturating_duration_since(self.opened_at);
+        let cpu_used = cpu_now.saturating_sub(self.cpu_at_open);
+        let phase = self.phase();
+        let row = TimelineRow {
+            t_ms: millis(self.from - self.start),
+            duration_ms: millis(until.saturating_duration_since(self.from)),
+            phase,
+            counts: self.current.counts,
+            latency_us: summarize(&self.current.latency_us),
+            service_time_us: summarize(&self.current.service_us),
+            max_send_lag_us: self.current.send_lag_us.max(),
+            cpu_percent: cpu::percent_of_one_core(cpu_used, wall),
+        };
+        self.done.rows.push(row);
+        match phase {
+            Phase::Warmup => self.done.warmup.merge(&self.current),
+            Phase::Measure => {
+                self.done.measured.merge(&self.current);
+                self.done.measured_cpu += cpu_used;
+                self.done.measured_wall += wall;
+            }
+        }
+        self.current.reset();
+        self.from = until;
+        self.opened_at = now;
+        self.cpu_at_open = cpu_now;
+    }
+}
+
+/// See [`Collector::interval_end`]; a pure function for testing.
+fn interval_end(start: Instant, interval: Duration, warmup_end: Instant, from: Instant) -> Instant {
+    let n = (from - start).as_nanos() / interval.as_nanos().max(1) + 1;
+    let boundary = start + interval * u32::try_from(n).unwrap_or(u32::MAX);
+    if from < warmup_end && warmup_end < boundary {
+        warmup_end
+    } else {
+        boundary
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::stats::Outcome;
+
+    #[test]
+    fn intervals_split_at_warmup_end() {
+        let s = Instant::now();
+        let ms = Duration::from_millis;
+        let end = |from| interval_end(s, ms(100), s + ms(250), s + ms(from)) - s;
+        assert_eq!(end(0), ms(100));
+        assert_eq!(end(100), ms(200));
+        assert_eq!(end(200), ms(250));
+        assert_eq!(end(250), ms(300));
+        assert_eq!(end(300), ms(400));
+    }
+
+    #[tokio::test]
+    async fn records_land_in_their_phase_and_interval() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let c = Collector::new(start, ms(100), ms(50), None);
+        let (tx, rx) = mpsc::channel(16);
+        let at = |t: u64, outcome| Record {
+            scheduled: start + ms(t),
+            sent: Some(start + ms(t)),
+            done: start + ms(t + 1),
+            outcome,
+        };
+        for r in [
+            at(10, Outcome::Ok),
+            at(60, Outcome::Refused),
+            at(120, Outcome::Ok),
+            at(130, Outcome::Ok),
+            at(260, Outcome::Status5xx),
+        ] {
+            tx.send(r).await.unwrap();
+        }
+        drop(tx);
+        let done = c.collect(rx).await;
+        assert_eq!(done.warmup.counts.ok(), 1);
+        assert_eq!(done.warmup.counts.get(Outcome::Refused), 1);
+        assert_eq!(done.measured.counts.ok(), 2);
+        assert_eq!(done.measured.counts.get(Outcome::Status5xx), 1);
+        let t: Vec<_> = done
+            .rows
+            .iter()
+            .map(|r| (r.t_ms, r.counts.total()))
+            .collect();
+        assert_eq!(&t[..5], &[(0, 1), (50, 1), (100, 2), (150, 0), (200, 0)]);
+        assert_eq!(t[5], (250, 1));
+        assert_eq!(done.rows[1].phase, Phase::Warmup);
+        assert_eq!(done.rows[2].phase, Phase::Measure);
+    }
+}

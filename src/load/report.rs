@@ -1,0 +1,319 @@
+//! The result of one load run ([`LoadReport`]): one type with units in its
+//! field names, serialised once as the `hostlab load --json` document
+//! (DESIGN.md), plus the generator warnings and the environment it records.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::collector::{Collected, TimelineRow};
+use super::cpu;
+use super::plan::{LoadPlan, Pacing, Stop};
+use super::stats::{LatencySummary, Outcome, OutcomeCounts, Tally, summarize};
+
+/// Version of the JSON document; bump it when a key changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one run measured. The measured phase's figures sit at the top
+/// level (flattened), as DESIGN.md's schema has them.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub schema_version: u32,
+    pub url: String,
+    /// `"closed"` or `"open"`.
+    pub mode: &'static str,
+    pub method: String,
+    pub connections: usize,
+    /// Requested rate (open loop); `null` in closed loop.
+    pub rate_per_sec: Option<f64>,
+    /// Length of the measured phase that `requests_per_sec` divides by.
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub timeout_s: f64,
+    pub interval_ms: u64,
+    /// Wall time of the whole run: warm-up, measured phase and the wait
+    /// for the last outstanding requests.
+    pub elapsed_s: f64,
+    #[serde(flatten)]
+    pub measured: PhaseReport,
+    pub generator: Generator,
+    /// The warm-up on its own (`null` without one); excluded from the totals.
+    pub warmup: Option<PhaseReport>,
+    /// Reasons to distrust the figures, e.g. the generator was the limit.
+    pub warnings: Vec<String>,
+    pub environment: Environment,
+    /// One row per interval (written by `--timeline`, not part of the JSON).
+    #[serde(skip)]
+    pub timeline: Vec<TimelineRow>,
+}
+
+/// Figures of one phase (measured or warm-up).
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    pub requests: Requests,
+    /// Successful requests per second (errors excluded).
+    pub requests_per_sec: f64,
+    /// Successful requests from their scheduled start (open loop: corrected
+    /// for coordinated omission).
+    pub latency_us: LatencySummary,
+    /// Successful requests from their actual send (= `latency_us` in closed loop).
+    pub service_time_us: LatencySummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Requests {
+    pub ok: u64,
+    pub errors: ErrorCounts,
+    /// Every request with an outcome: ok plus all errors.
+    pub total: u64,
+}
+
+/// Failed requests by class (see docs/load.md for the classes).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ErrorCounts {
+    #[serde(rename = "4xx")]
+    pub status_4xx: u64,
+    #[serde(rename = "5xx")]
+    pub status_5xx: u64,
+    pub refused: u64,
+    pub reset: u64,
+    pub timeout: u64,
+    pub io: u64,
+}
+
+impl From<&OutcomeCounts> for ErrorCounts {
+    fn from(c: &OutcomeCounts) -> Self {
+        ErrorCounts {
+            status_4xx: c.get(Outcome::Status4xx),
+            status_5xx: c.get(Outcome::Status5xx),
+            refused: c.get(Outcome::Refused),
+            reset: c.get(Outcome::Reset),
+            timeout: c.get(Outcome::Timeout),
+            io: c.get(Outcome::Io),
+        }
+    }
+}
+
+/// The generator's own load, so a report can tell when it was the limit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generator {
+    /// Process CPU (user + system) over the measured phase, percent of one core.
+    pub cpu_percent: f64,
+    /// CPUs the generator may run on.
+    pub cpus: usize,
+    /// Tokio worker threads.
+    pub worker_threads: usize,
+    /// Largest actual-send minus scheduled-start (0 in closed loop).
+    pub max_send_lag_us: u64,
+    pub send_lag_p99_us: u64,
+}
+
+/// Where and how the run happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Environment {
+    /// CPUs the generator process was allowed to use (its affinity).
+    pub cpus: Vec<usize>,
+    pub kernel: String,
+    pub hostlab_version: &'static str,
+    pub command_line: Vec<String>,
+    pub started_unix_ms: u64,
+}
+
+impl Environment {
+    /// The environment of this process now.
+    pub fn capture(started: SystemTime) -> Self {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .or_else(|_| {
+                nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned())
+            })
+            .unwrap_or_default();
+        Environment {
+            cpus: cpu::allowed(),
+            kernel,
+            hostlab_version: env!("CARGO_PKG_VERSION"),
+            command_line: std::env::args().collect(),
+            started_unix_ms: started
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+}
+
+impl PhaseReport {
+    fn from_tally(t: &Tally, duration: Duration) -> Self {
+        let secs = duration.as_secs_f64();
+        PhaseReport {
+            requests: Requests {
+                ok: t.counts.ok(),
+                errors: ErrorCounts::from(&t.counts),
+                total: t.counts.total(),
+            },
+            requests_per_sec: if secs > 0.0 {
+                t.counts.ok() as f64 / secs
+            } else {
+                0.0
+            },
+            latency_us: summarize(&t.latency_us),
+            service_time_us: summarize(&t.service_us),
+        }
+    }
+}
+
+/// What [`LoadReport::new`] needs besides the plan and the collected data.
+#[derive(Debug)]
+pub struct RunFacts {
+    pub elapsed: Duration,
+    pub worker_threads: usize,
+    pub environment: Environment,
+}
+
+impl LoadReport {
+    pub fn new(plan: &LoadPlan, collected: Collected, facts: RunFacts) -> Self {
+        // A duration stop defines the window; a count stop lasts as long as
+        // the measured intervals did.
+        let duration = match plan.stop {
+            Stop::After(d) => d,
+            Stop::Count(_) => collected.measured_wall,
+        };
+        let generator = Generator {
+            cpu_percent: cpu::percent_of_one_core(collected.measured_cpu, collected.measured_wall),
+            cpus: facts.environment.cpus.len(),
+            worker_threads: facts.worker_threads,
+            max_send_lag_us: collected.measured.send_lag_us.max(),
+            send_lag_p99_us: if collected.measured.send_lag_us.is_empty() {
+                0
+            } else {
+                collected.measured.send_lag_us.value_at_quantile(0.99)
+            },
+        };
+        LoadReport {
+            schema_version: SCHEMA_VERSION,
+            url: plan.target.url.clone(),
+            mode: plan.pacing.mode(),
+            method: plan.method.to_string(),
+            connections: plan.connections,
+            rate_per_sec: plan.pacing.rate_per_sec(),
+            duration_s: duration.as_secs_f64(),
+            warmup_s: plan.warmup.as_secs_f64(),
+            timeout_s: plan.timeout.as_secs_f64(),
+            interval_ms: u64::try_from(plan.interval.as_millis()).unwrap_or(u64::MAX),
+            elapsed_s: facts.elapsed.as_secs_f64(),
+            measured: PhaseReport::from_tally(&collected.measured, duration),
+            warnings: warnings(plan.pacing, &generator),
+            generator,
+            warmup: (!plan.warmup.is_zero())
+                .then(|| PhaseReport::from_tally(&collected.warmup, plan.warmup)),
+            environment: facts.environment,
+            timeline: collected.rows,
+        }
+    }
+}
+
+/// A generator above this share of its CPUs was probably the bottleneck.
+const CPU_BUSY_SHARE: f64 = 0.9;
+/// Open loop: a send-lag p99 above this means the schedule was not kept.
+/// Tokio's timer has 1 ms granularity, so a few ms of lag is the timer and
+/// scheduling noise on a busy machine, not a generator at its limit.
+const LATE_SEND_P99_US: u64 = 10_000;
+
+/// Warnings that the generator, not the server, may have been the limit.
+pub fn warnings(pacing: Pacing, g: &Generator) -> Vec<String> {
+    let mut out = Vec::new();
+    let capacity = 100.0 * g.cpus.max(1) as f64;
+    if g.cpu_percent >= CPU_BUSY_SHARE * capacity {
+        out.push(format!(
+            "the generator used {:.0}% CPU with {} CPU(s) to run on: it, not the server, \
+             may have been the limit; give it more CPUs (--cpus) or check with a second tool",
+            g.cpu_percent, g.cpus
+        ));
+    }
+    if matches!(pacing, Pacing::Fixed { .. }) && g.send_lag_p99_us > LATE_SEND_P99_US {
+        out.push(format!(
+            "requests were sent late (send lag p99 {:.1} ms, max {:.1} ms): the fixed schedule \
+             was not kept, because the server stalled, the connections (-c) were too few for its \
+             latency, or the generator lacked CPU; latency still counts from the scheduled start",
+            g.send_lag_p99_us as f64 / 1e3,
+            g.max_send_lag_us as f64 / 1e3
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generator(cpu_percent: f64, cpus: usize, send_lag_p99_us: u64) -> Generator {
+        Generator {
+            cpu_percent,
+            cpus,
+            worker_threads: cpus,
+            max_send_lag_us: send_lag_p99_us,
+            send_lag_p99_us,
+        }
+    }
+
+    #[test]
+    fn warns_when_the_generator_is_the_limit() {
+        let fixed = Pacing::Fixed { per_sec: 100.0 };
+        assert!(warnings(Pacing::Closed, &generator(40.0, 1, 0)).is_empty());
+        assert_eq!(warnings(Pacing::Closed, &generator(95.0, 1, 0)).len(), 1);
+        assert!(warnings(Pacing::Closed, &generator(95.0, 2, 0)).is_empty());
+        assert!(warnings(fixed, &generator(10.0, 1, 2_000)).is_empty());
+        assert!(warnings(fixed, &generator(10.0, 1, 50_000))[0].contains("sent late"));
+        // Closed loop has no schedule to be late for.
+        assert!(warnings(Pacing::Closed, &generator(10.0, 1, 50_000)).is_empty());
+    }
+
+    #[test]
+    fn json_has_the_contract_keys() {
+        let target = super::super::plan::parse_target("http://127.0.0.1:1/").unwrap();
+        let plan = LoadPlan::new(target);
+        let collected = Collected {
+            warmup: Tally::default(),
+            measured: Tally::default(),
+            rows: Vec::new(),
+            measured_cpu: Duration::ZERO,
+            measured_wall: Duration::from_secs(10),
+        };
+        let report = LoadReport::new(
+            &plan,
+            collected,
+            RunFacts {
+                elapsed: Duration::from_secs(10),
+                worker_threads: 1,
+                environment: Environment::capture(SystemTime::now()),
+            },
+        );
+        let v = serde_json::to_value(&report).unwrap();
+        for key in [
+            "/schema_version",
+            "/url",
+            "/mode",
+            "/connections",
+            "/rate_per_sec",
+            "/duration_s",
+            "/warmup_s",
+            "/requests/ok",
+            "/requests/errors/4xx",
+            "/requests/errors/5xx",
+            "/requests/errors/refused",
+            "/requests/errors/reset",
+            "/requests/errors/timeout",
+            "/requests/errors/io",
+            "/requests_per_sec",
+            "/latency_us/p99_9",
+            "/service_time_us/max",
+            "/generator/cpu_percent",
+            "/generator/max_send_lag_us",
+            "/environment/kernel",
+        ] {
+            assert!(v.pointer(key).is_some(), "missing {key}");
+        }
+        assert_eq!(v["schema_version"], 1);
+        assert_eq!(v["mode"], "closed");
+        assert!(v["rate_per_sec"].is_null());
+    }
+}

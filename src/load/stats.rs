@@ -1,0 +1,287 @@
+//! Outcomes and statistics of requests: the outcome classes, one [`Tally`]
+//! (outcome counts plus HdrHistograms) per timeline interval, merged into
+//! per-phase totals, and percentile extraction. Pure code over plain data.
+//!
+//! Method: HdrHistogram with 3 significant digits (Gil Tene,
+//! <https://github.com/HdrHistogram/HdrHistogram>), one per interval and
+//! merged for totals, so memory does not grow with the run length.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The one outcome every scheduled request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 1xx-3xx response, read to the end.
+    Ok,
+    /// A 4xx response.
+    Status4xx,
+    /// A 5xx response.
+    Status5xx,
+    /// Nothing listens on the target (connection refused).
+    Refused,
+    /// The server reset or closed the connection before the response ended.
+    Reset,
+    /// No full response within the timeout, counted from the scheduled start.
+    Timeout,
+    /// Any other connection or protocol failure.
+    Io,
+}
+
+impl Outcome {
+    /// Every outcome, in the order of [`OutcomeCounts`] and of the reports.
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Ok,
+        Outcome::Status4xx,
+        Outcome::Status5xx,
+        Outcome::Refused,
+        Outcome::Reset,
+        Outcome::Timeout,
+        Outcome::Io,
+    ];
+
+    /// The outcome of a response with this status code.
+    pub fn of_status(status: http::StatusCode) -> Outcome {
+        match status.as_u16() {
+            0..=399 => Outcome::Ok,
+            400..=499 => Outcome::Status4xx,
+            _ => Outcome::Status5xx,
+        }
+    }
+
+    /// The name used in reports (JSON keys, CSV columns).
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Status4xx => "4xx",
+            Outcome::Status5xx => "5xx",
+            Outcome::Refused => "refused",
+            Outcome::Reset => "reset",
+            Outcome::Timeout => "timeout",
+            Outcome::Io => "io",
+        }
+    }
+}
+
+/// What happened to one scheduled request.
+#[derive(Debug, Clone, Copy)]
+pub struct Record {
+    /// When the request was due: its slot on the fixed schedule, or the
+    /// actual send in closed loop (so latency = service time there).
+    pub scheduled: Instant,
+    /// When it was handed to the connection, if it got that far.
+    pub sent: Option<Instant>,
+    /// When its outcome was known.
+    pub done: Instant,
+    pub outcome: Outcome,
+}
+
+/// Request counts by outcome, in [`Outcome::ALL`] order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutcomeCounts([u64; 7]);
+
+impl OutcomeCounts {
+    pub fn add(&mut self, outcome: Outcome) {
+        self.0[outcome as usize] += 1;
+    }
+
+    pub fn get(&self, outcome: Outcome) -> u64 {
+        self.0[outcome as usize]
+    }
+
+    pub fn ok(&self) -> u64 {
+        self.get(Outcome::Ok)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    pub fn merge(&mut self, other: &OutcomeCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+}
+
+/// Largest value a histogram holds (1 hour in microseconds); larger values
+/// are recorded as this, which no timeout lets happen in practice.
+const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, 3).expect("constant bounds are valid")
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Outcome counts and histograms of a set of requests (one interval, or a
+/// phase once intervals are merged). Latencies of failed requests never
+/// enter the histograms.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub counts: OutcomeCounts,
+    /// Successful requests, from the scheduled start (coordinated-omission
+    /// corrected in open loop).
+    pub latency_us: Histogram<u64>,
+    /// Successful requests, from the actual send.
+    pub service_us: Histogram<u64>,
+    /// Every request that was sent: actual send minus scheduled start.
+    pub send_lag_us: Histogram<u64>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            counts: OutcomeCounts::default(),
+            latency_us: new_histogram(),
+            service_us: new_histogram(),
+            send_lag_us: new_histogram(),
+        }
+    }
+}
+
+impl Tally {
+    pub fn record(&mut self, r: &Record) {
+        self.counts.add(r.outcome);
+        if let Some(sent) = r.sent {
+            self.send_lag_us
+                .saturating_record(micros(sent.saturating_duration_since(r.scheduled)));
+            if r.outcome == Outcome::Ok {
+                self.latency_us
+                    .saturating_record(micros(r.done.saturating_duration_since(r.scheduled)));
+                self.service_us
+                    .saturating_record(micros(r.done.saturating_duration_since(sent)));
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        self.counts.merge(&other.counts);
+        // All histograms share the same bounds, so adding cannot fail.
+        for (into, from) in [
+            (&mut self.latency_us, &other.latency_us),
+            (&mut self.service_us, &other.service_us),
+            (&mut self.send_lag_us, &other.send_lag_us),
+        ] {
+            into.add(from).expect("histograms with equal bounds");
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.counts = OutcomeCounts::default();
+        self.latency_us.reset();
+        self.service_us.reset();
+        self.send_lag_us.reset();
+    }
+}
+
+/// Mean, percentiles and maximum of a histogram, in microseconds; all 0
+/// when it is empty (no successful request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub max: u64,
+}
+
+/// Percentiles as HdrHistogram reports them: the highest value equivalent
+/// (within 3 significant digits) to the value at that quantile.
+pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
+    if h.is_empty() {
+        return LatencySummary::default();
+    }
+    LatencySummary {
+        mean: h.mean(),
+        p50: h.value_at_quantile(0.50),
+        p90: h.value_at_quantile(0.90),
+        p99: h.value_at_quantile(0.99),
+        p99_9: h.value_at_quantile(0.999),
+        max: h.max(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(outcome: Outcome, lag_ms: u64, service_ms: u64) -> Record {
+        let scheduled = Instant::now();
+        let sent = scheduled + Duration::from_millis(lag_ms);
+        Record {
+            scheduled,
+            sent: Some(sent),
+            done: sent + Duration::from_millis(service_ms),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn status_classes() {
+        use http::StatusCode;
+        assert_eq!(Outcome::of_status(StatusCode::OK), Outcome::Ok);
+        assert_eq!(Outcome::of_status(StatusCode::FOUND), Outcome::Ok);
+        assert_eq!(
+            Outcome::of_status(StatusCode::NOT_FOUND),
+            Outcome::Status4xx
+        );
+        assert_eq!(
+            Outcome::of_status(StatusCode::SERVICE_UNAVAILABLE),
+            Outcome::Status5xx
+        );
+    }
+
+    #[test]
+    fn errors_stay_out_of_latency() {
+        let mut t = Tally::default();
+        t.record(&record(Outcome::Ok, 0, 2));
+        t.record(&record(Outcome::Status5xx, 0, 900));
+        t.record(&record(Outcome::Timeout, 0, 2000));
+        assert_eq!((t.counts.ok(), t.counts.total()), (1, 3));
+        assert_eq!(t.latency_us.len(), 1);
+        assert!(summarize(&t.latency_us).max < 3_000);
+        // Send lag is known for every sent request, failed or not.
+        assert_eq!(t.send_lag_us.len(), 3);
+    }
+
+    #[test]
+    fn latency_counts_from_schedule_service_from_send() {
+        let mut t = Tally::default();
+        t.record(&record(Outcome::Ok, 500, 1));
+        let lat = summarize(&t.latency_us);
+        let svc = summarize(&t.service_us);
+        assert!((500_000..=502_000).contains(&lat.max), "{lat:?}");
+        assert!((1_000..=1_002).contains(&svc.max), "{svc:?}");
+    }
+
+    #[test]
+    fn merge_and_percentiles() {
+        // 900 fast requests in one interval, 100 slow ones in the next: the
+        // merged p50 is fast, p99 slow, and nothing is lost.
+        let (mut a, mut b) = (Tally::default(), Tally::default());
+        for _ in 0..900 {
+            a.record(&record(Outcome::Ok, 0, 1));
+        }
+        for _ in 0..100 {
+            b.record(&record(Outcome::Ok, 0, 100));
+        }
+        b.record(&record(Outcome::Refused, 0, 0));
+        a.merge(&b);
+        assert_eq!(a.counts.total(), 1001);
+        assert_eq!(a.counts.get(Outcome::Refused), 1);
+        let s = summarize(&a.latency_us);
+        assert!((1_000..=1_001).contains(&s.p50), "{s:?}");
+        assert!((1_000..=1_001).contains(&s.p90), "{s:?}");
+        assert!((100_000..=100_100).contains(&s.p99), "{s:?}");
+        assert!((10_000.0..11_000.0).contains(&s.mean), "{s:?}");
+        b.reset();
+        assert_eq!(b.counts.total(), 0);
+        assert_eq!(summarize(&b.latency_us), LatencySummary::default());
+    }
+}

@@ -31,7 +31,9 @@ use http::{HeaderName, HeaderValue, Method};
 #[allow(unused_imports)]
 pub use collector::{Live, Phase, TimelineRow};
 #[allow(unused_imports)]
-pub use plan::{LoadPlan, Pacing, PlanError, Stop, Target, parse_target};
+pub use cpu::{allowed as allowed_cpus, pin as pin_cpus};
+#[allow(unused_imports)]
+pub use plan::{LoadPlan, Pacing, PlanError, Stop, Target, parse_cpu_list, parse_target};
 #[allow(unused_imports)]
 pub use report::{Environment, ErrorCounts, Generator, LoadReport, PhaseReport, Requests};
 #[allow(unused_imports)]

@@ -45,7 +45,10 @@ fn validation(c: &mut Criterion) {
 }
 
 fn router_in_process(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let workload = runtime.block_on(Workload::start(WorkloadConfig::new("bench"))).unwrap();
     let router = app(workload.clone());
     runtime.block_on(add_books(&router, 100));

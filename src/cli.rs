@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
+use hostlab_hosts::policy::{IdleAction, Policy, StartMode};
 use hostlab_hosts::{Model, ServeOptions};
 use hostlab_workloads::Routing;
 
@@ -48,8 +49,9 @@ pub struct RestArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Hosting model: edge | edge-actix | app (built); proxy | inprocess |
-    /// split | nginx | worker | actors | front (not built yet).
+    /// Hosting model: edge | edge-actix | proxy | inprocess (built), and the
+    /// parts they start: app | worker; split | nginx | actors | front are not
+    /// built yet.
     pub model: Model,
     /// Address to listen on; port 0 picks a free port (shown in the ready line).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -61,37 +63,141 @@ pub struct ServeArgs {
     /// Messages each actor's mailbox holds before requests get 503 `overloaded`.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub mailbox: u32,
-    /// Longest a graceful shutdown waits for in-flight requests (e.g. 10s).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_limit: Duration,
+    /// Longest a graceful shutdown (or a recycled app's drain) waits for
+    /// in-flight requests before the process is stopped anyway [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub shutdown_limit: Option<Duration>,
     /// Persistent event journal (not built yet).
     #[arg(long)]
     pub journal: Option<PathBuf>,
-    /// Admin endpoint address (not built yet).
+    /// Admin endpoint of proxy and inprocess (loopback only): GET /status,
+    /// POST /recycle. Port 0 picks a free port (shown in the ready line).
     #[arg(long)]
     pub admin: Option<SocketAddr>,
-    /// Process policy TOML file (not built yet).
+    /// Process policy TOML file (keys as the flags below, e.g.
+    /// `idle-timeout = "20m"`); flags given on the command line win.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy_flags: PolicyFlags,
+}
+
+/// IIS/ANCM-style process policies of `proxy` and `inprocess` (see docs/policies.md).
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Process policy (proxy, inprocess)")]
+pub struct PolicyFlags {
+    /// `on-demand`: the first request starts the app (IIS default);
+    /// `always-running`: start it before the ready line.
+    #[arg(long, value_parser = ["on-demand", "always-running"])]
+    pub start_mode: Option<String>,
+    /// Paths requested on a new app process before it gets traffic
+    /// (Application Initialization), e.g. /ping,/books.
+    #[arg(long, value_delimiter = ',')]
+    pub warmup: Option<Vec<String>>,
+    /// Idle time before the idle action; 0 = never [default: 20m].
+    #[arg(long, value_parser = parse_duration_or_zero)]
+    pub idle_timeout: Option<Duration>,
+    /// `terminate` (next request cold-starts) or `suspend` (SIGSTOP/SIGCONT).
+    #[arg(long, value_parser = ["terminate", "suspend"])]
+    pub idle_action: Option<String>,
+    /// Periodic recycle; 0 = never [default: 29h].
+    #[arg(long, value_parser = parse_duration_or_zero)]
+    pub recycle_every: Option<Duration>,
+    /// Scheduled recycles, UTC, e.g. 03:00,15:30.
+    #[arg(long, value_delimiter = ',')]
+    pub recycle_at: Option<Vec<hostlab_hosts::policy::TimeOfDay>>,
+    /// Recycle when the app's resident memory exceeds N MiB.
+    #[arg(long)]
+    pub recycle_memory_mb: Option<u64>,
+    /// Recycle after N requests.
+    #[arg(long)]
+    pub recycle_requests: Option<u64>,
+    /// `true`: overlapped recycle (new process first, IIS default);
+    /// `false`: stop the old process, then start the new one.
+    #[arg(long)]
+    pub overlap: Option<bool>,
+    /// Longest a new app process may take to become ready and warm [default: 90s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub startup_limit: Option<Duration>,
+    /// Rapid-fail protection CRASHES/WINDOW [default: 5/5m].
+    #[arg(long)]
+    pub rapid_fail: Option<hostlab_hosts::policy::RapidFail>,
+}
+
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90s, 20m, 29h, or 0)"))
+}
+
+impl PolicyFlags {
+    /// The policy file (or the defaults) with the flags given applied on top.
+    fn apply(self, mut p: Policy, shutdown_limit: Option<Duration>) -> anyhow::Result<Policy> {
+        if let Some(m) = self.start_mode {
+            p.start_mode = if m == "always-running" {
+                StartMode::AlwaysRunning
+            } else {
+                StartMode::OnDemand
+            };
+        }
+        if let Some(w) = self.warmup {
+            p.warmup = w;
+        }
+        if let Some(d) = self.idle_timeout {
+            p.idle_timeout = d;
+        }
+        if let Some(a) = self.idle_action {
+            p.idle_action = if a == "suspend" {
+                IdleAction::Suspend
+            } else {
+                IdleAction::Terminate
+            };
+        }
+        if let Some(d) = self.recycle_every {
+            p.recycle_every = d;
+        }
+        if let Some(t) = self.recycle_at {
+            p.recycle_at = t;
+        }
+        p.recycle_memory_mb = self.recycle_memory_mb.or(p.recycle_memory_mb);
+        p.recycle_requests = self.recycle_requests.or(p.recycle_requests);
+        if let Some(o) = self.overlap {
+            p.overlap = o;
+        }
+        if let Some(d) = self.startup_limit {
+            p.startup_limit = d;
+        }
+        if let Some(d) = shutdown_limit {
+            p.shutdown_limit = d;
+        }
+        if let Some(r) = self.rapid_fail {
+            p.rapid_fail = r;
+        }
+        p.validate()?;
+        Ok(p)
+    }
 }
 
 impl ServeArgs {
-    pub fn into_options(self) -> anyhow::Result<ServeOptions> {
-        for (flag, given) in [
-            ("--journal", self.journal.is_some()),
-            ("--admin", self.admin.is_some()),
-            ("--policy", self.policy.is_some()),
-        ] {
-            if given {
-                bail!("{flag} is not built yet; run without it");
-            }
+    pub fn into_options(self, inherited: Option<std::net::TcpListener>) -> anyhow::Result<ServeOptions> {
+        if self.journal.is_some() {
+            bail!("--journal is not built yet; run without it");
         }
+        let base = match &self.policy {
+            Some(path) => Policy::from_file(path)?,
+            None => Policy::default(),
+        };
+        let policy = self.policy_flags.apply(base, self.shutdown_limit)?;
         Ok(ServeOptions {
             model: self.model,
             listen: self.listen,
             routing: self.routing,
             mailbox: self.mailbox as usize,
-            shutdown_limit: self.shutdown_limit,
+            shutdown_limit: policy.shutdown_limit,
+            policy,
+            admin: self.admin,
+            inherited,
         })
     }
 }

@@ -11,19 +11,24 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A worker of `serve inprocess` inherits its listening socket as fd 3;
+    // take it before anything starts a thread (listenfd edits the environment).
+    let inherited = match hostlab_hosts::take_inherited_listener() {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("hostlab: error: the inherited listening socket (fd 3) is unusable: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let cli = cli::Cli::parse();
     init_logging();
     let result = match cli.command {
-        cli::Command::Serve(args) => args
-            .into_options()
-            .and_then(|o| Ok(hostlab_hosts::serve(o)?)),
+        cli::Command::Serve(args) => args.into_options(inherited).and_then(|o| Ok(hostlab_hosts::serve(o)?)),
         cli::Command::Load(args) => load::main(args),
         cli::Command::Run(args) => run::main(args),
-        cli::Command::Recycle(_) | cli::Command::Report(_) | cli::Command::Compare(_) => {
-            Err(anyhow::anyhow!(
-                "this subcommand is not built yet; see `hostlab --help` and the README for what works today"
-            ))
-        }
+        cli::Command::Recycle(_) | cli::Command::Report(_) | cli::Command::Compare(_) => Err(anyhow::anyhow!(
+            "this subcommand is not built yet; see `hostlab --help` and the README for what works today"
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

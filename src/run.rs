@@ -4,14 +4,7 @@
 use crate::cli::RunArgs;
 
 /// Scenarios of the main job (DESIGN.md, issue "The main job").
-pub const SCENARIOS: [&str; 6] = [
-    "throughput",
-    "latency",
-    "recycle",
-    "coldstart",
-    "state",
-    "routing",
-];
+pub const SCENARIOS: [&str; 6] = ["throughput", "latency", "recycle", "coldstart", "state", "routing"];
 
 pub fn main(_args: RunArgs) -> anyhow::Result<()> {
     anyhow::bail!(

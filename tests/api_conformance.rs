@@ -21,16 +21,10 @@ async fn expect_error(resp: reqwest::Response, status: StatusCode, code: &str) -
         .headers()
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned());
-    assert_eq!(
-        ct.as_deref(),
-        Some("application/json"),
-        "error content type"
-    );
+    assert_eq!(ct.as_deref(), Some("application/json"), "error content type");
     let body: Value = resp.json().await.expect("error body is JSON");
     assert_eq!(body["error"]["code"], code, "error body: {body}");
-    let message = body["error"]["message"]
-        .as_str()
-        .expect("error.message is a string");
+    let message = body["error"]["message"].as_str().expect("error.message is a string");
     assert!(message.len() > 10, "error message says what to do: {body}");
     body
 }
@@ -78,13 +72,18 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(health["status"], "ok");
-        assert_eq!(health["model"], model);
-        assert_eq!(health["pid"], server.pid);
+        // The process that served the request answers: the app behind a front.
+        let (serving_model, same_process) = match model {
+            "proxy" => ("app", false),
+            "inprocess" => ("worker", false),
+            other => (other, true),
+        };
+        assert_eq!(health["model"], serving_model);
+        let pid = health["pid"].as_u64().unwrap() as u32;
+        assert_eq!(pid == server.pid, same_process, "pid {pid} vs front {}", server.pid);
+        assert!(common::process_alive(pid));
         assert!(health["uptime_ms"].is_u64());
-        assert_eq!(
-            health["warm"], true,
-            "warm after /ping was served: {health}"
-        );
+        assert_eq!(health["warm"], true, "warm after /ping was served: {health}");
         server.stop();
     }
 
@@ -107,9 +106,7 @@ mod cases {
         let c = client();
         let resp = c
             .post(server.url("/books"))
-            .json(
-                &json!({"title": "The Dispossessed", "author": "Ursula K. Le Guin", "year": 1974}),
-            )
+            .json(&json!({"title": "The Dispossessed", "author": "Ursula K. Le Guin", "year": 1974}))
             .send()
             .await
             .unwrap();
@@ -129,25 +126,11 @@ mod cases {
             .unwrap();
         assert_eq!(resp.status(), 201, "year is optional");
 
-        let list: Vec<Value> = c
-            .get(server.url("/books"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Vec<Value> = c.get(server.url("/books")).send().await.unwrap().json().await.unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0], book);
 
-        let got: Value = c
-            .get(server.url(&location))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let got: Value = c.get(server.url(&location)).send().await.unwrap().json().await.unwrap();
         assert_eq!(got, book);
 
         let resp = c.delete(server.url(&location)).send().await.unwrap();
@@ -170,14 +153,7 @@ mod cases {
             "not_found",
         )
         .await;
-        let list: Vec<Value> = c
-            .get(server.url("/books"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Vec<Value> = c.get(server.url("/books")).send().await.unwrap().json().await.unwrap();
         assert_eq!(list.len(), 1);
         server.stop();
     }
@@ -190,28 +166,16 @@ mod cases {
         for (body, why) in [
             (json!({"title": "", "author": "A"}), "empty title"),
             (json!({"title": "T", "author": "   "}), "blank author"),
-            (
-                json!({"title": "x".repeat(201), "author": "A"}),
-                "title over 200 chars",
-            ),
+            (json!({"title": "x".repeat(201), "author": "A"}), "title over 200 chars"),
             (
                 json!({"title": "T", "author": "a".repeat(201)}),
                 "author over 200 chars",
             ),
-            (
-                json!({"title": "T", "author": "A", "year": 2101}),
-                "year too late",
-            ),
-            (
-                json!({"title": "T", "author": "A", "year": -3001}),
-                "year too early",
-            ),
+            (json!({"title": "T", "author": "A", "year": 2101}), "year too late"),
+            (json!({"title": "T", "author": "A", "year": -3001}), "year too early"),
             (json!({"title": "T"}), "missing author"),
             (json!({"title": 5, "author": "A"}), "wrong type"),
-            (
-                json!({"title": "T", "author": "A", "isbn": "x"}),
-                "unknown field",
-            ),
+            (json!({"title": "T", "author": "A", "isbn": "x"}), "unknown field"),
             (json!(["T", "A"]), "not an object"),
         ] {
             let resp = post_json(body).await.unwrap();
@@ -259,27 +223,19 @@ mod cases {
             "unsupported_media_type",
         )
         .await;
-        let resp = raw(ok_body, Some("application/json; charset=utf-8"))
-            .await
-            .unwrap();
+        let resp = raw(ok_body, Some("application/json; charset=utf-8")).await.unwrap();
         assert_eq!(resp.status(), 201, "content type parameters are fine");
 
         // Just over 64 KiB, with Content-Length and then streamed (chunked).
-        let big = format!(
-            r#"{{"title":"T","author":"A","pad":"{}"}}"#,
-            "x".repeat(64 * 1024)
-        );
+        let big = format!(r#"{{"title":"T","author":"A","pad":"{}"}}"#, "x".repeat(64 * 1024));
         expect_error(
             raw(big.clone().into_bytes(), json_ct).await.unwrap(),
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
         )
         .await;
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
-            .into_bytes()
-            .chunks(8192)
-            .map(|c| Ok(c.to_vec()))
-            .collect();
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            big.into_bytes().chunks(8192).map(|c| Ok(c.to_vec())).collect();
         let streamed = c
             .post(&url)
             .header("content-type", "application/json")
@@ -322,14 +278,7 @@ mod cases {
             201,
             "a new key is a new book"
         );
-        let list: Vec<Value> = c
-            .get(server.url("/books"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list: Vec<Value> = c.get(server.url("/books")).send().await.unwrap().json().await.unwrap();
         assert_eq!(list.len(), 2);
 
         // Concurrent retries of one key still create one book.
@@ -339,24 +288,9 @@ mod cases {
             .into_iter()
             .map(|r| r.unwrap().status().as_u16())
             .collect();
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 201).count(),
-            1,
-            "{statuses:?}"
-        );
-        assert_eq!(
-            statuses.iter().filter(|s| **s == 200).count(),
-            15,
-            "{statuses:?}"
-        );
-        let stats: Value = c
-            .get(server.url("/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 15, "{statuses:?}");
+        let stats: Value = c.get(server.url("/stats")).send().await.unwrap().json().await.unwrap();
         assert_eq!(stats["books"], 3);
 
         let bad_key = c
@@ -419,17 +353,9 @@ mod cases {
             .map(|i| i["row"].as_u64().unwrap())
             .collect();
         assert_eq!(bad, [1, 2, 3, 4]);
-        assert!(
-            r["invalid"][0]["reason"]
-                .as_str()
-                .unwrap()
-                .contains("four digits")
-        );
+        assert!(r["invalid"][0]["reason"].as_str().unwrap().contains("four digits"));
         assert_eq!(
-            (
-                r["total_debit_cents"].as_i64(),
-                r["total_credit_cents"].as_i64()
-            ),
+            (r["total_debit_cents"].as_i64(), r["total_credit_cents"].as_i64()),
             (Some(100), Some(90))
         );
         assert_eq!(r["balanced"], false);
@@ -451,19 +377,10 @@ mod cases {
         for (task, why) in [
             (balanced_task("too-many", 5002), "over 5,000 rows"),
             (json!({"id": "", "kind": "k", "rows": []}), "empty id"),
-            (
-                json!({"id": "a b", "kind": "k", "rows": []}),
-                "id with a space",
-            ),
-            (
-                json!({"id": "x".repeat(129), "kind": "k", "rows": []}),
-                "id over 128",
-            ),
+            (json!({"id": "a b", "kind": "k", "rows": []}), "id with a space"),
+            (json!({"id": "x".repeat(129), "kind": "k", "rows": []}), "id over 128"),
             (json!({"id": "t", "kind": "", "rows": []}), "empty kind"),
-            (
-                json!({"id": "t", "kind": "k".repeat(65), "rows": []}),
-                "kind over 64",
-            ),
+            (json!({"id": "t", "kind": "k".repeat(65), "rows": []}), "kind over 64"),
             (json!({"id": "t", "kind": "k"}), "missing rows"),
             (
                 json!({"id": "t", "kind": "k", "rows": [{"account": "4000-100", "debit_cents": "5", "credit_cents": 0}]}),
@@ -489,12 +406,7 @@ mod cases {
             .send()
             .await
             .unwrap();
-        expect_error(
-            wrong_type,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-        )
-        .await;
+        expect_error(wrong_type, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
         // The server refuses by Content-Length alone, before the body is sent.
         let (status, body) = head_only_request(&server, "/tasks", 4 * 1024 * 1024 + 1).await;
         assert_eq!(status, 413, "{body}");
@@ -510,15 +422,7 @@ mod cases {
                 let mut actors = Vec::new();
                 for i in 0..40 {
                     let task = json!({"id": format!("task-{i}"), "kind": "k", "rows": [row("4000-100", 1, 0)]});
-                    let r: Value = c
-                        .post(&url)
-                        .json(&task)
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
+                    let r: Value = c.post(&url).json(&task).send().await.unwrap().json().await.unwrap();
                     actors.push(r["actor"].as_u64().unwrap());
                 }
                 actors
@@ -528,10 +432,7 @@ mod cases {
         let first = actors_of(&server).await;
         assert_eq!(actors_of(&server).await, first, "same id, same actor");
         let distinct: std::collections::BTreeSet<_> = first.iter().collect();
-        assert!(
-            distinct.len() >= 8,
-            "40 ids spread over most of 10 actors: {first:?}"
-        );
+        assert!(distinct.len() >= 8, "40 ids spread over most of 10 actors: {first:?}");
         let stats: Value = client()
             .get(server.url("/stats"))
             .send()
@@ -547,11 +448,7 @@ mod cases {
 
         // Another process (a restart, another model) maps ids the same way.
         let again = Server::start(model, &[]);
-        assert_eq!(
-            actors_of(&again).await,
-            first,
-            "routing is stable across processes"
-        );
+        assert_eq!(actors_of(&again).await, first, "routing is stable across processes");
         again.stop();
 
         let grown = Server::start(model, &["--routing", "pool:11"]);
@@ -561,10 +458,7 @@ mod cases {
             .zip(&first)
             .filter(|(a, b)| a != b)
             .count();
-        assert!(
-            moved <= 10,
-            "growing 10 -> 11 actors moves few ids ({moved} of 40)"
-        );
+        assert!(moved <= 10, "growing 10 -> 11 actors moves few ids ({moved} of 40)");
         grown.stop();
     }
 
@@ -574,28 +468,13 @@ mod cases {
         for i in 0..25 {
             let task = json!({"id": format!("job-{}", i % 20), "kind": "k", "rows": [row("4000-100", 1, 0)]});
             assert_eq!(
-                c.post(server.url("/tasks"))
-                    .json(&task)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status(),
+                c.post(server.url("/tasks")).json(&task).send().await.unwrap().status(),
                 200
             );
         }
-        let stats: Value = c
-            .get(server.url("/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats: Value = c.get(server.url("/stats")).send().await.unwrap().json().await.unwrap();
         assert_eq!(stats["actors"]["mode"], "per-task");
-        assert_eq!(
-            stats["actors"]["live"], 20,
-            "one live actor per distinct id: {stats}"
-        );
+        assert_eq!(stats["actors"]["live"], 20, "one live actor per distinct id: {stats}");
         let polled: Value = c
             .get(server.url("/tasks/job-3"))
             .send()
@@ -634,26 +513,11 @@ mod cases {
         assert_eq!(resp.headers()["retry-after"], "1");
         expect_error(resp, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
         assert!(done > 0, "admitted tasks still complete");
-        let stats: Value = c
-            .get(server.url("/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert!(
-            stats["tasks"]["rejected_overloaded"].as_u64().unwrap() > 0,
-            "{stats}"
-        );
+        let stats: Value = c.get(server.url("/stats")).send().await.unwrap().json().await.unwrap();
+        assert!(stats["tasks"]["rejected_overloaded"].as_u64().unwrap() > 0, "{stats}");
         // The server recovers once the burst is over.
         assert_eq!(
-            c.post(server.url("/tasks"))
-                .json(&task)
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            c.post(server.url("/tasks")).json(&task).send().await.unwrap().status(),
             200
         );
         server.stop();
@@ -710,14 +574,7 @@ mod cases {
             .send()
             .await
             .unwrap();
-        let stats: Value = c
-            .get(server.url("/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let stats: Value = c.get(server.url("/stats")).send().await.unwrap().json().await.unwrap();
         assert_eq!(stats["books"], 1);
         assert!(stats["tasks"].is_object());
         assert_eq!(stats["actors"]["mode"], "pool");
@@ -768,11 +625,7 @@ async fn head_only_request(server: &Server, path: &str, content_length: usize) -
     .await;
     assert!(read.is_ok(), "no answer before the body was sent");
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
 }
 
@@ -813,4 +666,6 @@ conformance! {
     edge => "edge",
     edge_actix => "edge-actix",
     app => "app",
+    proxy => "proxy",
+    inprocess => "inprocess",
 }

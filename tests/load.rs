@@ -90,16 +90,12 @@ impl LoadChild {
     }
 
     fn finish(self) -> LoadRun {
-        let out = self
-            .child
-            .wait_with_output()
-            .expect("wait for hostlab load");
+        let out = self.child.wait_with_output().expect("wait for hostlab load");
         let elapsed = self.started.elapsed();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let text = std::fs::read_to_string(&self.json).unwrap_or_else(|e| {
-            panic!("no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}")
-        });
+        let text = std::fs::read_to_string(&self.json)
+            .unwrap_or_else(|e| panic!("no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
         let _ = std::fs::remove_file(&self.json);
         LoadRun {
             status: out.status,
@@ -126,8 +122,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         tokio::time::sleep(Duration::from_secs(1)).await;
         StatusCode::OK
     } else if path == "/check" {
-        let good_head = req.method() == hyper::Method::POST
-            && req.headers().get("x-test").is_some_and(|v| v == "yes");
+        let good_head = req.method() == hyper::Method::POST && req.headers().get("x-test").is_some_and(|v| v == "yes");
         let body = req.into_body().collect().await.map(|b| b.to_bytes());
         if good_head && body.is_ok_and(|b| b == "hello body") {
             StatusCode::OK
@@ -277,16 +272,9 @@ fn cpu_time(pid: i32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // Fields after the command name (which may hold spaces): state is
     // field 3, utime field 14, stime field 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .unwrap()
-        .unwrap() as u64;
+    let per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as u64;
     Duration::from_millis(ticks * 1000 / per_sec)
 }
 
@@ -314,10 +302,7 @@ fn open_loop_keeps_the_requested_rate() {
     assert_eq!(j["mode"], "open");
     assert_eq!(j["rate_per_sec"], 200.0);
     let rate = j["requests_per_sec"].as_f64().unwrap();
-    assert!(
-        (170.0..=230.0).contains(&rate),
-        "achieved {rate} req/s of 200"
-    );
+    assert!((170.0..=230.0).contains(&rate), "achieved {rate} req/s of 200");
     // 2 s at 200/s is 400 requests; each gets exactly one outcome.
     let total = j["requests"]["total"].as_u64().unwrap();
     assert!((340..=460).contains(&total), "{total} requests");
@@ -368,11 +353,7 @@ fn closed_loop_sends_method_headers_body_and_stops_after_n() {
     assert!(run.status.success(), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json["mode"], "closed");
     assert_eq!(run.ok(), 50, "{}", run.stdout);
-    assert_eq!(
-        run.errors("4xx"),
-        0,
-        "server rejected method, header or body"
-    );
+    assert_eq!(run.errors("4xx"), 0, "server rejected method, header or body");
     assert!(run.stdout.contains("req/s"), "{}", run.stdout);
 }
 
@@ -383,10 +364,7 @@ fn http_error_statuses_are_counted_by_class() {
     assert_eq!(run.status.code(), Some(1), "no success is a failed run");
     assert!(run.errors("5xx") > 0);
     assert_eq!(run.ok(), 0);
-    assert_eq!(
-        run.json["requests_per_sec"], 0.0,
-        "errors are not throughput"
-    );
+    assert_eq!(run.json["requests_per_sec"], 0.0, "errors are not throughput");
     assert_eq!(run.us("latency_us", "max"), 0, "errors stay out of latency");
 
     let run = load(&[&server.url("/status/404"), "-c", "2", "-d", "500ms"]);
@@ -398,11 +376,7 @@ fn http_error_statuses_are_counted_by_class() {
 fn nothing_listening_is_refused_without_spinning() {
     let run = load(&[&closed_port_url(), "-c", "2", "-d", "1s"]);
     assert_eq!(run.status.code(), Some(1));
-    assert!(
-        run.stderr.contains("no request succeeded"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("no request succeeded"), "{}", run.stderr);
     let refused = run.errors("refused");
     // Backoff (1 ms doubling to 100 ms) allows ~16 attempts per connection
     // per second; a spinning client would make thousands.
@@ -422,38 +396,18 @@ fn reset_connections_are_counted_as_reset() {
 #[test]
 fn slow_answers_time_out() {
     let server = TestServer::start(Behaviour::Http);
-    let run = load(&[
-        &server.url("/slow"),
-        "-c",
-        "2",
-        "-d",
-        "1s",
-        "--timeout",
-        "200ms",
-    ]);
+    let run = load(&[&server.url("/slow"), "-c", "2", "-d", "1s", "--timeout", "200ms"]);
     assert_eq!(run.status.code(), Some(1));
     assert!(run.errors("timeout") >= 2, "{}", run.stdout);
     assert_eq!(run.ok(), 0);
     // The run ends by itself: duration plus at most one timeout.
-    assert!(
-        run.elapsed < Duration::from_secs(4),
-        "took {:?}",
-        run.elapsed
-    );
+    assert!(run.elapsed < Duration::from_secs(4), "took {:?}", run.elapsed);
 }
 
 #[test]
 fn outage_mid_run_backs_off_and_recovers() {
     let mut server = TestServer::start(Behaviour::Http);
-    let child = spawn_load(&[
-        &server.url("/"),
-        "-c",
-        "8",
-        "-d",
-        "4s",
-        "--timeout",
-        "500ms",
-    ]);
+    let child = spawn_load(&[&server.url("/"), "-c", "8", "-d", "4s", "--timeout", "500ms"]);
     std::thread::sleep(Duration::from_secs(1));
     server.stop();
     // Measure the generator's CPU over most of the 1.5 s outage.
@@ -476,11 +430,7 @@ fn outage_mid_run_backs_off_and_recovers() {
     assert!(run.errors("refused") > 0, "{}", run.stdout);
     assert!(run.ok() > 0);
     // 4 s of load, then at most one 500 ms timeout, plus process start.
-    assert!(
-        run.elapsed < Duration::from_secs(7),
-        "took {:?}",
-        run.elapsed
-    );
+    assert!(run.elapsed < Duration::from_secs(7), "took {:?}", run.elapsed);
 }
 
 /// Gil Tene's "^Z test": stop the server for part of a fixed-rate run. A
@@ -507,18 +457,12 @@ fn stopped_server_shows_in_corrected_latency() {
     let p90 = run.us("latency_us", "p90");
     let service_p90 = run.us("service_time_us", "p90");
     let report = format!("pause {pause_us} us\n{}", run.stdout);
-    assert!(
-        max * 10 >= pause_us * 7,
-        "max {max} us below 0.7 x pause; {report}"
-    );
+    assert!(max * 10 >= pause_us * 7, "max {max} us below 0.7 x pause; {report}");
     assert!(p99 * 10 >= pause_us * 6, "p99 {p99} us; {report}");
     // A third of the run was paused, so ~30% of requests waited over
     // 0.7 x pause: p90 is far above anything uncorrected.
     assert!(p90 * 10 >= pause_us * 3, "p90 {p90} us; {report}");
-    assert!(
-        service_p90 * 5 < p90,
-        "service p90 {service_p90} us; {report}"
-    );
+    assert!(service_p90 * 5 < p90, "service p90 {service_p90} us; {report}");
     assert!(run.json["generator"]["max_send_lag_us"].as_u64().unwrap() > 0);
 }
 
@@ -532,11 +476,7 @@ fn bad_arguments_exit_2() {
         vec!["https://127.0.0.1:1/"],
         vec!["http://127.0.0.1:1/", "-d", "ten seconds"],
     ] {
-        let out = Command::new(HOSTLAB)
-            .arg("load")
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = Command::new(HOSTLAB).arg("load").args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("invalid value"), "{args:?}: {stderr}");
@@ -546,13 +486,7 @@ fn bad_arguments_exit_2() {
 #[test]
 fn unresolvable_host_fails_with_exit_1() {
     let out = Command::new(HOSTLAB)
-        .args([
-            "load",
-            "http://nonexistent.invalid/",
-            "-d",
-            "100ms",
-            "--no-progress",
-        ])
+        .args(["load", "http://nonexistent.invalid/", "-d", "100ms", "--no-progress"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -16,9 +16,7 @@ use crate::{ServeError, ServeOptions, announce_ready, bind_std, signals};
 use hostlab_workloads::{MAX_REQUEST_BODY_BYTES, Workload, app};
 
 pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
-    let actors = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let actors = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let workload = actors.block_on(Workload::start(options.workload_config()))?;
     let router = app(workload.clone());
     let listener = bind_std(options.listen)?;
@@ -44,7 +42,7 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
             handle.stop(true).await;
         });
         signals::ignore_recycle_signal(model.name());
-        announce_ready(model, addr);
+        announce_ready(model, addr, None);
         server.await
     })?;
     workload.stop();
@@ -53,11 +51,7 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
 }
 
 /// The adapter: actix request in, axum router call, actix response out.
-async fn forward(
-    req: HttpRequest,
-    mut payload: web::Payload,
-    router: web::Data<axum::Router>,
-) -> HttpResponse {
+async fn forward(req: HttpRequest, mut payload: web::Payload, router: web::Data<axum::Router>) -> HttpResponse {
     // Read at most one byte past the largest body any route accepts: the
     // router then answers 413 itself, with the same error body as `edge`. A
     // body declared larger than that is not read at all: the router refuses

@@ -8,9 +8,7 @@ use axum::serve::ListenerExt;
 use hostlab_workloads::{Workload, app};
 
 pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let workload = Workload::start(options.workload_config()).await?;
         let listener = TcpListener::from_std(bind_std(options.listen)?)?;
@@ -32,7 +30,7 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
                 let _ = stopping.wait_for(|s| *s).await;
             })
             .into_future();
-        announce_ready(options.model, addr);
+        announce_ready(options.model, addr, None);
         drain_within(server, stop_rx, options.shutdown_limit).await;
         workload.stop();
         Ok(())

@@ -1,11 +1,21 @@
 //! hostlab's hosting models. Each model serves the workload's one router
 //! ([`hostlab_workloads::app`]); models differ only in how a request reaches
-//! it. This crate holds the models built so far (`edge`, `edge-actix`, and
-//! `app`, which is `edge` under the name the proxy models start it by) and
-//! the process plumbing they share: the ready line and shutdown signals.
+//! it: `edge` and `edge-actix` face clients directly (`app` is `edge` under
+//! the name `proxy` starts it by), `proxy` forwards over loopback HTTP to an
+//! app process it manages, and `inprocess` runs the router inside worker
+//! processes that share the front's socket. The process plumbing they share
+//! (ready line, signals, front pipeline, process manager, policies, admin
+//! endpoint) lives here too.
 
 mod actix;
+pub mod admin;
+pub mod child;
 mod edge;
+pub mod front;
+mod inprocess;
+pub mod manager;
+pub mod policy;
+mod proxy;
 pub mod signals;
 
 use std::net::SocketAddr;
@@ -59,7 +69,10 @@ impl Model {
 
     /// Whether `hostlab serve` can run this model yet.
     pub fn is_built(self) -> bool {
-        matches!(self, Model::Edge | Model::EdgeActix | Model::App)
+        matches!(
+            self,
+            Model::Edge | Model::EdgeActix | Model::App | Model::Proxy | Model::Inprocess | Model::Worker
+        )
     }
 }
 
@@ -72,18 +85,15 @@ impl std::fmt::Display for Model {
 impl std::str::FromStr for Model {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Model::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
-                format!("unknown model `{s}`; use one of: {}", names.join(", "))
-            })
+        Model::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
+            format!("unknown model `{s}`; use one of: {}", names.join(", "))
+        })
     }
 }
 
 /// What `hostlab serve` was asked to run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ServeOptions {
     pub model: Model,
     /// Address to listen on; port 0 picks a free port (the ready line shows it).
@@ -93,9 +103,37 @@ pub struct ServeOptions {
     pub mailbox: usize,
     /// Longest a graceful shutdown waits for in-flight requests before exiting anyway.
     pub shutdown_limit: Duration,
+    /// Process policy of the front models (ignored by `edge`).
+    pub policy: policy::Policy,
+    /// Admin endpoint of the front models (loopback only).
+    pub admin: Option<SocketAddr>,
+    /// The listening socket a worker inherited as fd 3, taken from the
+    /// environment before any thread started (see [`take_inherited_listener`]).
+    pub inherited: Option<std::net::TcpListener>,
 }
 
 impl ServeOptions {
+    /// Arguments for a child `hostlab serve <model>` carrying this process's
+    /// workload settings (and, for workers, the policies they enforce).
+    fn child_args(&self, model: &str) -> Vec<String> {
+        let mut args: Vec<String> = ["serve", model, "--listen", "127.0.0.1:0"].map(String::from).into();
+        args.extend(["--routing".into(), self.routing.to_string()]);
+        args.extend(["--mailbox".into(), self.mailbox.to_string()]);
+        let limit = humantime::format_duration(self.policy.shutdown_limit).to_string();
+        args.extend(["--shutdown-limit".into(), limit]);
+        if model == "worker" {
+            let idle = humantime::format_duration(self.policy.idle_timeout).to_string();
+            args.extend([
+                "--idle-timeout".into(),
+                if idle.is_empty() { "0s".into() } else { idle },
+            ]);
+            if let Some(n) = self.policy.recycle_requests {
+                args.extend(["--recycle-requests".into(), n.to_string()]);
+            }
+        }
+        args
+    }
+
     fn workload_config(&self) -> WorkloadConfig {
         let mut config = WorkloadConfig::new(self.model.name());
         config.routing = self.routing;
@@ -107,15 +145,16 @@ impl ServeOptions {
 /// Errors `hostlab serve` reports before it is ready.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("model `{0}` is not built yet; models available now: edge, edge-actix, app")]
+    #[error("model `{0}` is not built yet; models available now: edge, edge-actix, app, proxy, inprocess")]
     NotBuilt(Model),
     #[error(
-        "cannot listen on {addr}: {source}; pick a free port, or port 0 to let the system choose"
+        "`hostlab serve worker` runs under `hostlab serve inprocess`, which hands it the listening socket; start `inprocess` instead"
     )]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    NoInheritedSocket,
+    #[error("the admin endpoint must listen on a loopback address (127.0.0.1 or ::1), not {0}")]
+    AdminNotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source}; pick a free port, or port 0 to let the system choose")]
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Workload(#[from] hostlab_workloads::StartError),
     #[error("server failed: {0}")]
@@ -127,26 +166,36 @@ pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
     match options.model {
         Model::Edge | Model::App => edge::serve(&options),
         Model::EdgeActix => actix::serve(&options),
+        Model::Proxy => proxy::serve(options),
+        Model::Inprocess => inprocess::serve(options),
+        Model::Worker => inprocess::serve_worker(options),
         other => Err(ServeError::NotBuilt(other)),
     }
 }
 
 /// Print the one ready line (DESIGN.md) on stdout and flush it, so a parent
 /// reading our stdout through a pipe sees it at once.
-pub fn announce_ready(model: Model, addr: SocketAddr) {
+pub fn announce_ready(model: Model, addr: SocketAddr, admin: Option<SocketAddr>) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "hostlab ready model={model} url=http://{addr} pid={}",
-        std::process::id()
-    );
+    let admin = admin.map(|a| format!(" admin=http://{a}")).unwrap_or_default();
+    let pid = std::process::id();
+    let _ = writeln!(out, "hostlab ready model={model} url=http://{addr} pid={pid}{admin}");
     let _ = out.flush();
 }
 
+/// Take the listening socket passed as fd 3 by `hostlab serve inprocess`
+/// (`LISTEN_FDS=1`), if any. Call first thing in `main`, before any thread
+/// starts: listenfd edits the environment.
+pub fn take_inherited_listener() -> std::io::Result<Option<std::net::TcpListener>> {
+    if std::env::var_os("LISTEN_FDS").is_none() {
+        return Ok(None);
+    }
+    listenfd::ListenFd::from_env().take_tcp_listener(0)
+}
+
 fn bind_std(addr: SocketAddr) -> Result<std::net::TcpListener, ServeError> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }

@@ -33,3 +33,15 @@ pub fn ignore_recycle_signal(model: &'static str) {
         }
     });
 }
+
+/// Recycle the managed app on every SIGHUP (an overlapped recycle unless the
+/// policy says `overlap = false`).
+pub fn recycle_on_sighup(manager: crate::manager::Manager) {
+    let mut hup = signal(SignalKind::hangup()).expect("a tokio runtime with signal support");
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: recycling the app");
+            manager.recycle_in_background(crate::manager::RecycleReason::Signal);
+        }
+    });
+}

@@ -142,9 +142,7 @@ fn classify_hyper(e: &hyper::Error) -> Outcome {
 type Sender = SendRequest<Full<Bytes>>;
 
 async fn connect(addr: SocketAddr) -> Result<Sender, Outcome> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| classify_io(&e))?;
+    let stream = TcpStream::connect(addr).await.map_err(|e| classify_io(&e))?;
     // Requests are small and latency matters: no Nagle delay.
     stream.set_nodelay(true).map_err(|e| classify_io(&e))?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -181,10 +179,7 @@ pub async fn worker(schedule: Arc<Schedule>, records: mpsc::Sender<Record>) {
             Ok(Err(outcome)) => outcome,
             Err(_elapsed) => Outcome::Timeout,
         };
-        if matches!(
-            outcome,
-            Outcome::Ok | Outcome::Status4xx | Outcome::Status5xx
-        ) {
+        if matches!(outcome, Outcome::Ok | Outcome::Status4xx | Outcome::Status5xx) {
             backoff.succeeded();
         } else {
             // The connection's state is unknown after a failure: start afresh.
@@ -236,18 +231,11 @@ async fn exchange(
         .map_err(|_| Outcome::Io)?;
     *request.headers_mut() = plan.headers.clone();
     *sent = Some(Instant::now());
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| classify_hyper(&e))?;
+    let response = sender.send_request(request).await.map_err(|e| classify_hyper(&e))?;
     let outcome = Outcome::of_status(response.status());
     // Read the body to the end: the response is complete only then, and the
     // connection can carry the next request.
-    response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| classify_hyper(&e))?;
+    response.into_body().collect().await.map_err(|e| classify_hyper(&e))?;
     Ok(outcome)
 }
 

@@ -87,12 +87,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(
-        start: Instant,
-        warmup: Duration,
-        interval: Duration,
-        live: Option<Arc<Live>>,
-    ) -> Self {
+    pub fn new(start: Instant, warmup: Duration, interval: Duration, live: Option<Arc<Live>>) -> Self {
         Collector {
             start,
             warmup_end: start + warmup,
@@ -266,11 +261,7 @@ mod tests {
         assert_eq!(done.warmup.counts.get(Outcome::Refused), 1);
         assert_eq!(done.measured.counts.ok(), 2);
         assert_eq!(done.measured.counts.get(Outcome::Status5xx), 1);
-        let t: Vec<_> = done
-            .rows
-            .iter()
-            .map(|r| (r.t_ms, r.counts.total()))
-            .collect();
+        let t: Vec<_> = done.rows.iter().map(|r| (r.t_ms, r.counts.total())).collect();
         assert_eq!(&t[..5], &[(0, 1), (50, 1), (100, 2), (150, 0), (200, 0)]);
         assert_eq!(t[5], (250, 1));
         assert_eq!(done.rows[1].phase, Phase::Warmup);

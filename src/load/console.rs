@@ -16,8 +16,7 @@ use super::stats::LatencySummary;
 /// A bar over the planned run time (warm-up + duration), drawn on stderr.
 pub fn progress_bar(planned: Duration) -> ProgressBar {
     let bar = ProgressBar::new(planned.as_millis() as u64);
-    let style = ProgressStyle::with_template("{spinner} [{elapsed}] {wide_bar} {msg}")
-        .expect("constant template");
+    let style = ProgressStyle::with_template("{spinner} [{elapsed}] {wide_bar} {msg}").expect("constant template");
     bar.set_style(style);
     bar
 }

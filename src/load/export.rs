@@ -91,12 +91,7 @@ mod tests {
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].split(',').count(), lines[1].split(',').count());
-        assert!(
-            lines[0].starts_with("t_ms,duration_ms,phase,ok,4xx,5xx,refused,reset,timeout,io,")
-        );
-        assert_eq!(
-            lines[1],
-            "100,100,measure,1,0,0,0,0,1,0,10.0,7,0,0,0,0,0,3,12.3"
-        );
+        assert!(lines[0].starts_with("t_ms,duration_ms,phase,ok,4xx,5xx,refused,reset,timeout,io,"));
+        assert_eq!(lines[1], "100,100,measure,1,0,0,0,0,1,0,10.0,7,0,0,0,0,0,3,12.3");
     }
 }

@@ -166,9 +166,7 @@ pub fn main(args: LoadArgs) -> anyhow::Result<()> {
     let report = runtime.block_on(async {
         let live = Arc::new(Live::default());
         let bar = show_progress.then(|| console::progress_bar(plan.warmup + args.duration));
-        let follower = bar
-            .clone()
-            .map(|bar| tokio::spawn(console::follow(bar, live.clone())));
+        let follower = bar.clone().map(|bar| tokio::spawn(console::follow(bar, live.clone())));
         let report = run(&plan, Some(live)).await;
         if let Some(f) = follower {
             f.abort();

@@ -142,10 +142,7 @@ pub enum PlanError {
     #[error("bad header {header:?}: {reason}; write it like -H 'Name: value'")]
     Header { header: String, reason: String },
     #[error("cannot read body file {path}: {source}; check the path after @")]
-    BodyFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    BodyFile { path: PathBuf, source: std::io::Error },
     #[error("bad CPU list {list:?}: {reason}; write it like 0 or 0,2-3")]
     CpuList { list: String, reason: String },
     #[error("bad method {method:?}: a method is a token such as GET or POST")]
@@ -160,9 +157,7 @@ pub fn parse_target(url: &str) -> Result<Target, PlanError> {
         url: url.to_string(),
         reason: reason.to_string(),
     };
-    let uri: Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+    let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => return Err(bad("https is not supported (plain HTTP/1.1 only)")),
@@ -170,10 +165,7 @@ pub fn parse_target(url: &str) -> Result<Target, PlanError> {
         None => return Err(bad("the scheme is missing")),
     }
     let authority = uri.authority().ok_or_else(|| bad("the host is missing"))?;
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(bad("the host is missing"));
     }
@@ -187,8 +179,7 @@ pub fn parse_target(url: &str) -> Result<Target, PlanError> {
         host: host.to_string(),
         port: authority.port_u16().unwrap_or(80),
         path_and_query: path_and_query.to_string(),
-        host_header: HeaderValue::from_str(authority.as_str())
-            .map_err(|_| bad("the host cannot be a Host header"))?,
+        host_header: HeaderValue::from_str(authority.as_str()).map_err(|_| bad("the host cannot be a Host header"))?,
     })
 }
 
@@ -201,8 +192,8 @@ pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), PlanError> 
     let (name, value) = text.split_once(':').ok_or_else(|| bad("no ':'"))?;
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|_| bad("the name is empty or not a valid header name"))?;
-    let value = HeaderValue::from_str(value.trim())
-        .map_err(|_| bad("the value has characters a header cannot carry"))?;
+    let value =
+        HeaderValue::from_str(value.trim()).map_err(|_| bad("the value has characters a header cannot carry"))?;
     Ok((name, value))
 }
 
@@ -230,9 +221,7 @@ pub fn parse_method(text: &str) -> Result<Method, PlanError> {
 pub fn parse_rate(text: &str) -> Result<f64, PlanError> {
     match text.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
-        _ => Err(PlanError::Rate {
-            rate: text.to_string(),
-        }),
+        _ => Err(PlanError::Rate { rate: text.to_string() }),
     }
 }
 

@@ -124,9 +124,7 @@ impl Environment {
     pub fn capture(started: SystemTime) -> Self {
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
-            .or_else(|_| {
-                nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned())
-            })
+            .or_else(|_| nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()))
             .unwrap_or_default();
         Environment {
             cpus: cpu::allowed(),
@@ -150,11 +148,7 @@ impl PhaseReport {
                 errors: ErrorCounts::from(&t.counts),
                 total: t.counts.total(),
             },
-            requests_per_sec: if secs > 0.0 {
-                t.counts.ok() as f64 / secs
-            } else {
-                0.0
-            },
+            requests_per_sec: if secs > 0.0 { t.counts.ok() as f64 / secs } else { 0.0 },
             latency_us: summarize(&t.latency_us),
             service_time_us: summarize(&t.service_us),
         }
@@ -203,8 +197,7 @@ impl LoadReport {
             measured: PhaseReport::from_tally(&collected.measured, duration),
             warnings: warnings(plan.pacing, &generator),
             generator,
-            warmup: (!plan.warmup.is_zero())
-                .then(|| PhaseReport::from_tally(&collected.warmup, plan.warmup)),
+            warmup: (!plan.warmup.is_zero()).then(|| PhaseReport::from_tally(&collected.warmup, plan.warmup)),
             environment: facts.environment,
             timeline: collected.rows,
         }

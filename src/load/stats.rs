@@ -227,14 +227,8 @@ mod tests {
         use http::StatusCode;
         assert_eq!(Outcome::of_status(StatusCode::OK), Outcome::Ok);
         assert_eq!(Outcome::of_status(StatusCode::FOUND), Outcome::Ok);
-        assert_eq!(
-            Outcome::of_status(StatusCode::NOT_FOUND),
-            Outcome::Status4xx
-        );
-        assert_eq!(
-            Outcome::of_status(StatusCode::SERVICE_UNAVAILABLE),
-            Outcome::Status5xx
-        );
+        assert_eq!(Outcome::of_status(StatusCode::NOT_FOUND), Outcome::Status4xx);
+        assert_eq!(Outcome::of_status(StatusCode::SERVICE_UNAVAILABLE), Outcome::Status5xx);
     }
 
     #[test]

@@ -25,9 +25,7 @@ pub fn hostlab() -> Command {
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     #[allow(unsafe_code)]
     unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-        });
+        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
     }
     cmd
 }
@@ -143,10 +141,7 @@ pub fn parse_ready_line(line: &str, model: &str) -> (String, u32) {
         Some(format!("model={model}").as_str()),
         "ready line: {line}"
     );
-    let url = fields
-        .next()
-        .and_then(|f| f.strip_prefix("url="))
-        .expect("url= field");
+    let url = fields.next().and_then(|f| f.strip_prefix("url=")).expect("url= field");
     assert!(url.starts_with("http://127.0.0.1:"), "ready line: {line}");
     let pid = fields
         .next()
@@ -159,12 +154,7 @@ pub fn parse_ready_line(line: &str, model: &str) -> (String, u32) {
 /// Whether a process with this pid still exists (zombies count as gone).
 pub fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
         Err(_) => false,
     }
 }

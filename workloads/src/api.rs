@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -66,11 +67,7 @@ impl ApiError {
     }
 
     fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} does not exist"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} does not exist"))
     }
 
     fn validation(message: impl Into<String>) -> Self {
@@ -117,9 +114,7 @@ impl IntoResponse for ApiError {
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after_s {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         response
     }
@@ -130,9 +125,7 @@ impl IntoResponse for ApiError {
 /// of the wrong shape (missing or unknown fields, wrong types).
 pub struct JsonBody<T, const LIMIT: usize>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S>
-    for JsonBody<T, LIMIT>
-{
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
@@ -147,52 +140,57 @@ impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S>
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > LIMIT as u64) {
+        let mut body = req.into_body();
+        if let Some(n) = declared
+            && n > LIMIT as u64
+        {
+            // Read (and drop) a moderately oversize body so the client, still
+            // sending it, is not reset before it reads the 413; a huge one is
+            // refused at once and its connection closed.
+            if n <= (LIMIT + OVERSIZE_DISCARD_BYTES) as u64 {
+                discard(&mut body, OVERSIZE_DISCARD_BYTES).await;
+            }
             return Err(ApiError::too_large(LIMIT));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), LIMIT)
-            .await
-            .map_err(|e| {
-                if is_length_limit(&e) {
-                    ApiError::too_large(LIMIT)
-                } else {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_body",
-                        format!("could not read the body: {e}"),
-                    )
-                }
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("could not read the body: {e}"))
             })?;
+            let Ok(data) = frame.into_data() else { continue };
+            if bytes.len() + data.len() > LIMIT {
+                discard(&mut body, OVERSIZE_DISCARD_BYTES).await;
+                return Err(ApiError::too_large(LIMIT));
+            }
+            bytes.extend_from_slice(&data);
+        }
+        let bytes = bytes.freeze();
         parse_json(&bytes).map(JsonBody)
     }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(ct) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
+/// How much of an oversize body is read and dropped before the 413 goes out.
+const OVERSIZE_DISCARD_BYTES: usize = 1024 * 1024;
+
+/// Read and drop up to `max` more bytes of `body`, for at most a second.
+async fn discard(body: &mut Body, max: usize) {
+    let mut seen = 0;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while seen <= max
+            && let Some(Ok(frame)) = body.frame().await
+        {
+            seen += frame.data_ref().map_or(0, |d| d.len());
         }
-        source = err.source();
-    }
-    false
+    })
+    .await;
 }
 
 /// Parse a JSON object body. Syntax errors (and invalid UTF-8) are 400
@@ -212,9 +210,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
         return Err(ApiError::validation("the body must be a JSON object"));
     }
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::validation(format!("the JSON has the wrong shape: {e}"))
-        }
+        serde_json::error::Category::Data => ApiError::validation(format!("the JSON has the wrong shape: {e}")),
         _ => invalid(e),
     })
 }
@@ -248,15 +244,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_BYTES => {
-            Ok(Some(key.to_owned()))
-        }
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_BYTES => Ok(Some(key.to_owned())),
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_idempotency_key",
-            format!(
-                "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"
-            ),
+            format!("`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"),
         )),
     }
 }
@@ -299,28 +291,20 @@ async fn add_book(
             ));
         }
     };
-    let location =
-        HeaderValue::from_str(&format!("/books/{}", book.id)).expect("digits are a valid header");
+    let location = HeaderValue::from_str(&format!("/books/{}", book.id)).expect("digits are a valid header");
     Ok((status, [(header::LOCATION, location)], axum::Json(&*book)).into_response())
 }
 
 async fn list_books(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let books = state
-        .books
-        .ask(BookCmd::List, state.config.ask_timeout)
-        .await?;
+    let books = state.books.ask(BookCmd::List, state.config.ask_timeout).await?;
     Ok(axum::Json(books).into_response())
 }
 
 fn book_id(raw: &str) -> Result<u64, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::not_found(&format!("book `{raw}`")))
+    raw.parse().map_err(|_| ApiError::not_found(&format!("book `{raw}`")))
 }
 
-async fn get_book(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<Response, ApiError> {
+async fn get_book(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = book_id(&raw)?;
     match state
         .books
@@ -332,10 +316,7 @@ async fn get_book(
     }
 }
 
-async fn delete_book(
-    State(state): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_book(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
     let id = book_id(&raw)?;
     if state
         .books
@@ -354,26 +335,18 @@ async fn run_task(
 ) -> Result<Response, ApiError> {
     task.validate().map_err(ApiError::validation)?;
     let mailbox = state.tasks.route(&task.id);
-    let outcome = mailbox
-        .ask(|r| TaskCmd::Run(task, r), state.config.ask_timeout)
-        .await;
+    let outcome = mailbox.ask(|r| TaskCmd::Run(task, r), state.config.ask_timeout).await;
     match outcome {
         Ok(Ok(record)) => Ok(axum::Json(record).into_response()),
         Ok(Err(limit)) => Err(ApiError::overloaded(limit.to_string())),
         Err(e) => {
-            state
-                .task_counters
-                .rejected_overloaded
-                .fetch_add(1, Ordering::Relaxed);
+            state.task_counters.rejected_overloaded.fetch_add(1, Ordering::Relaxed);
             Err(e.into())
         }
     }
 }
 
-async fn get_task(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     if !valid_task_id(&id) {
         return Err(ApiError::not_found(&format!("task `{id}`")));
     }
@@ -388,10 +361,7 @@ async fn get_task(
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let books = state
-        .books
-        .ask(BookCmd::Count, state.config.ask_timeout)
-        .await?;
+    let books = state.books.ask(BookCmd::Count, state.config.ask_timeout).await?;
     let c = &state.task_counters;
     let mode = match state.config.routing {
         Routing::Pool(_) => "pool",
@@ -426,12 +396,7 @@ fn rss_bytes() -> Option<u64> {
 fn page_size() -> u64 {
     use nix::unistd::{SysconfVar, sysconf};
     static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *PAGE.get_or_init(|| {
-        sysconf(SysconfVar::PAGE_SIZE)
-            .ok()
-            .flatten()
-            .map_or(4096, |n| n as u64)
-    })
+    *PAGE.get_or_init(|| sysconf(SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |n| n as u64))
 }
 
 async fn not_found(req: Request<Body>) -> ApiError {

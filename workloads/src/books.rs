@@ -76,9 +76,7 @@ pub enum Added {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddError {
-    #[error(
-        "this Idempotency-Key was already used for a different book; use a new key for a new book"
-    )]
+    #[error("this Idempotency-Key was already used for a different book; use a new key for a new book")]
     IdempotencyConflict,
     #[error("the store holds its maximum of {0} books; delete some first")]
     Full(usize),
@@ -259,10 +257,7 @@ mod tests {
     fn same_key_other_book_is_a_conflict() {
         let mut s = BookStoreState::new(BookStoreLimits::default());
         s.add(book("A"), Some("k1".into())).unwrap();
-        assert_eq!(
-            s.add(book("B"), Some("k1".into())),
-            Err(AddError::IdempotencyConflict)
-        );
+        assert_eq!(s.add(book("B"), Some("k1".into())), Err(AddError::IdempotencyConflict));
         assert_eq!(s.books.len(), 1);
     }
 
@@ -278,10 +273,7 @@ mod tests {
         }
         assert_eq!(s.keys.len(), 2);
         assert!(!s.keys.contains_key("k1"));
-        assert!(matches!(
-            s.add(book("k3"), Some("k3".into())),
-            Ok(Added::Replayed(_))
-        ));
+        assert!(matches!(s.add(book("k3"), Some("k3".into())), Ok(Added::Replayed(_))));
     }
 
     #[test]
@@ -298,12 +290,7 @@ mod tests {
     fn validation_names_the_field() {
         assert!(book("A").validate().is_ok());
         assert!(book("  ").validate().unwrap_err().contains("title"));
-        assert!(
-            book(&"x".repeat(201))
-                .validate()
-                .unwrap_err()
-                .contains("200")
-        );
+        assert!(book(&"x".repeat(201)).validate().unwrap_err().contains("200"));
         assert!(
             book(&"é".repeat(200)).validate().is_ok(),
             "limit counts characters, not bytes"

@@ -73,13 +73,7 @@ impl Workload {
     pub async fn start(config: WorkloadConfig) -> Result<AppState, StartError> {
         let (store, _) = ractor::Actor::spawn(None, BookStore, config.books).await?;
         let task_counters = Arc::new(TaskCounters::default());
-        let tasks = TaskRouter::start(
-            config.routing,
-            config.mailbox,
-            config.tasks,
-            task_counters.clone(),
-        )
-        .await?;
+        let tasks = TaskRouter::start(config.routing, config.mailbox, config.tasks, task_counters.clone()).await?;
         Ok(Arc::new(Workload {
             books: Bounded::new(store, config.mailbox),
             tasks,

@@ -78,13 +78,9 @@ impl<C: Send + 'static> Bounded<C> {
         build: impl FnOnce(RpcReplyPort<R>) -> C,
         timeout: Duration,
     ) -> Result<R, AskError> {
-        let slot = self
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AskError::Full {
-                capacity: self.capacity,
-            })?;
+        let slot = self.slots.clone().try_acquire_owned().map_err(|_| AskError::Full {
+            capacity: self.capacity,
+        })?;
         let call = self
             .actor
             .call(

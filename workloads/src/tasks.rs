@@ -62,16 +62,11 @@ impl std::fmt::Display for Routing {
 impl FromStr for Routing {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("invalid routing `{s}`: use `pool:N` (N from 1 to 10000) or `per-task`");
+        let bad = || format!("invalid routing `{s}`: use `pool:N` (N from 1 to 10000) or `per-task`");
         if s == "per-task" {
             return Ok(Routing::PerTask);
         }
-        let n: u32 = s
-            .strip_prefix("pool:")
-            .ok_or_else(bad)?
-            .parse()
-            .map_err(|_| bad())?;
+        let n: u32 = s.strip_prefix("pool:").ok_or_else(bad)?.parse().map_err(|_| bad())?;
         if !(1..=10_000).contains(&n) {
             return Err(bad());
         }
@@ -101,9 +96,7 @@ impl TaskRequest {
     /// Check the request as a whole (rows are judged one by one by [`validate_rows`]).
     pub fn validate(&self) -> Result<(), String> {
         if !valid_task_id(&self.id) {
-            return Err(format!(
-                "`id` must be 1 to {MAX_ID_CHARS} letters, digits, `-` or `_`"
-            ));
+            return Err(format!("`id` must be 1 to {MAX_ID_CHARS} letters, digits, `-` or `_`"));
         }
         let kind_chars = self.kind.chars().count();
         if kind_chars == 0 || kind_chars > MAX_KIND_CHARS {
@@ -120,10 +113,7 @@ impl TaskRequest {
 }
 
 pub fn valid_task_id(id: &str) -> bool {
-    (1..=MAX_ID_CHARS).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (1..=MAX_ID_CHARS).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,10 +235,7 @@ impl Default for TaskLimits {
 pub struct ActorLimitReached(pub usize);
 
 pub enum TaskCmd {
-    Run(
-        TaskRequest,
-        RpcReplyPort<Result<TaskRecord, ActorLimitReached>>,
-    ),
+    Run(TaskRequest, RpcReplyPort<Result<TaskRecord, ActorLimitReached>>),
     Get(String, RpcReplyPort<Option<TaskRecord>>),
 }
 
@@ -295,9 +282,8 @@ impl TaskActorState {
                 ..record.validation
             },
         };
-        kept.validation.invalid = record.validation.invalid
-            [..record.validation.invalid.len().min(STORED_INVALID_ROWS)]
-            .to_vec();
+        kept.validation.invalid =
+            record.validation.invalid[..record.validation.invalid.len().min(STORED_INVALID_ROWS)].to_vec();
         if self.records.insert(kept.id.clone(), kept).is_none() {
             self.order.push_back(record.id.clone());
             if self.order.len() > self.capacity
@@ -329,11 +315,7 @@ impl Actor for TaskActor {
         })
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.counters.live_actors.fetch_sub(1, Ordering::Relaxed);
         Ok(())
     }
@@ -391,11 +373,7 @@ impl Actor for TaskSpawner {
         })
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         for actor in state.actors.values() {
             actor.stop(None);
         }
@@ -411,10 +389,7 @@ impl Actor for TaskSpawner {
         let id = task_id(&job.cmd).to_owned();
         let actor = match (state.actors.get(&id), job.cmd) {
             (Some(actor), cmd) => {
-                let _ = actor.send_message(Job {
-                    cmd,
-                    slot: job.slot,
-                });
+                let _ = actor.send_message(Job { cmd, slot: job.slot });
                 return Ok(());
             }
             (None, TaskCmd::Get(_, reply)) => {
@@ -482,9 +457,7 @@ impl TaskRouter {
     /// The mailbox that handles task `id`.
     pub fn route(&self, id: &str) -> &Bounded<TaskCmd> {
         match self {
-            TaskRouter::Pool(actors) => {
-                &actors[hashing::actor_for(id, actors.len() as u32) as usize]
-            }
+            TaskRouter::Pool(actors) => &actors[hashing::actor_for(id, actors.len() as u32) as usize],
             TaskRouter::PerTask(spawner) => spawner,
         }
     }

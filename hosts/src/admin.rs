@@ -1,0 +1,79 @@
+//! The admin endpoint of the front models (`--admin ADDR`, loopback only):
+//! `GET /status` (phase, pids, recycles, the last recycle's timings, the
+//! front's access counters) and `POST /recycle` (recycle now, answer with
+//! the recycle's report once it is done).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::ServeError;
+use crate::front::FrontState;
+use crate::manager::{Manager, RecycleReason};
+
+#[derive(Clone)]
+struct Admin {
+    manager: Manager,
+    front: Option<Arc<FrontState>>,
+}
+
+/// Bind the admin endpoint and serve it in the background; returns its address.
+pub async fn serve(
+    addr: SocketAddr,
+    manager: Manager,
+    front: Option<Arc<FrontState>>,
+) -> Result<SocketAddr, ServeError> {
+    if !addr.ip().is_loopback() {
+        return Err(ServeError::AdminNotLoopback(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener.local_addr()?;
+    let router = Router::new()
+        .route("/status", get(status))
+        .route("/recycle", post(recycle))
+        .with_state(Admin { manager, front });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!("admin endpoint failed: {e}");
+        }
+    });
+    Ok(bound)
+}
+
+async fn status(State(admin): State<Admin>) -> Response {
+    let status = admin.manager.status();
+    axum::Json(json!({
+        "phase": status.phase,
+        "pids": {"front": std::process::id(), "app": status.app_pid},
+        "generation": status.generation,
+        "recycles": status.recycles,
+        "crashes": status.crashes,
+        "restarts_after_crash": status.restarts_after_crash,
+        "cold_starts": status.cold_starts,
+        "last_start_to_ready_ms": status.last_start_to_ready_ms,
+        "last_recycle": status.last_recycle,
+        "access": admin.front.as_ref().map(|f| f.counters.snapshot()),
+        "policy": status.policy,
+    }))
+    .into_response()
+}
+
+async fn recycle(State(admin): State<Admin>) -> Response {
+    match admin.manager.recycle(RecycleReason::Admin).await {
+        Some(report) if report.error.is_none() => axum::Json(report).into_response(),
+        Some(report) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(report)).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"error": {"code": "shutting_down", "message": "the front is shutting down"}})),
+        )
+            .into_response(),
+    }
+}

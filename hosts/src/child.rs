@@ -1,0 +1,252 @@
+//! Child processes of the front models: this same executable started again
+//! as `hostlab serve app|worker ...`.
+//!
+//! Every child gets `PR_SET_PDEATHSIG = SIGKILL`, so it dies with its parent
+//! even when the parent is SIGKILLed. The kernel ties that signal to the
+//! *thread* that forked the child, so children are always spawned from a
+//! tokio worker thread (which lives as long as the runtime), never from a
+//! blocking-pool thread (which exits after 10 s idle).
+
+use std::os::fd::OwnedFd;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use command_fds::{CommandFdExt, FdMapping};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// What went wrong starting a child.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error("cannot start `{command}`: {source}")]
+    Spawn { command: String, source: std::io::Error },
+    #[error("`{command}` printed no ready line within the startup limit of {limit:?}")]
+    StartupTimeout { command: String, limit: Duration },
+    #[error("`{command}` exited before it was ready ({status})")]
+    ExitedEarly { command: String, status: String },
+    #[error("`{command}` printed `{line}` instead of a ready line")]
+    BadReadyLine { command: String, line: String },
+}
+
+/// How to start one child.
+pub struct ChildSpec {
+    /// Arguments after the executable, e.g. `serve app --listen 127.0.0.1:0`.
+    pub args: Vec<String>,
+    /// A listening socket handed to the child as fd 3 (`LISTEN_FDS=1`).
+    pub listener: Option<OwnedFd>,
+    /// Longest wait for the ready line.
+    pub startup_limit: Duration,
+}
+
+/// A started child that printed its ready line.
+pub struct ChildProcess {
+    pub pid: u32,
+    /// `url=` of the ready line.
+    pub url: String,
+    /// `admin=` of the ready line, if any.
+    pub admin_url: Option<String>,
+    /// Time from spawn to ready line.
+    pub start_to_ready: Duration,
+    process: Child,
+    stdin: Option<ChildStdin>,
+    /// Lines the child prints on stdout after its ready line.
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl ChildProcess {
+    /// Start the child and wait for its ready line.
+    pub async fn start(spec: ChildSpec) -> Result<ChildProcess, ChildError> {
+        let exe = std::env::current_exe().map_err(|source| ChildError::Spawn {
+            command: "hostlab".into(),
+            source,
+        })?;
+        let command_text = format!("hostlab {}", spec.args.join(" "));
+        let mut cmd = Command::new(exe);
+        cmd.args(&spec.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if let Some(fd) = spec.listener {
+            cmd.env("LISTEN_FDS", "1").env_remove("LISTEN_PID");
+            cmd.fd_mappings(vec![FdMapping {
+                parent_fd: fd,
+                child_fd: 3,
+            }])
+            .expect("one mapping cannot collide");
+        }
+        // SAFETY: prctl is async-signal-safe and touches no parent memory.
+        #[allow(unsafe_code)]
+        unsafe {
+            cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+        }
+        let started = Instant::now();
+        let mut process = cmd.spawn().map_err(|source| ChildError::Spawn {
+            command: command_text.clone(),
+            source,
+        })?;
+        let pid = process.id().unwrap_or_default();
+        let stdout = process.stdout.take().expect("stdout is piped");
+        let stdin = process.stdin.take();
+        let mut reader = BufReader::new(stdout).lines();
+
+        let first = tokio::time::timeout(spec.startup_limit, reader.next_line()).await;
+        let line = match first {
+            Ok(Ok(Some(line))) => line,
+            Ok(_) => {
+                let status = process.wait().await.map(|s| s.to_string()).unwrap_or_default();
+                return Err(ChildError::ExitedEarly {
+                    command: command_text,
+                    status,
+                });
+            }
+            Err(_) => {
+                let _ = process.start_kill();
+                let _ = process.wait().await;
+                return Err(ChildError::StartupTimeout {
+                    command: command_text,
+                    limit: spec.startup_limit,
+                });
+            }
+        };
+        let Some(ready) = ReadyLine::parse(&line) else {
+            let _ = process.start_kill();
+            let _ = process.wait().await;
+            return Err(ChildError::BadReadyLine {
+                command: command_text,
+                line,
+            });
+        };
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    // Nobody listens any more: keep draining so the child never blocks.
+                    continue;
+                }
+            }
+        });
+        Ok(ChildProcess {
+            pid,
+            url: ready.url,
+            admin_url: ready.admin,
+            start_to_ready: started.elapsed(),
+            process,
+            stdin,
+            lines,
+        })
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let _ = kill(Pid::from_raw(self.pid as i32), signal);
+    }
+
+    /// Write one control line to the child's stdin (see `worker`).
+    pub async fn tell(&mut self, line: &str) -> std::io::Result<()> {
+        let stdin = self.stdin.as_mut().ok_or(std::io::ErrorKind::BrokenPipe)?;
+        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        stdin.flush().await
+    }
+
+    /// The next line the child prints, or its exit.
+    pub async fn next_event(&mut self) -> ChildEvent {
+        let describe = |status: std::io::Result<ExitStatus>| status.map_or_else(|e| e.to_string(), |s| s.to_string());
+        tokio::select! {
+            status = self.process.wait() => ChildEvent::Exited(describe(status)),
+            line = self.lines.recv() => match line {
+                Some(line) => ChildEvent::Line(line),
+                // stdout closed: only the exit is left to wait for.
+                None => ChildEvent::Exited(describe(self.process.wait().await)),
+            },
+        }
+    }
+
+    /// Wait for the child to exit by itself.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.process.wait().await
+    }
+
+    /// SIGTERM, wait up to `limit`, then SIGKILL. Returns the exit status and
+    /// whether it had to be killed.
+    pub async fn stop(&mut self, limit: Duration) -> (Option<ExitStatus>, bool) {
+        // A suspended child cannot handle SIGTERM until it runs again.
+        self.signal(Signal::SIGCONT);
+        self.signal(Signal::SIGTERM);
+        match tokio::time::timeout(limit, self.process.wait()).await {
+            Ok(status) => (status.ok(), false),
+            Err(_) => {
+                let _ = self.process.start_kill();
+                (self.process.wait().await.ok(), true)
+            }
+        }
+    }
+
+    /// Resident set size of the child, from `/proc/PID/statm`.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid)).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
+}
+
+/// Something a running child did.
+pub enum ChildEvent {
+    /// It exited, with this status.
+    Exited(String),
+    /// It printed this line on stdout.
+    Line(String),
+}
+
+/// `hostlab ready model=<MODEL> url=http://<ADDR> pid=<PID> [admin=http://<ADDR>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyLine {
+    pub model: String,
+    pub url: String,
+    pub pid: u32,
+    pub admin: Option<String>,
+}
+
+impl ReadyLine {
+    pub fn parse(line: &str) -> Option<ReadyLine> {
+        let rest = line.strip_prefix("hostlab ready ")?;
+        let (mut model, mut url, mut pid, mut admin) = (None, None, None, None);
+        for field in rest.split(' ') {
+            let (key, value) = field.split_once('=')?;
+            match key {
+                "model" => model = Some(value.to_owned()),
+                "url" => url = Some(value.to_owned()),
+                "pid" => pid = value.parse().ok(),
+                "admin" => admin = Some(value.to_owned()),
+                _ => {}
+            }
+        }
+        Some(ReadyLine {
+            model: model?,
+            url: url?,
+            pid: pid?,
+            admin,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_line_parses_with_and_without_admin() {
+        let r = ReadyLine::parse("hostlab ready model=app url=http://127.0.0.1:4000 pid=12").unwrap();
+        assert_eq!(
+            (r.model.as_str(), r.url.as_str(), r.pid, r.admin),
+            ("app", "http://127.0.0.1:4000", 12, None)
+        );
+        let r =
+            ReadyLine::parse("hostlab ready model=worker url=http://[::1]:80 pid=3 admin=http://127.0.0.1:9").unwrap();
+        assert_eq!(r.admin.as_deref(), Some("http://127.0.0.1:9"));
+        assert!(ReadyLine::parse("hostlab ready model=app pid=1").is_none());
+        assert!(ReadyLine::parse("listening on 8080").is_none());
+    }
+}

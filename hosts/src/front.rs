@@ -1,0 +1,284 @@
+//! The front pipeline shared by `proxy`, `inprocess` and the split front: an
+//! HTTP/1.1 server loop on hyper, plus the same per-request "modules" in every
+//! model (request id, forwarded headers, hop-by-hop stripping, access
+//! counters), so the models differ only in the inner service that finally
+//! handles the request: a loopback hop to the app (`proxy`) or the workload's
+//! router called in-process (`inprocess`).
+//!
+//! Draining: once told to stop, the loop stops accepting, answers every
+//! further request with `Connection: close` (so a keep-alive client moves to
+//! another process after its next request instead of racing a closed
+//! socket), and returns when every connection is closed or the limit passed.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::header::{CONNECTION, HeaderName, HeaderValue};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tower::ServiceExt;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1): they describe one connection
+/// and must not be passed on to the next hop.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Access counters of one front process (plain atomics, no lock per request).
+#[derive(Debug, Default)]
+pub struct AccessCounters {
+    pub requests: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub status_2xx: AtomicU64,
+    pub status_3xx: AtomicU64,
+    pub status_4xx: AtomicU64,
+    pub status_5xx: AtomicU64,
+    pub connections_open: AtomicU64,
+}
+
+/// A snapshot of [`AccessCounters`] for the admin endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessSnapshot {
+    pub requests: u64,
+    pub in_flight: u64,
+    pub status_2xx: u64,
+    pub status_3xx: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    pub connections_open: u64,
+}
+
+impl AccessCounters {
+    pub fn snapshot(&self) -> AccessSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        AccessSnapshot {
+            requests: get(&self.requests),
+            in_flight: get(&self.in_flight),
+            status_2xx: get(&self.status_2xx),
+            status_3xx: get(&self.status_3xx),
+            status_4xx: get(&self.status_4xx),
+            status_5xx: get(&self.status_5xx),
+            connections_open: get(&self.connections_open),
+        }
+    }
+}
+
+/// State shared by all connections of one front process.
+pub struct FrontState {
+    pub counters: AccessCounters,
+    draining: AtomicBool,
+    request_ids: AtomicU64,
+    /// Prefix of generated request ids: this process's pid, so ids are unique
+    /// across the processes of a model.
+    id_prefix: String,
+}
+
+impl FrontState {
+    pub fn new() -> Arc<FrontState> {
+        Arc::new(FrontState {
+            counters: AccessCounters::default(),
+            draining: AtomicBool::new(false),
+            request_ids: AtomicU64::new(0),
+            id_prefix: format!("{:x}", std::process::id()),
+        })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// The per-request modules, in order: request id, forwarded headers,
+/// hop-by-hop stripping; then the inner service; then counters and, while
+/// draining, `Connection: close`.
+async fn handle<S>(
+    state: Arc<FrontState>,
+    peer: SocketAddr,
+    inner: S,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
+    S::Future: Send,
+{
+    let counters = &state.counters;
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    let mut req = req.map(Body::new);
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers);
+    if !headers.contains_key(&X_REQUEST_ID) {
+        let n = state.request_ids.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n:x}", state.id_prefix);
+        headers.insert(
+            X_REQUEST_ID.clone(),
+            HeaderValue::from_str(&id).expect("hex is a valid header"),
+        );
+    }
+    let peer_ip = peer.ip().to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => format!("{earlier}, {peer_ip}"),
+        None => peer_ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let request_id = headers.get(&X_REQUEST_ID).cloned();
+
+    let Ok(mut response) = inner.oneshot(req).await;
+    strip_hop_by_hop(response.headers_mut());
+    if let Some(id) = request_id {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+    }
+    if state.is_draining() {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    let class = match response.status().as_u16() {
+        200..=299 => &counters.status_2xx,
+        300..=399 => &counters.status_3xx,
+        400..=499 => &counters.status_4xx,
+        _ => &counters.status_5xx,
+    };
+    class.fetch_add(1, Ordering::Relaxed);
+    counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    Ok(response)
+}
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Headers named in `Connection` are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// How long a draining front keeps an idle keep-alive connection open for
+/// its client's next request (which it answers with `Connection: close`)
+/// before it closes the connection itself.
+const IDLE_GRACE: Duration = Duration::from_secs(1);
+
+/// Tells a [`serve`] loop to stop accepting and drain.
+#[derive(Clone)]
+pub struct DrainSignal(watch::Sender<bool>);
+
+impl DrainSignal {
+    pub fn new() -> (DrainSignal, watch::Receiver<bool>) {
+        let (tx, rx) = watch::channel(false);
+        (DrainSignal(tx), rx)
+    }
+
+    pub fn drain(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// Accept connections on `listener` and serve each with the front pipeline
+/// around `inner`, until `drain` fires; then drain (see the module docs) for
+/// at most `limit`.
+pub async fn serve<S>(
+    listener: TcpListener,
+    state: Arc<FrontState>,
+    inner: S,
+    mut drain: watch::Receiver<bool>,
+    limit: Duration,
+) where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let closed = Arc::new(Notify::new());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = drain.wait_for(|d| *d) => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(conn) => conn,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (state, inner, closed) = (state.clone(), inner.clone(), closed.clone());
+        let mut drain = drain.clone();
+        state.counters.connections_open.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn({
+                let state = state.clone();
+                move |req| handle(state.clone(), peer, inner.clone(), req)
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = async {
+                    let _ = drain.wait_for(|d| *d).await;
+                    tokio::time::sleep(IDLE_GRACE.min(limit)).await;
+                } => {
+                    // Still open after the grace period: every request in it
+                    // got `Connection: close`, so this connection sat idle.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+            state.counters.connections_open.fetch_sub(1, Ordering::Relaxed);
+            closed.notify_waiters();
+        });
+    }
+    drop(listener);
+    state.draining.store(true, Ordering::Relaxed);
+    let open = || state.counters.connections_open.load(Ordering::Relaxed);
+    let drained = tokio::time::timeout(limit, async {
+        while open() > 0 {
+            // Re-check at least every 50 ms: a notify can slip between the
+            // load and the wait.
+            let _ = tokio::time::timeout(Duration::from_millis(50), closed.notified()).await;
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "{} connection(s) still open after the drain limit of {limit:?}; closing them",
+            open()
+        );
+    }
+}

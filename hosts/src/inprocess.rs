@@ -1,0 +1,228 @@
+//! `inprocess`: the in-process model (ANCM in-process). A supervisor process
+//! owns the listening socket, as HTTP.sys does for IIS, and runs worker
+//! processes (`hostlab serve worker`) that inherit it as fd 3 and call the
+//! workload's router in-process: the same front pipeline as `proxy`, but no
+//! second HTTP hop.
+//!
+//! Both workers of an overlapped recycle accept from the one shared socket,
+//! so no queued connection is lost when the old one stops accepting (with
+//! SO_REUSEPORT each socket has its own queue, and closing it drops it).
+//!
+//! Worker protocol (stdin/stdout lines, one small contract):
+//! - the worker prints its ready line with `url=` the shared address and
+//!   `admin=` a private loopback address that serves the same router, so the
+//!   supervisor can warm *this* worker up while the old one still serves;
+//! - the supervisor writes `accept` when warm-up is done; only then does the
+//!   worker take connections from the shared socket;
+//! - SIGTERM, or stdin closing (the supervisor died), makes it stop accepting
+//!   and drain; it prints `hostlab event idle` / `hostlab event active` as its
+//!   traffic stops and resumes past the idle timeout, and
+//!   `hostlab event requests` when it reaches the recycle request count.
+
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncBufReadExt;
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpListener;
+
+use crate::front::{self, DrainSignal, FrontState};
+use crate::manager::{Hosting, Manager, Phase};
+use crate::{ServeError, ServeOptions, admin, announce_ready, bind_std, signals};
+use hostlab_workloads::{Workload, app};
+
+/// `hostlab serve inprocess`: the supervisor.
+pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = bind_std(options.listen)?;
+        let addr = listener.local_addr()?;
+        let hosting = Hosting::InProcess {
+            listener: listener.try_clone()?,
+            worker_args: options.child_args("worker"),
+        };
+        let shutdown = signals::shutdown_signal();
+        let manager = Manager::start(hosting, options.policy.clone()).await;
+        let admin_addr = match options.admin {
+            Some(a) => Some(admin::serve(a, manager.clone(), None).await?),
+            None => None,
+        };
+        signals::recycle_on_sighup(manager.clone());
+        tokio::spawn(start_on_demand(listener.try_clone()?, manager.clone()));
+        tokio::spawn(refuse_while_failed(listener, manager.clone()));
+        announce_ready(options.model, addr, admin_addr);
+        shutdown.await;
+        manager.shutdown().await;
+        Ok(())
+    })
+}
+
+/// While no worker runs (on-demand start, idle terminate) or the worker is
+/// suspended, a connection waiting on the shared socket starts or thaws one.
+/// The supervisor only watches the socket; the worker accepts the connection.
+async fn start_on_demand(listener: std::net::TcpListener, manager: Manager) {
+    // SAFETY: the AsyncFd owns this duplicate of the listening socket, so
+    // its fd stays open and unchanged for the AsyncFd's whole life.
+    #[allow(unsafe_code)]
+    let Ok(fd) = (unsafe { AsyncFd::register(listener) }) else {
+        return;
+    };
+    let mut phases = manager.phases();
+    loop {
+        let _ = phases
+            .wait_for(|p| matches!(p, Phase::Stopped | Phase::Suspended))
+            .await;
+        let Ok(mut ready) = fd.readable().await else { return };
+        manager.demand();
+        ready.clear_ready();
+        // Wait until the demand has been acted on before watching again.
+        let _ = phases
+            .wait_for(|p| !matches!(p, Phase::Stopped | Phase::Suspended))
+            .await;
+    }
+}
+
+/// After rapid-fail protection tripped no worker runs; like HTTP.sys for a
+/// stopped application pool, answer 503 instead of leaving clients hanging.
+async fn refuse_while_failed(listener: std::net::TcpListener, manager: Manager) {
+    let Ok(listener) = TcpListener::from_std(listener) else {
+        return;
+    };
+    let mut phases = manager.phases();
+    loop {
+        let _ = phases.wait_for(|p| *p == Phase::Failed).await;
+        let (drain, drain_rx) = DrainSignal::new();
+        let refuse = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
+            Ok::<_, std::convert::Infallible>(crate::proxy::unavailable(crate::manager::Unavailable::RapidFail))
+        });
+        let serving = front::serve(
+            listener_clone(&listener),
+            FrontState::new(),
+            refuse,
+            drain_rx,
+            Duration::from_millis(100),
+        );
+        tokio::pin!(serving);
+        tokio::select! {
+            _ = &mut serving => {}
+            _ = async { let _ = phases.wait_for(|p| *p != Phase::Failed).await; } => {
+                drain.drain();
+                serving.await;
+            }
+        }
+    }
+}
+
+fn listener_clone(listener: &TcpListener) -> TcpListener {
+    use std::os::fd::AsFd;
+    let fd = listener.as_fd().try_clone_to_owned().expect("dup the listening socket");
+    let std_listener = std::net::TcpListener::from(fd);
+    std_listener.set_nonblocking(true).expect("non-blocking socket");
+    TcpListener::from_std(std_listener).expect("register the socket")
+}
+
+/// `hostlab serve worker`: one worker process of `inprocess`.
+pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> {
+    let shared = options.inherited.take().ok_or(ServeError::NoInheritedSocket)?;
+    shared.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async move {
+        let workload = Workload::start(options.workload_config()).await?;
+        let router = app(workload.clone());
+        let shared = TcpListener::from_std(shared)?;
+        let shared_addr = shared.local_addr()?;
+        let private = TcpListener::from_std(bind_std("127.0.0.1:0".parse().expect("valid address"))?)?;
+        let private_addr = private.local_addr()?;
+        let state = FrontState::new();
+        let limit = options.policy.shutdown_limit;
+
+        // The private port serves warm-up requests until the worker exits.
+        let (_private_drain, private_rx) = DrainSignal::new();
+        tokio::spawn(front::serve(
+            private,
+            FrontState::new(),
+            router.clone(),
+            private_rx,
+            limit,
+        ));
+
+        let shutdown = signals::shutdown_signal();
+        tokio::pin!(shutdown);
+        let (drain, drain_rx) = DrainSignal::new();
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        announce_ready(options.model, shared_addr, Some(private_addr));
+
+        // Wait for the supervisor's `accept` (or the end).
+        let accept = loop {
+            tokio::select! {
+                line = stdin.next_line() => match line {
+                    Ok(Some(l)) if l.trim() == "accept" => break true,
+                    Ok(Some(_)) => continue,
+                    _ => break false,
+                },
+                () = &mut shutdown => break false,
+            }
+        };
+        if !accept {
+            workload.stop();
+            return Ok(());
+        }
+        tracing::debug!(
+            "worker {} accepting on {shared_addr} (fd {})",
+            std::process::id(),
+            shared.as_raw_fd()
+        );
+        let serving = tokio::spawn(front::serve(shared, state.clone(), router, drain_rx, limit));
+        tokio::spawn(report_traffic(
+            state.clone(),
+            options.policy.idle_timeout,
+            options.policy.recycle_requests,
+        ));
+        tokio::select! {
+            () = &mut shutdown => {}
+            _ = async { while let Ok(Some(_)) = stdin.next_line().await {} } => {
+                tracing::warn!("supervisor gone (stdin closed); draining");
+            }
+        }
+        drain.drain();
+        let _ = serving.await;
+        workload.stop();
+        Ok(())
+    });
+    // tokio reads stdin on a blocking thread that only returns when a line
+    // arrives; do not wait for it.
+    runtime.shutdown_background();
+    result
+}
+
+/// Tell the supervisor (stdout lines) when traffic stops for the idle
+/// timeout, resumes, or reaches the recycle request count.
+async fn report_traffic(state: Arc<FrontState>, idle_timeout: Duration, recycle_requests: Option<u64>) {
+    let mut last_count = state.counters.requests.load(Ordering::Relaxed);
+    let mut last_change = Instant::now();
+    let mut idle = false;
+    let mut limit_reported = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let count = state.counters.requests.load(Ordering::Relaxed);
+        let in_flight = state.counters.in_flight.load(Ordering::Relaxed);
+        if count != last_count || in_flight > 0 {
+            last_count = count;
+            last_change = Instant::now();
+            if idle {
+                idle = false;
+                println!("hostlab event active");
+            }
+        } else if !idle_timeout.is_zero() && !idle && last_change.elapsed() >= idle_timeout {
+            idle = true;
+            println!("hostlab event idle");
+        }
+        if !limit_reported && recycle_requests.is_some_and(|n| count >= n) {
+            limit_reported = true;
+            println!("hostlab event requests");
+        }
+    }
+}

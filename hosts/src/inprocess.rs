@@ -75,6 +75,12 @@ async fn start_on_demand(listener: std::net::TcpListener, manager: Manager) {
             .wait_for(|p| matches!(p, Phase::Stopped | Phase::Suspended))
             .await;
         let Ok(mut ready) = fd.readable().await else { return };
+        // tokio remembers readiness until it is cleared, and a worker may
+        // have accepted the connection that set it: ask the socket itself.
+        if !connection_waiting(fd.get_ref()) {
+            ready.clear_ready();
+            continue;
+        }
         manager.demand();
         ready.clear_ready();
         // Wait until the demand has been acted on before watching again.
@@ -225,4 +231,13 @@ async fn report_traffic(state: Arc<FrontState>, idle_timeout: Duration, recycle_
             println!("hostlab event requests");
         }
     }
+}
+
+/// Whether a connection waits in the listening socket's accept queue.
+fn connection_waiting(listener: &std::net::TcpListener) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+        && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
 }

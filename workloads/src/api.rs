@@ -155,7 +155,11 @@ impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for
         let mut bytes = bytes::BytesMut::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", format!("could not read the body: {e}"))
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("could not read the body: {e}"),
+                )
             })?;
             let Ok(data) = frame.into_data() else { continue };
             if bytes.len() + data.len() > LIMIT {

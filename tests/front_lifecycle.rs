@@ -1,0 +1,341 @@
+//! Behaviour of the front models' process management (proxy and inprocess):
+//! recycles under load, crash restart, rapid-fail protection, idle terminate
+//! and suspend, warm-up before the switch, and no orphans. Assertions are on
+//! behaviour (counts, pids, phases), never on how fast a busy machine is.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Server, process_alive};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// A front started with an admin endpoint.
+struct Front {
+    server: Server,
+    admin: String,
+}
+
+impl Front {
+    fn start(model: &str, extra: &[&str]) -> Front {
+        let mut args = vec!["--admin", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let server = Server::start(model, &args);
+        let admin = server
+            .ready_line
+            .split(' ')
+            .find_map(|f| f.strip_prefix("admin="))
+            .expect("ready line has admin=")
+            .to_owned();
+        Front { server, admin }
+    }
+
+    async fn status(&self) -> Value {
+        reqwest::get(format!("{}/status", self.admin))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn app_pid(&self) -> Option<u32> {
+        self.status().await["pids"]["app"].as_u64().map(|p| p as u32)
+    }
+
+    /// Poll the admin status until `done` holds (at most 30 s).
+    async fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status().await;
+            if done(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {status}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(self.server.url(path)).await.unwrap()
+    }
+}
+
+/// What a load run saw.
+#[derive(Debug, Default)]
+struct Seen {
+    ok: u64,
+    failed: u64,
+    failures: Vec<String>,
+    max_latency: Duration,
+}
+
+/// 2,000 sequential requests about 1 ms apart plus `concurrent` looping
+/// clients, until the sequential ones are done (bounded by count).
+async fn load(url: String, sequential: u64, concurrent: usize) -> Seen {
+    let client = reqwest::Client::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let mut loopers = Vec::new();
+    for _ in 0..concurrent {
+        let (client, url, stop, ok) = (client.clone(), url.clone(), stop.clone(), ok.clone());
+        loopers.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut max = Duration::ZERO;
+            // Bounded: at most 100,000 requests even if `stop` never came.
+            for _ in 0..100_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let started = Instant::now();
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => failures.push(format!("status {}", r.status())),
+                    Err(e) => failures.push(format!("{e:?}")),
+                }
+                max = max.max(started.elapsed());
+            }
+            (failures, max)
+        }));
+    }
+    let mut seen = Seen::default();
+    for _ in 0..sequential {
+        let started = Instant::now();
+        match client.get(&url).send().await {
+            Ok(r) if r.status() == 200 => seen.ok += 1,
+            Ok(r) => seen.failures.push(format!("status {}", r.status())),
+            Err(e) => seen.failures.push(format!("{e:?}")),
+        }
+        seen.max_latency = seen.max_latency.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for looper in loopers {
+        let (failures, max) = looper.await.unwrap();
+        seen.failures.extend(failures);
+        seen.max_latency = seen.max_latency.max(max);
+    }
+    seen.ok += ok.load(Ordering::Relaxed);
+    seen.failed = seen.failures.len() as u64;
+    seen
+}
+
+mod cases {
+    use super::*;
+
+    pub async fn overlapped_recycles_under_load_fail_no_request(model: &str) {
+        let front = Front::start(model, &["--start-mode", "always-running", "--warmup", "/ping"]);
+        let first_pid = front.app_pid().await.expect("always-running starts the app");
+        let load = tokio::spawn(load(front.server.url("/ping"), 2000, 4));
+        let mut pids = vec![first_pid];
+        for n in 1..=3u64 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            front.server.signal(Signal::SIGHUP);
+            let status = front.wait_status("the recycle", |s| s["recycles"] == n).await;
+            let report = &status["last_recycle"];
+            assert_eq!(report["overlapped"], true, "{report}");
+            assert_eq!(report["unavailable_ms"], 0, "{report}");
+            assert_eq!(report["error"], Value::Null, "{report}");
+            pids.push(status["pids"]["app"].as_u64().unwrap() as u32);
+        }
+        let seen = load.await.unwrap();
+        assert_eq!(seen.failed, 0, "overlapped recycles lost requests: {:?}", seen.failures);
+        assert!(seen.ok >= 2000, "{seen:?}");
+        let distinct: std::collections::BTreeSet<_> = pids.iter().collect();
+        assert_eq!(distinct.len(), 4, "each recycle started a new process: {pids:?}");
+        for old in &pids[..3] {
+            assert!(wait_gone(*old).await, "old app/worker {old} was stopped");
+        }
+        let last = pids[3];
+        front.server.stop();
+        assert!(wait_gone(last).await, "the app stops with the front");
+    }
+
+    pub async fn stop_then_start_recycle_leaves_a_gap(model: &str) {
+        let front = Front::start(model, &["--start-mode", "always-running", "--overlap", "false"]);
+        let load = tokio::spawn(load(front.server.url("/ping"), 1000, 2));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        front.server.signal(Signal::SIGHUP);
+        let status = front.wait_status("the recycle", |s| s["recycles"] == 1).await;
+        let seen = load.await.unwrap();
+        let report = &status["last_recycle"];
+        assert_eq!(report["overlapped"], false, "{report}");
+        let gap_ms = report["unavailable_ms"].as_u64().unwrap();
+        assert!(gap_ms > 0, "stop-then-start has time with no process: {report}");
+        // The lab can tell it from an overlapped recycle: requests failed, or
+        // some waited through the gap.
+        let waited = seen.max_latency >= Duration::from_millis(gap_ms / 2);
+        assert!(
+            seen.failed > 0 || waited,
+            "no failure and no wait through a {gap_ms} ms gap: {seen:?}"
+        );
+        front.server.stop();
+    }
+
+    pub async fn killed_app_is_restarted(model: &str) {
+        let front = Front::start(model, &["--start-mode", "always-running"]);
+        let pid = front.app_pid().await.unwrap();
+        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+        let status = front
+            .wait_status("the restart", |s| {
+                s["restarts_after_crash"] == 1 && s["phase"] == "ready"
+            })
+            .await;
+        let new_pid = status["pids"]["app"].as_u64().unwrap() as u32;
+        assert_ne!(new_pid, pid);
+        assert_eq!(front.get("/ping").await.status(), 200);
+        front.server.stop();
+        assert!(wait_gone(new_pid).await);
+    }
+
+    pub async fn rapid_fail_protection_trips_until_recycled(model: &str) {
+        let front = Front::start(model, &["--start-mode", "always-running", "--rapid-fail", "2/1m"]);
+        let first = front.app_pid().await.unwrap();
+        kill(Pid::from_raw(first as i32), Signal::SIGKILL).unwrap();
+        let status = front
+            .wait_status("the restart", |s| {
+                s["restarts_after_crash"] == 1 && s["phase"] == "ready"
+            })
+            .await;
+        let second = status["pids"]["app"].as_u64().unwrap() as i32;
+        kill(Pid::from_raw(second), Signal::SIGKILL).unwrap();
+        front.wait_status("rapid-fail", |s| s["phase"] == "failed").await;
+        let resp = front.get("/ping").await;
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "app_unavailable", "{body}");
+        // An operator's recycle brings it back.
+        let client = reqwest::Client::new();
+        let report: Value = client
+            .post(format!("{}/recycle", front.admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(report["error"], Value::Null, "{report}");
+        assert_eq!(front.get("/ping").await.status(), 200);
+        front.server.stop();
+    }
+
+    pub async fn idle_terminate_cold_starts_the_next_request(model: &str) {
+        let front = Front::start(model, &["--idle-timeout", "1s", "--idle-action", "terminate"]);
+        assert_eq!(
+            front.status().await["phase"],
+            "stopped",
+            "on-demand: nothing runs before a request"
+        );
+        assert_eq!(
+            front.get("/ping").await.status(),
+            200,
+            "the first request starts the app"
+        );
+        let pid = front.app_pid().await.unwrap();
+        front.wait_status("the idle stop", |s| s["phase"] == "stopped").await;
+        assert!(wait_gone(pid).await, "terminated on idle");
+        let health: Value = front.get("/healthz").await.json().await.unwrap();
+        assert_ne!(health["pid"].as_u64().unwrap() as u32, pid, "a new process served it");
+        let status = front.status().await;
+        assert_eq!(status["cold_starts"], 2, "{status}");
+        front.server.stop();
+    }
+
+    pub async fn idle_suspend_freezes_and_thaws(model: &str) {
+        let front = Front::start(
+            model,
+            &[
+                "--start-mode",
+                "always-running",
+                "--idle-timeout",
+                "1s",
+                "--idle-action",
+                "suspend",
+            ],
+        );
+        let pid = front.app_pid().await.unwrap();
+        assert_eq!(front.get("/ping").await.status(), 200);
+        front.wait_status("the suspend", |s| s["phase"] == "suspended").await;
+        assert_eq!(process_state(pid), Some('T'), "the app is stopped (SIGSTOP)");
+        let health: Value = front.get("/healthz").await.json().await.unwrap();
+        assert_eq!(health["pid"].as_u64().unwrap() as u32, pid, "the same process, thawed");
+        assert_ne!(process_state(pid), Some('T'));
+        assert_eq!(front.status().await["phase"], "ready");
+        front.server.stop();
+        assert!(wait_gone(pid).await, "a suspended app still stops with the front");
+    }
+
+    pub async fn warmup_runs_before_the_switch(model: &str) {
+        let front = Front::start(model, &["--start-mode", "always-running", "--warmup", "/books,/ping"]);
+        // `/healthz` does not warm a process; only the warm-up requests did.
+        let health: Value = front.get("/healthz").await.json().await.unwrap();
+        assert_eq!(
+            health["warm"], true,
+            "warm-up ran before the first client request: {health}"
+        );
+        front.server.signal(Signal::SIGHUP);
+        let status = front.wait_status("the recycle", |s| s["recycles"] == 1).await;
+        let new_pid = status["pids"]["app"].as_u64().unwrap();
+        let health: Value = front.get("/healthz").await.json().await.unwrap();
+        assert_eq!(health["pid"], new_pid);
+        assert_eq!(
+            health["warm"], true,
+            "the new process was warmed before it took traffic: {health}"
+        );
+        front.server.stop();
+    }
+
+    pub async fn killing_the_front_kills_its_children(model: &str) {
+        let front = Front::start(model, &["--start-mode", "always-running"]);
+        let app = front.app_pid().await.unwrap();
+        let status = front.server.stop_with(Signal::SIGKILL);
+        assert!(!status.success());
+        assert!(wait_gone(app).await, "app {app} outlived its front (orphan)");
+    }
+}
+
+/// The process's state letter from /proc (R, S, T, Z...), if it exists.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
+}
+
+/// Wait (at most 20 s) for a process to be gone; true if it went.
+async fn wait_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while process_alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+macro_rules! lifecycle {
+    ($($module:ident => $model:literal),* $(,)?) => {$(
+        mod $module {
+            use super::cases;
+            #[tokio::test] async fn overlapped_recycles_under_load_fail_no_request() { cases::overlapped_recycles_under_load_fail_no_request($model).await }
+            #[tokio::test] async fn stop_then_start_recycle_leaves_a_gap() { cases::stop_then_start_recycle_leaves_a_gap($model).await }
+            #[tokio::test] async fn killed_app_is_restarted() { cases::killed_app_is_restarted($model).await }
+            #[tokio::test] async fn rapid_fail_protection_trips_until_recycled() { cases::rapid_fail_protection_trips_until_recycled($model).await }
+            #[tokio::test] async fn idle_terminate_cold_starts_the_next_request() { cases::idle_terminate_cold_starts_the_next_request($model).await }
+            #[tokio::test] async fn idle_suspend_freezes_and_thaws() { cases::idle_suspend_freezes_and_thaws($model).await }
+            #[tokio::test] async fn warmup_runs_before_the_switch() { cases::warmup_runs_before_the_switch($model).await }
+            #[tokio::test] async fn killing_the_front_kills_its_children() { cases::killing_the_front_kills_its_children($model).await }
+        }
+    )*};
+}
+
+lifecycle! {
+    proxy => "proxy",
+    inprocess => "inprocess",
+}

@@ -16,6 +16,8 @@ use crate::{ServeError, ServeOptions, announce_ready, bind_std, signals};
 use hostlab_workloads::{MAX_REQUEST_BODY_BYTES, Workload, app};
 
 pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
+    // The actors need a runtime that runs on its own threads: actix's
+    // workers do not drive it.
     let actors = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let workload = actors.block_on(Workload::start(options.workload_config()))?;
     let router = app(workload.clone());

@@ -8,7 +8,7 @@ use axum::serve::ListenerExt;
 use hostlab_workloads::{Workload, app};
 
 pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = crate::server_runtime()?;
     runtime.block_on(async {
         let workload = Workload::start(options.workload_config()).await?;
         let listener = TcpListener::from_std(bind_std(options.listen)?)?;

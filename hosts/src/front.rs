@@ -11,7 +11,6 @@
 //! socket), and returns when every connection is closed or the limit passed.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,7 +19,7 @@ use axum::body::Body;
 use http::header::{CONNECTION, HeaderName, HeaderValue};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -109,10 +108,11 @@ impl FrontState {
 
 /// The per-request modules, in order: request id, forwarded headers,
 /// hop-by-hop stripping; then the inner service; then counters and, while
-/// draining, `Connection: close`.
+/// draining, `Connection: close`. `peer_ip` is the client's address as a
+/// header value, made once per connection.
 async fn handle<S>(
     state: Arc<FrontState>,
-    peer: SocketAddr,
+    peer_ip: HeaderValue,
     inner: S,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible>
@@ -126,34 +126,31 @@ where
     let mut req = req.map(Body::new);
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
-    if !headers.contains_key(&X_REQUEST_ID) {
-        let n = state.request_ids.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}-{n:x}", state.id_prefix);
-        headers.insert(
-            X_REQUEST_ID.clone(),
-            HeaderValue::from_str(&id).expect("hex is a valid header"),
-        );
-    }
-    let peer_ip = peer.ip().to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => format!("{earlier}, {peer_ip}"),
-        None => peer_ip,
+    let request_id = match headers.get(&X_REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let n = state.request_ids.fetch_add(1, Ordering::Relaxed);
+            let id = HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{}-{n:x}", state.id_prefix)))
+                .expect("hex digits are a valid header value");
+            headers.insert(X_REQUEST_ID.clone(), id.clone());
+            id
+        }
     };
-    if let Ok(v) = HeaderValue::from_str(&forwarded_for) {
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(earlier) => HeaderValue::from_str(&format!("{earlier}, {}", peer_ip.to_str().unwrap_or(""))).ok(),
+        None => Some(peer_ip),
+    };
+    if let Some(v) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    let request_id = headers.get(&X_REQUEST_ID).cloned();
 
     let Ok(mut response) = inner.oneshot(req).await;
-    strip_hop_by_hop(response.headers_mut());
-    if let Some(id) = request_id {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), id);
-    }
+    let headers = response.headers_mut();
+    strip_hop_by_hop(headers);
+    headers.insert(X_REQUEST_ID.clone(), request_id);
     if state.is_draining() {
-        response
-            .headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     let class = match response.status().as_u16() {
         200..=299 => &counters.status_2xx,
@@ -166,7 +163,16 @@ where
     Ok(response)
 }
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.iter().any(|h| name == h)
+}
+
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Almost no request has one: one pass over the names instead of a
+    // removal per hop-by-hop name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     // Headers named in `Connection` are hop-by-hop too.
     let named: Vec<HeaderName> = headers
         .get_all(CONNECTION)
@@ -204,12 +210,12 @@ impl DrainSignal {
 }
 
 /// Accept connections on `listener` and serve each with the front pipeline
-/// around `inner`, until `drain` fires; then drain (see the module docs) for
-/// at most `limit`.
+/// around a service from `new_service` (called once per connection), until
+/// `drain` fires; then drain (see the module docs) for at most `limit`.
 pub async fn serve<S>(
     listener: TcpListener,
     state: Arc<FrontState>,
-    inner: S,
+    new_service: impl Fn() -> S,
     mut drain: watch::Receiver<bool>,
     limit: Duration,
 ) where
@@ -232,18 +238,18 @@ pub async fn serve<S>(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let (state, inner, closed) = (state.clone(), inner.clone(), closed.clone());
+        // One inner service per connection: the proxy keeps its upstream
+        // connection there (HTTP/1 requests on a connection are sequential).
+        let (state, inner, closed) = (state.clone(), new_service(), closed.clone());
         let mut drain = drain.clone();
         state.counters.connections_open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
+            let peer_ip = HeaderValue::from_str(&peer.ip().to_string()).expect("an IP address is a valid header value");
             let service = hyper::service::service_fn({
                 let state = state.clone();
-                move |req| handle(state.clone(), peer, inner.clone(), req)
+                move |req| handle(state.clone(), peer_ip.clone(), inner.clone(), req)
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(tcp), service);
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
             tokio::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,

@@ -35,7 +35,7 @@ use hostlab_workloads::{Workload, app};
 
 /// `hostlab serve inprocess`: the supervisor.
 pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = crate::server_runtime()?;
     runtime.block_on(async {
         let listener = bind_std(options.listen)?;
         let addr = listener.local_addr()?;
@@ -106,7 +106,7 @@ async fn refuse_while_failed(listener: std::net::TcpListener, manager: Manager) 
         let serving = front::serve(
             listener_clone(&listener),
             FrontState::new(),
-            refuse,
+            move || refuse.clone(),
             drain_rx,
             Duration::from_millis(100),
         );
@@ -133,7 +133,7 @@ fn listener_clone(listener: &TcpListener) -> TcpListener {
 pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> {
     let shared = options.inherited.take().ok_or(ServeError::NoInheritedSocket)?;
     shared.set_nonblocking(true)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = crate::server_runtime()?;
     let result = runtime.block_on(async move {
         let workload = Workload::start(options.workload_config()).await?;
         let router = app(workload.clone());
@@ -146,10 +146,11 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
 
         // The private port serves warm-up requests until the worker exits.
         let (_private_drain, private_rx) = DrainSignal::new();
+        let private_router = router.clone();
         tokio::spawn(front::serve(
             private,
             FrontState::new(),
-            router.clone(),
+            move || private_router.clone(),
             private_rx,
             limit,
         ));
@@ -180,7 +181,13 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
             std::process::id(),
             shared.as_raw_fd()
         );
-        let serving = tokio::spawn(front::serve(shared, state.clone(), router, drain_rx, limit));
+        let serving = tokio::spawn(front::serve(
+            shared,
+            state.clone(),
+            move || router.clone(),
+            drain_rx,
+            limit,
+        ));
         tokio::spawn(report_traffic(
             state.clone(),
             options.policy.idle_timeout,

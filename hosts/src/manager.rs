@@ -70,6 +70,8 @@ pub struct Generation {
     pub pid: u32,
     /// Base URL requests go to (proxy: the app's own port).
     pub url: String,
+    /// The same as a socket address (the loopback address the app listens on).
+    pub addr: std::net::SocketAddr,
     in_flight: AtomicU64,
     pub requests: AtomicU64,
     /// Set (SeqCst) before the supervisor waits for `in_flight` to reach zero;
@@ -434,6 +436,11 @@ impl Supervisor {
             number,
             pid: child.pid,
             url: child.url.clone(),
+            addr: child
+                .url
+                .trim_start_matches("http://")
+                .parse()
+                .map_err(|e| format!("the app's ready line has an unusable url {}: {e}", child.url))?,
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             retired: AtomicBool::new(false),

@@ -10,39 +10,50 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use http::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::{Request, Response, StatusCode};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
 
-use crate::manager::{Manager, Unavailable};
+use crate::manager::{Generation, Manager, Unavailable};
 
 /// Longest the front waits for the app's response headers.
 pub const UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest the front waits to open a loopback connection to the app.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The proxy's inner service: pick the current app generation, forward.
+/// The proxy's inner service, one per client connection: pick the current
+/// app generation and forward over this client connection's own upstream
+/// connection.
+///
+/// HTTP/1.1 requests on one client connection are sequential, so giving each
+/// client connection its own keep-alive upstream connection needs no shared
+/// pool and no lock on the request path (a pool's checkout is the main cost
+/// of hyper-util's pooled client). Upstream connections are bounded by
+/// client connections, and an upstream connection to an older generation is
+/// never reused: it is replaced on the first request after a switch.
 #[derive(Clone)]
 pub struct Upstream {
     manager: Manager,
-    client: Client<HttpConnector, Body>,
+    connection: Arc<Mutex<Option<UpstreamConnection>>>,
+}
+
+struct UpstreamConnection {
+    generation: u64,
+    sender: SendRequest<Body>,
 }
 
 impl Upstream {
-    pub fn new(manager: Manager) -> Upstream {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            // Without a timer the idle timeout is not enforced at all.
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
-        Upstream { manager, client }
+    /// A fresh upstream slot for one client connection.
+    pub fn for_client_connection(manager: Manager) -> Upstream {
+        Upstream {
+            manager,
+            connection: Arc::new(Mutex::new(None)),
+        }
     }
 
     async fn forward(self, mut req: Request<Body>) -> Response<Body> {
@@ -50,22 +61,14 @@ impl Upstream {
             Ok(guard) => guard,
             Err(e) => return unavailable(e),
         };
-        let target = format!(
-            "{}{}",
-            guard.generation().url,
-            req.uri().path_and_query().map_or("/", |pq| pq.as_str())
-        );
-        match target.parse::<Uri>() {
-            Ok(uri) => *req.uri_mut() = uri,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    &format!("cannot forward this URI: {e}"),
-                );
-            }
+        let generation = guard.generation();
+        // hyper's connection-level client sends the URI as the request
+        // target: keep it in origin form.
+        if req.uri().authority().is_some() {
+            let path = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            *req.uri_mut() = path.parse().expect("a path and query is a valid URI");
         }
-        let sent = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, self.client.request(req)).await;
+        let sent = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, self.send(generation, req)).await;
         drop(guard);
         match sent {
             Ok(Ok(response)) => response.map(Body::new),
@@ -80,6 +83,70 @@ impl Upstream {
                 &format!("the app sent no response within {UPSTREAM_RESPONSE_TIMEOUT:?}"),
             ),
         }
+    }
+
+    /// Send on this client connection's upstream connection; if that
+    /// connection turns out to be closed before the request went out, send
+    /// it once more on a new one (the request is handed back unsent, so the
+    /// retry is safe even for a POST).
+    async fn send(
+        &self,
+        generation: &Generation,
+        req: Request<Body>,
+    ) -> Result<Response<hyper::body::Incoming>, String> {
+        let mut sender = self.sender(generation, false).await?;
+        let req = match sender.ready().await {
+            Ok(()) => match sender.try_send_request(req).await {
+                Ok(response) => {
+                    self.put_back(generation.number, sender);
+                    return Ok(response);
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(req) => req,
+                    None => return Err(e.into_error().to_string()),
+                },
+            },
+            Err(_) => req,
+        };
+        let mut sender = self.sender(generation, true).await?;
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        self.put_back(generation.number, sender);
+        Ok(response)
+    }
+
+    /// The kept connection if it belongs to `generation` and is open, else a new one.
+    async fn sender(&self, generation: &Generation, fresh: bool) -> Result<SendRequest<Body>, String> {
+        let kept = self.connection.lock().expect("not poisoned").take();
+        if let Some(kept) = kept
+            && !fresh
+            && kept.generation == generation.number
+            && !kept.sender.is_closed()
+        {
+            return Ok(kept.sender);
+        }
+        let connect = tokio::net::TcpStream::connect(generation.addr);
+        let tcp = tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| {
+                format!(
+                    "no connection to {} within {UPSTREAM_CONNECT_TIMEOUT:?}",
+                    generation.addr
+                )
+            })?
+            .map_err(|e| format!("cannot connect to {}: {e}", generation.addr))?;
+        let _ = tcp.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("upstream connection ended: {e}");
+            }
+        });
+        Ok(sender)
+    }
+
+    fn put_back(&self, generation: u64, sender: SendRequest<Body>) {
+        *self.connection.lock().expect("not poisoned") = Some(UpstreamConnection { generation, sender });
     }
 }
 
@@ -127,7 +194,7 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
     use crate::manager::Hosting;
     use crate::{admin, announce_ready, bind_std, signals};
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = crate::server_runtime()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(bind_std(options.listen)?)?;
         let addr = listener.local_addr()?;
@@ -146,7 +213,10 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
         let serving = tokio::spawn(crate::front::serve(
             listener,
             state,
-            Upstream::new(manager.clone()),
+            {
+                let manager = manager.clone();
+                move || Upstream::for_client_connection(manager.clone())
+            },
             drain_rx,
             options.policy.shutdown_limit,
         ));

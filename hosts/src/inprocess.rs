@@ -106,7 +106,7 @@ async fn refuse_while_failed(listener: std::net::TcpListener, manager: Manager) 
         let serving = front::serve(
             listener_clone(&listener),
             FrontState::new(),
-            move || refuse.clone(),
+            move || refuse,
             drain_rx,
             Duration::from_millis(100),
         );

@@ -26,7 +26,8 @@ pub enum Command {
     /// Run one hosting model (or one part of one) until SIGTERM/SIGINT.
     ///
     /// Prints exactly one line on stdout once it accepts requests:
-    /// `hostlab ready model=<MODEL> url=http://<ADDR> pid=<PID>`.
+    /// `hostlab ready model=<MODEL> url=http://<ADDR> pid=<PID> [admin=http://<ADDR>]`.
+    /// SIGHUP recycles the app (proxy, inprocess); SIGTERM/SIGINT drain and exit 0.
     Serve(ServeArgs),
     /// One load run against any URL (closed loop, or open loop with -r).
     Load(crate::load::LoadArgs),

@@ -23,7 +23,14 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging();
     let result = match cli.command {
-        cli::Command::Serve(args) => args.into_options(inherited).and_then(|o| Ok(hostlab_hosts::serve(o)?)),
+        cli::Command::Serve(args) => match args.into_options(inherited) {
+            Ok(options) => hostlab_hosts::serve(options).map_err(Into::into),
+            // An unusable policy file or flag value is a bad argument: exit 2.
+            Err(e) => {
+                eprintln!("hostlab: error: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
         cli::Command::Load(args) => load::main(args),
         cli::Command::Run(args) => run::main(args),
         cli::Command::Recycle(_) | cli::Command::Report(_) | cli::Command::Compare(_) => Err(anyhow::anyhow!(

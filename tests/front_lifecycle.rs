@@ -292,6 +292,57 @@ mod cases {
         front.server.stop();
     }
 
+    pub async fn a_failed_start_answers_503_at_once(model: &str) {
+        // The warm-up URL does not exist, so every start fails.
+        let front = Front::start(model, &["--warmup", "/no-such-page", "--rapid-fail", "100/1m"]);
+        let started = Instant::now();
+        let resp = tokio::time::timeout(Duration::from_secs(20), front.get("/ping")).await;
+        let resp = resp.expect("a failed start is answered, not left hanging");
+        assert_eq!(resp.status(), 503);
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "app_unavailable", "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("no-such-page"),
+            "{body}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert_eq!(front.status().await["pids"]["app"], Value::Null, "no app runs");
+        // A recycle with nothing running is refused, not counted.
+        let client = reqwest::Client::new();
+        let resp = client.post(format!("{}/recycle", front.admin)).send().await.unwrap();
+        assert_eq!(resp.status(), 409);
+        front.server.stop();
+    }
+
+    pub async fn an_abandoned_request_is_not_left_in_flight(model: &str) {
+        use tokio::io::AsyncWriteExt;
+        let front = Front::start(model, &["--start-mode", "always-running"]);
+        let addr = front.server.url.trim_start_matches("http://").to_owned();
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /books HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"title\":"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(tcp);
+        if model == "proxy" {
+            front
+                .wait_status("in-flight back to zero", |s| s["access"]["in_flight"] == 0)
+                .await;
+        }
+        assert_eq!(front.get("/ping").await.status(), 200);
+        front.server.stop();
+    }
+
+    pub async fn pinned_to_one_cpu_it_still_serves(model: &str) {
+        // One CPU picks the current-thread runtime: the path every pinned
+        // benchmark takes.
+        let server = Server::start_pinned(model, &["--start-mode", "always-running"], 0);
+        let resp = reqwest::get(server.url("/books")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        server.stop();
+    }
+
     pub async fn killing_the_front_kills_its_children(model: &str) {
         let front = Front::start(model, &["--start-mode", "always-running"]);
         let app = front.app_pid().await.unwrap();
@@ -331,6 +382,9 @@ macro_rules! lifecycle {
             #[tokio::test] async fn idle_suspend_freezes_and_thaws() { cases::idle_suspend_freezes_and_thaws($model).await }
             #[tokio::test] async fn warmup_runs_before_the_switch() { cases::warmup_runs_before_the_switch($model).await }
             #[tokio::test] async fn killing_the_front_kills_its_children() { cases::killing_the_front_kills_its_children($model).await }
+            #[tokio::test] async fn a_failed_start_answers_503_at_once() { cases::a_failed_start_answers_503_at_once($model).await }
+            #[tokio::test] async fn an_abandoned_request_is_not_left_in_flight() { cases::an_abandoned_request_is_not_left_in_flight($model).await }
+            #[tokio::test] async fn pinned_to_one_cpu_it_still_serves() { cases::pinned_to_one_cpu_it_still_serves($model).await }
         }
     )*};
 }

@@ -39,6 +39,20 @@ pub async fn serve(
     let router = Router::new()
         .route("/status", get(status))
         .route("/recycle", post(recycle))
+        .fallback(|| async {
+            admin_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the admin endpoint has GET /status and POST /recycle",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            admin_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "use GET /status and POST /recycle",
+            )
+        })
         .with_state(Admin { manager, front });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -69,11 +83,16 @@ async fn status(State(admin): State<Admin>) -> Response {
 async fn recycle(State(admin): State<Admin>) -> Response {
     match admin.manager.recycle(RecycleReason::Admin).await {
         Some(report) if report.error.is_none() => axum::Json(report).into_response(),
+        Some(report) if report.skipped => (StatusCode::CONFLICT, axum::Json(report)).into_response(),
         Some(report) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(report)).into_response(),
-        None => (
+        None => admin_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"error": {"code": "shutting_down", "message": "the front is shutting down"}})),
-        )
-            .into_response(),
+            "shutting_down",
+            "the front is shutting down",
+        ),
     }
+}
+
+fn admin_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response()
 }

@@ -186,9 +186,7 @@ impl ChildProcess {
 
     /// Resident set size of the child, from `/proc/PID/statm`.
     pub fn rss_bytes(&self) -> Option<u64> {
-        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.pid)).ok()?;
-        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-        Some(pages * 4096)
+        hostlab_workloads::rss_bytes(self.pid)
     }
 }
 

@@ -122,7 +122,9 @@ where
 {
     let counters = &state.counters;
     counters.requests.fetch_add(1, Ordering::Relaxed);
-    counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    // A guard, not a decrement at the end: hyper drops this future when the
+    // client disconnects mid-request, and the count must still go down.
+    let _in_flight = InFlightGuard::enter(&counters.in_flight);
     let mut req = req.map(Body::new);
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
@@ -159,8 +161,22 @@ where
         _ => &counters.status_5xx,
     };
     class.fetch_add(1, Ordering::Relaxed);
-    counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     Ok(response)
+}
+
+struct InFlightGuard<'a>(&'a AtomicU64);
+
+impl<'a> InFlightGuard<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlightGuard(counter)
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {

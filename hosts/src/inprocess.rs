@@ -81,12 +81,12 @@ async fn start_on_demand(listener: std::net::TcpListener, manager: Manager) {
             ready.clear_ready();
             continue;
         }
-        manager.demand();
         ready.clear_ready();
-        // Wait until the demand has been acted on before watching again.
-        let _ = phases
-            .wait_for(|p| !matches!(p, Phase::Stopped | Phase::Suspended))
-            .await;
+        if let Err(why) = manager.demand_and_wait().await {
+            // Like ANCM's 502.5 page: the connections that asked for the app
+            // get an answer saying it did not start, not silence.
+            answer_waiting_connections(fd.get_ref(), &why).await;
+        }
     }
 }
 
@@ -229,8 +229,11 @@ async fn report_traffic(state: Arc<FrontState>, idle_timeout: Duration, recycle_
                 idle = false;
                 println!("hostlab event active");
             }
-        } else if !idle_timeout.is_zero() && !idle && last_change.elapsed() >= idle_timeout {
+        } else if !idle_timeout.is_zero() && last_change.elapsed() >= idle_timeout {
+            // Said again every idle period while idle: the supervisor may
+            // have thawed this worker for a connection that sent nothing.
             idle = true;
+            last_change = Instant::now();
             println!("hostlab event idle");
         }
         if !limit_reported && recycle_requests.is_some_and(|n| count >= n) {
@@ -247,4 +250,35 @@ fn connection_waiting(listener: &std::net::TcpListener) -> bool {
     let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
     poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
         && fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN))
+}
+
+/// Accept the connections waiting now and answer each with 503
+/// `app_unavailable` saying `why`, then close it.
+async fn answer_waiting_connections(listener: &std::net::TcpListener, why: &str) {
+    while connection_waiting(listener) {
+        let Ok((tcp, _)) = listener.accept() else { return };
+        let why = why.to_owned();
+        tokio::spawn(async move {
+            let Ok(tcp) = tcp
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(tcp))
+            else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |_req| {
+                let mut response = crate::proxy::error(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "app_unavailable",
+                    &format!("the app did not start: {why}"),
+                );
+                let headers = response.headers_mut();
+                headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                async move { Ok::<_, std::convert::Infallible>(response) }
+            });
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+        });
+    }
 }

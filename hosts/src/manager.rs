@@ -28,8 +28,8 @@ use crate::policy::{IdleAction, Policy, StartMode};
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// No app process. Entered at start (on-demand), after an idle terminate,
-    /// and in the gap of a stop-then-start recycle. Left on the first request
-    /// (demand) or a recycle.
+    /// and after a failed start. Left on the next request (demand) or an
+    /// operator's recycle.
     Stopped,
     /// A new app process was spawned and has not printed its ready line yet.
     Starting,
@@ -141,6 +141,8 @@ pub struct RecycleReport {
     /// The old process had to be SIGKILLed at the shutdown limit.
     pub old_killed: bool,
     pub total_ms: u64,
+    /// Nothing was running, so nothing was recycled (`error` says why).
+    pub skipped: bool,
     pub error: Option<String>,
 }
 
@@ -160,8 +162,9 @@ pub struct Status {
 }
 
 enum Command {
-    /// A request needs the app (on-demand start, resume after suspend).
-    Demand,
+    /// A request needs the app (on-demand start, resume after suspend); the
+    /// reply says whether an app is ready afterwards.
+    Demand(Option<oneshot::Sender<Result<(), String>>>),
     Recycle {
         reason: RecycleReason,
         reply: Option<oneshot::Sender<RecycleReport>>,
@@ -250,7 +253,15 @@ impl Manager {
 
     /// Ask for the app to be started or resumed (on-demand start).
     pub fn demand(&self) {
-        let _ = self.commands.send(Command::Demand);
+        let _ = self.commands.send(Command::Demand(None));
+    }
+
+    /// Ask for the app and wait until the supervisor acted: `Err` says why
+    /// no app is ready (failed start, rapid-fail).
+    pub async fn demand_and_wait(&self) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(Command::Demand(Some(tx)));
+        rx.await.unwrap_or_else(|_| Err("the front is shutting down".into()))
     }
 
     /// Recycle now and wait for the report.
@@ -344,6 +355,9 @@ struct Running {
     suspended: bool,
     /// The worker said it has been idle for the idle timeout (inprocess).
     idle_reported: bool,
+    /// When it was last thawed: an idle report from before the thaw must
+    /// not freeze it again while it serves the request that woke it.
+    resumed_at: Option<Instant>,
 }
 
 struct Supervisor {
@@ -364,7 +378,12 @@ impl Supervisor {
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Demand) => self.on_demand().await,
+                    Some(Command::Demand(reply)) => {
+                        let result = self.on_demand().await;
+                        if let Some(reply) = reply {
+                            let _ = reply.send(result);
+                        }
+                    }
                     Some(Command::Recycle { reason, reply }) => {
                         let report = self.recycle(reason).await;
                         if let Some(reply) = reply {
@@ -391,6 +410,9 @@ impl Supervisor {
     }
 
     fn set_phase(&self, phase: Phase) {
+        if self.running.is_none() {
+            self.shared.status.lock().unwrap().app_pid = None;
+        }
         self.shared.phase.send_replace(phase);
     }
 
@@ -451,6 +473,7 @@ impl Supervisor {
             started_at: Instant::now(),
             suspended: false,
             idle_reported: false,
+            resumed_at: None,
         };
         Ok((running, start_to_ready, warmup))
     }
@@ -499,13 +522,24 @@ impl Supervisor {
         }
     }
 
-    async fn on_demand(&mut self) {
+    async fn on_demand(&mut self) -> Result<(), String> {
         match self.phase() {
             Phase::Stopped => {
                 self.start_fresh().await;
             }
             Phase::Suspended => self.resume(),
             _ => {}
+        }
+        match self.phase() {
+            Phase::Ready => Ok(()),
+            Phase::Failed => Err(Unavailable::RapidFail.to_string()),
+            _ => Err(self
+                .shared
+                .last_start_error
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| "the app did not start".into())),
         }
     }
 
@@ -518,6 +552,7 @@ impl Supervisor {
         running.child.signal(Signal::SIGCONT);
         running.suspended = false;
         running.idle_reported = false;
+        running.resumed_at = Some(Instant::now());
         self.shared.current.store(Some(running.generation.clone()));
         tracing::info!("resumed app pid {}", running.generation.pid);
         self.set_phase(Phase::Ready);
@@ -587,7 +622,9 @@ impl Supervisor {
                         && running.started_at.elapsed() >= policy.idle_timeout
                         && running.generation.in_flight.load(Ordering::SeqCst) == 0
                 }
-                Hosting::InProcess { .. } => running.idle_reported,
+                Hosting::InProcess { .. } => {
+                    running.idle_reported && running.resumed_at.is_none_or(|t| t.elapsed() >= policy.idle_timeout)
+                }
             };
             if idle {
                 self.on_idle(policy.idle_action).await;
@@ -683,9 +720,19 @@ impl Supervisor {
             unavailable_ms: 0,
             old_killed: false,
             total_ms: 0,
+            skipped: false,
             error: None,
         };
-        // An operator's recycle also resets rapid-fail protection.
+        // Nothing runs (on-demand before the first request, after an idle
+        // terminate or a failed start): nothing to recycle; the next request
+        // starts the app. After rapid-fail, an operator's recycle is what
+        // brings it back, so that case goes on.
+        if self.running.is_none() && self.phase() != Phase::Failed {
+            report.skipped = true;
+            report.error = Some("no app process is running; the next request starts one".into());
+            report.total_ms = started.elapsed().as_millis() as u64;
+            return report;
+        }
         if self.phase() == Phase::Failed {
             self.crashes.clear();
         }
@@ -724,6 +771,9 @@ impl Supervisor {
                 }
             }
             Err(e) => {
+                if let Some(since) = unavailable_since {
+                    report.unavailable_ms = since.elapsed().as_millis() as u64;
+                }
                 tracing::error!("recycle failed, the new app did not start: {e}");
                 *self.shared.last_start_error.lock().unwrap() = Some(e.clone());
                 report.error = Some(e);

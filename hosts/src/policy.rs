@@ -49,7 +49,7 @@ impl std::str::FromStr for RapidFail {
         let (n, d) = s.split_once('/').ok_or_else(bad)?;
         let crashes: u32 = n.parse().map_err(|_| bad())?;
         let window = humantime::parse_duration(d).map_err(|_| bad())?;
-        if crashes == 0 {
+        if crashes == 0 || window.is_zero() {
             return Err(bad());
         }
         Ok(RapidFail { crashes, window })
@@ -204,6 +204,11 @@ impl Policy {
                 "startup and shutdown limits must be above zero".into(),
             ));
         }
+        if self.rapid_fail.crashes == 0 || self.rapid_fail.window.is_zero() {
+            return Err(PolicyError::Invalid(
+                "rapid-fail needs at least 1 crash and a window above zero, e.g. 5/5m".into(),
+            ));
+        }
         if self.queue_length == 0 {
             return Err(PolicyError::Invalid("queue length must be at least 1".into()));
         }
@@ -288,6 +293,7 @@ mod tests {
     fn flag_values_parse() {
         assert_eq!("5/5m".parse::<RapidFail>().unwrap().window, Duration::from_secs(300));
         assert!("0/1m".parse::<RapidFail>().is_err());
+        assert!("2/0s".parse::<RapidFail>().is_err());
         assert!("5".parse::<RapidFail>().is_err());
         assert_eq!("03:05".parse::<TimeOfDay>().unwrap().seconds(), 3 * 3600 + 300);
         assert!("24:00".parse::<TimeOfDay>().is_err());

@@ -43,7 +43,28 @@ pub struct Server {
 impl Server {
     /// `hostlab serve MODEL --listen 127.0.0.1:0 EXTRA...`, ready to use.
     pub fn start(model: &str, extra: &[&str]) -> Server {
-        let mut child = hostlab()
+        Self::spawn(model, extra, None)
+    }
+
+    /// The same, with the server (and its children) allowed only on `cpu`.
+    pub fn start_pinned(model: &str, extra: &[&str], cpu: usize) -> Server {
+        Self::spawn(model, extra, Some(cpu))
+    }
+
+    fn spawn(model: &str, extra: &[&str], cpu: Option<usize>) -> Server {
+        let mut command = hostlab();
+        if let Some(cpu) = cpu {
+            // SAFETY: sched_setaffinity is async-signal-safe.
+            #[allow(unsafe_code)]
+            unsafe {
+                command.pre_exec(move || {
+                    let mut set = nix::sched::CpuSet::new();
+                    set.set(cpu).map_err(std::io::Error::from)?;
+                    nix::sched::sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)
+                });
+            }
+        }
+        let mut child = command
             .args(["serve", model, "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "warn")

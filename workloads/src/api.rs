@@ -384,23 +384,9 @@ async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
             "live": c.live_actors.load(Ordering::Relaxed),
         },
         "journal": {"enabled": false},
-        "rss_bytes": rss_bytes(),
+        "rss_bytes": crate::rss_bytes("self"),
     }))
     .into_response())
-}
-
-/// Resident set size of this process, from `/proc/self/statm` (Linux);
-/// `null` where that file does not exist.
-fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(resident_pages * page_size())
-}
-
-fn page_size() -> u64 {
-    use nix::unistd::{SysconfVar, sysconf};
-    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *PAGE.get_or_init(|| sysconf(SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |n| n as u64))
 }
 
 async fn not_found(req: Request<Body>) -> ApiError {

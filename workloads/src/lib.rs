@@ -94,3 +94,17 @@ impl Workload {
         self.tasks.stop();
     }
 }
+
+/// Resident set size of a process (`"self"` or a pid), from
+/// `/proc/<pid>/statm` (Linux); `None` where that file does not exist.
+pub fn rss_bytes(pid: impl std::fmt::Display) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(resident_pages * page_size())
+}
+
+fn page_size() -> u64 {
+    use nix::unistd::{SysconfVar, sysconf};
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| sysconf(SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |n| n as u64))
+}

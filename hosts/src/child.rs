@@ -39,6 +39,20 @@ pub struct ChildSpec {
     pub listener: Option<OwnedFd>,
     /// Longest wait for the ready line.
     pub startup_limit: Duration,
+    /// CPUs the child (and its own children) may run on; `None` inherits ours.
+    pub cpus: Option<Vec<usize>>,
+}
+
+impl ChildSpec {
+    /// `hostlab ARGS...`, no socket, inheriting our CPUs.
+    pub fn new(args: Vec<String>, startup_limit: Duration) -> ChildSpec {
+        ChildSpec {
+            args,
+            listener: None,
+            startup_limit,
+            cpus: None,
+        }
+    }
 }
 
 /// A started child that printed its ready line.
@@ -78,10 +92,30 @@ impl ChildProcess {
             }])
             .expect("one mapping cannot collide");
         }
-        // SAFETY: prctl is async-signal-safe and touches no parent memory.
+        let cpu_set = match &spec.cpus {
+            Some(cpus) => {
+                let mut set = nix::sched::CpuSet::new();
+                for &cpu in cpus {
+                    set.set(cpu).map_err(|e| ChildError::Spawn {
+                        command: command_text.clone(),
+                        source: std::io::Error::other(format!("CPU {cpu}: {e}")),
+                    })?;
+                }
+                Some(set)
+            }
+            None => None,
+        };
+        // SAFETY: prctl and sched_setaffinity are async-signal-safe and touch
+        // no parent memory (the CPU set was built before the fork).
         #[allow(unsafe_code)]
         unsafe {
-            cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                if let Some(set) = &cpu_set {
+                    nix::sched::sched_setaffinity(Pid::from_raw(0), set).map_err(std::io::Error::from)?;
+                }
+                Ok(())
+            });
         }
         let started = Instant::now();
         let mut process = cmd.spawn().map_err(|source| ChildError::Spawn {

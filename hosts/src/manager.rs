@@ -419,15 +419,12 @@ impl Supervisor {
     fn spec(&self) -> ChildSpec {
         let startup_limit = self.shared.policy.startup_limit;
         match &self.hosting {
-            Hosting::Proxy { app_args } => ChildSpec {
-                args: app_args.clone(),
-                listener: None,
-                startup_limit,
-            },
+            Hosting::Proxy { app_args } => ChildSpec::new(app_args.clone(), startup_limit),
             Hosting::InProcess { listener, worker_args } => ChildSpec {
                 args: worker_args.clone(),
                 listener: listener.try_clone().ok().map(OwnedFd::from),
                 startup_limit,
+                cpus: None,
             },
         }
     }

@@ -35,10 +35,24 @@ pub enum Command {
     Run(RunArgs),
     /// One recycle experiment under fixed-rate load (not built yet).
     Recycle(RestArgs),
-    /// Re-render report.md and charts from DIR/results.json (not built yet).
-    Report(RestArgs),
-    /// Per-metric ratios between two runs (not built yet).
-    Compare(RestArgs),
+    /// Re-render report.md, summary.csv and charts from DIR/results.json.
+    Report(ReportArgs),
+    /// Per-metric ratios between two runs, flagging changes beyond noise.
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Output folder of a `hostlab run` (holds results.json).
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The earlier run's folder (A).
+    pub a: PathBuf,
+    /// The later run's folder (B); ratios are B over A.
+    pub b: PathBuf,
 }
 
 /// Arguments of subcommands that are not built yet.

@@ -33,7 +33,9 @@ fn main() -> ExitCode {
         },
         cli::Command::Load(args) => load::main(args),
         cli::Command::Run(args) => run::main(args),
-        cli::Command::Recycle(_) | cli::Command::Report(_) | cli::Command::Compare(_) => Err(anyhow::anyhow!(
+        cli::Command::Report(args) => run::report_main(&args.dir),
+        cli::Command::Compare(args) => run::compare_main(&args.a, &args.b),
+        cli::Command::Recycle(_) => Err(anyhow::anyhow!(
             "this subcommand is not built yet; see `hostlab --help` and the README for what works today"
         )),
     };

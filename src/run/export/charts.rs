@@ -1,0 +1,491 @@
+//! Charts with plotters, each in SVG and PNG: throughput per model with
+//! ratio labels, latency percentile curves (log scale), one recycle
+//! timeline per model and kind, and books before/after each recycle. PNG
+//! text uses the bundled DejaVu Sans (assets/fonts), so no system font
+//! library is needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::anyhow;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use crate::run::results::Results;
+use crate::run::summary::SummaryRow;
+
+static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+/// A chart written as `charts/<stem>.svg` and `.png`.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// throughput | latency | recycle | state
+    pub kind: &'static str,
+    pub title: String,
+    pub stem: String,
+}
+
+fn register() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
+            tracing::warn!("the bundled font did not load; PNG charts will have no text");
+        }
+    });
+}
+
+fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing a chart failed: {e:?}")
+}
+
+/// Renders one chart function into both formats.
+macro_rules! render {
+    ($dir:expr, $stem:expr, $size:expr, $draw:expr) => {{
+        let svg = $dir.join(format!("{}.svg", $stem));
+        let png = $dir.join(format!("{}.png", $stem));
+        {
+            let root = SVGBackend::new(&svg, $size).into_drawing_area();
+            $draw(&root)?;
+            root.present().map_err(err)?;
+        }
+        {
+            let root = BitMapBackend::new(&png, $size).into_drawing_area();
+            $draw(&root)?;
+            root.present().map_err(err)?;
+        }
+    }};
+}
+
+/// A file-name-safe form of a variant, e.g. `GET /ping` -> `get-ping`.
+pub fn slug(text: &str) -> String {
+    let mut s = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+    }
+    s.trim_end_matches('-').to_string()
+}
+
+/// Writes every chart the results allow; returns what it wrote.
+pub fn write(dir: &Path, results: &Results, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>> {
+    register();
+    std::fs::create_dir_all(dir)?;
+    let mut charts = Vec::new();
+    let size = (900, 500);
+
+    // Throughput: one chart per endpoint.
+    let mut variants: Vec<&str> = Vec::new();
+    for r in rows.iter().filter(|r| r.scenario == "throughput") {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
+    for v in variants {
+        let bars: Vec<Bar> = rows
+            .iter()
+            .filter(|r| r.scenario == "throughput" && r.variant == v)
+            .filter_map(|r| {
+                let s = r.rps?;
+                Some(Bar {
+                    label: r.model.clone(),
+                    value: s.median,
+                    min: s.min,
+                    max: s.max,
+                    note: r.ratio_to_edge.map_or(String::new(), |x| format!("{x:.2}x edge")),
+                })
+            })
+            .collect();
+        let stem = format!("throughput-{}", slug(v));
+        let title = format!("Throughput, {v} (median, min-max)");
+        render!(dir, &stem, size, |root: &DrawingArea<_, Shift>| bar_chart(
+            root,
+            &title,
+            "requests/s",
+            &bars
+        ));
+        charts.push(Chart {
+            kind: "throughput",
+            title,
+            stem,
+        });
+    }
+
+    // Latency: one chart per rate, a percentile curve per model.
+    let mut rates: Vec<&str> = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.scenario == "latency" && r.variant != "capacity probe")
+    {
+        if !rates.contains(&r.variant.as_str()) {
+            rates.push(&r.variant);
+        }
+    }
+    for rate in rates {
+        let curves: Vec<(String, Vec<f64>)> = rows
+            .iter()
+            .filter(|r| r.scenario == "latency" && r.variant == rate)
+            .filter_map(|r| {
+                let l = r.entries.iter().find_map(|e| e.load.as_ref())?.latency_us;
+                let v = [l.p50, l.p90, l.p99, l.p99_9, l.max].map(|us| us as f64 / 1e3);
+                Some((r.model.clone(), v.to_vec()))
+            })
+            .collect();
+        let stem = format!("latency-{}", slug(rate.split(" (").next().unwrap_or(rate)));
+        let title = format!("Latency percentiles at {rate}");
+        render!(dir, &stem, size, |root: &DrawingArea<_, Shift>| percentile_chart(
+            root, &title, &curves
+        ));
+        charts.push(Chart {
+            kind: "latency",
+            title,
+            stem,
+        });
+    }
+
+    // Recycle timelines.
+    for e in results.entries.iter().filter(|e| e.scenario == "recycle") {
+        let (Some(rc), Some(load)) = (&e.recycle, &e.load) else {
+            continue;
+        };
+        if load.timeline.is_empty() {
+            continue;
+        }
+        let stem = format!("recycle-{}-{}", slug(&e.model), slug(&rc.kind));
+        let title = format!(
+            "{} {} recycle at {:.0} req/s",
+            e.model,
+            rc.kind,
+            load.rate_per_sec.unwrap_or(0.0)
+        );
+        let points: Vec<(f64, f64, f64)> = load
+            .timeline
+            .iter()
+            .map(|r| (r.t_ms as f64 / 1e3, r.p99_us as f64 / 1e3, r.errors as f64))
+            .collect();
+        let event_s = rc.event_ms as f64 / 1e3;
+        render!(dir, &stem, size, |root: &DrawingArea<_, Shift>| timeline_chart(
+            root, &title, &points, event_s
+        ));
+        charts.push(Chart {
+            kind: "recycle",
+            title,
+            stem,
+        });
+    }
+
+    // State before/after.
+    let states: Vec<(String, f64, f64)> = results
+        .entries
+        .iter()
+        .filter_map(|e| {
+            let s = e.state.as_ref()?;
+            Some((
+                format!("{} {}", e.model, s.kind),
+                s.books_before as f64,
+                s.books_after as f64,
+            ))
+        })
+        .collect();
+    if !states.is_empty() {
+        let stem = "state".to_string();
+        let title = "Where are all my books? Books before and after each recycle".to_string();
+        render!(dir, &stem, (1100, 520), |root: &DrawingArea<_, Shift>| state_chart(
+            root, &title, &states
+        ));
+        charts.push(Chart {
+            kind: "state",
+            title,
+            stem,
+        });
+    }
+    Ok(charts)
+}
+
+/// A rectangle with left and right pixel margins (bars narrower than their segment).
+fn margin<C>(mut r: Rectangle<C>, left: u32, right: u32) -> Rectangle<C> {
+    r.set_margin(0, 0, left, right);
+    r
+}
+
+struct Bar {
+    label: String,
+    value: f64,
+    min: f64,
+    max: f64,
+    note: String,
+}
+
+fn bar_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_desc: &str,
+    bars: &[Bar],
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let n = bars.len().max(1) as i32;
+    let top = bars.iter().map(|b| b.max.max(b.value)).fold(1.0, f64::max) * 1.2;
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc(y_desc)
+        .x_labels(bars.len().max(1))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    for (i, b) in bars.iter().enumerate() {
+        let i = i as i32;
+        let color = Palette99::pick(i as usize);
+        chart
+            .draw_series(std::iter::once(margin(
+                Rectangle::new(
+                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), b.value)],
+                    color.filled(),
+                ),
+                20,
+                20,
+            )))
+            .map_err(err)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(SegmentValue::CenterOf(i), b.min), (SegmentValue::CenterOf(i), b.max)],
+                BLACK.stroke_width(2),
+            )))
+            .map_err(err)?;
+        let label = if b.note.is_empty() {
+            format!("{:.0}", b.value)
+        } else {
+            format!("{:.0}  {}", b.value, b.note)
+        };
+        chart
+            .draw_series(std::iter::once(Text::new(
+                label,
+                (SegmentValue::CenterOf(i), b.max.max(b.value) + top * 0.03),
+                (FAMILY, 14)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Bottom,
+                    )),
+            )))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+const PERCENTILES: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
+
+fn percentile_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    curves: &[(String, Vec<f64>)],
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let values = curves.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| *v > 0.0);
+    let lo = values.clone().fold(f64::INFINITY, f64::min);
+    let hi = values.fold(0.0, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi > 0.0 {
+        (lo * 0.8, hi * 1.25)
+    } else {
+        (0.01, 10.0)
+    };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0i32..4i32, (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_labels(5)
+        .x_label_formatter(&|i| PERCENTILES.get(*i as usize).map_or(String::new(), |s| s.to_string()))
+        .y_desc("latency ms (log scale)")
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    for (k, (model, v)) in curves.iter().enumerate() {
+        let color = Palette99::pick(k);
+        chart
+            .draw_series(LineSeries::new(
+                v.iter().enumerate().map(|(i, y)| (i as i32, y.max(lo))),
+                color.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(model.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn timeline_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    points: &[(f64, f64, f64)],
+    event_s: f64,
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let end = points.iter().map(|p| p.0).fold(0.1, f64::max) + 0.1;
+    let top = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.15;
+    let top_err = points.iter().map(|p| p.2).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .right_y_label_area_size(70)
+        .build_cartesian_2d(0.0..end, 0.0..top)
+        .map_err(err)?
+        .set_secondary_coord(0.0..end, 0.0..top_err);
+    chart
+        .configure_mesh()
+        .x_desc("time s")
+        .y_desc("p99 latency ms (per 100 ms)")
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("failed requests per interval")
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), BLUE.stroke_width(2)))
+        .map_err(err)?
+        .label("p99 ms")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+    chart
+        .draw_secondary_series(LineSeries::new(points.iter().map(|p| (p.0, p.2)), RED.stroke_width(2)))
+        .map_err(err)?
+        .label("failed")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(event_s, 0.0), (event_s, top)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(err)?
+        .label("recycle")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+fn state_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    states: &[(String, f64, f64)],
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let n = states.len().max(1) as i32;
+    let top = states.iter().map(|s| s.1.max(s.2)).fold(1.0, f64::max) * 1.2;
+    let labels: Vec<String> = states.iter().map(|s| s.0.clone()).collect();
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 20))
+        .margin(15)
+        .x_label_area_size(110)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc("books")
+        .x_labels(states.len().max(1))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_label_style((FAMILY, 12).into_font().transform(FontTransform::Rotate90))
+        .draw()
+        .map_err(err)?;
+    for (i, (_, before, after)) in states.iter().enumerate() {
+        let i = i as i32;
+        let seg = |v| (SegmentValue::Exact(i), v);
+        let seg_end = |v| (SegmentValue::Exact(i + 1), v);
+        // Before on the left half, after on the right half (pixel margins).
+        chart
+            .draw_series([
+                margin(
+                    Rectangle::new([seg(0.0), seg_end(*before)], BLUE.mix(0.6).filled()),
+                    6,
+                    40,
+                ),
+                margin(
+                    Rectangle::new([seg(0.0), seg_end(*after)], RED.mix(0.6).filled()),
+                    40,
+                    6,
+                ),
+            ])
+            .map_err(err)?;
+    }
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(SegmentValue::Exact(0), 0.0), (SegmentValue::Exact(0), 0.0)],
+            BLUE.mix(0.6).filled(),
+        )))
+        .map_err(err)?
+        .label("before")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], BLUE.mix(0.6).filled()));
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(SegmentValue::Exact(0), 0.0), (SegmentValue::Exact(0), 0.0)],
+            RED.mix(0.6).filled(),
+        )))
+        .map_err(err)?
+        .label("after")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], RED.mix(0.6).filled()));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 14))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("GET /ping"), "get-ping");
+        assert_eq!(slug("POST /tasks (5,000 rows)"), "post-tasks-5-000-rows");
+        assert_eq!(slug("25% of edge"), "25-of-edge");
+    }
+}

@@ -1,0 +1,66 @@
+//! summary.csv: one row per model x scenario x variant, medians with min
+//! and max over repeats.
+
+use std::path::Path;
+
+use crate::run::summary::SummaryRow;
+
+pub const HEADER: [&str; 19] = [
+    "scenario",
+    "model",
+    "variant",
+    "repeats",
+    "requests_per_sec_median",
+    "requests_per_sec_min",
+    "requests_per_sec_max",
+    "ratio_to_edge",
+    "p50_us",
+    "p99_us",
+    "p99_9_us",
+    "max_us",
+    "errors",
+    "generator_limited",
+    "noisy",
+    "server_cpu_percent",
+    "server_rss_bytes",
+    "startup_ms",
+    "detail",
+];
+
+pub fn write(path: &Path, rows: &[SummaryRow]) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(HEADER)?;
+    let f = |x: Option<f64>, digits: usize| x.map_or(String::new(), |v| format!("{v:.digits$}"));
+    for r in rows {
+        let last = r.entries.last();
+        let cpu: Option<f64> = last
+            .filter(|e| !e.processes.is_empty())
+            .map(|e| e.processes.iter().map(|p| p.cpu_percent).sum());
+        let rss: Option<u64> = last
+            .filter(|e| !e.processes.is_empty())
+            .map(|e| e.processes.iter().map(|p| p.rss_bytes).sum());
+        w.write_record([
+            r.scenario.clone(),
+            r.model.clone(),
+            r.variant.clone(),
+            r.repeats.to_string(),
+            f(r.rps.map(|s| s.median), 1),
+            f(r.rps.map(|s| s.min), 1),
+            f(r.rps.map(|s| s.max), 1),
+            f(r.ratio_to_edge, 3),
+            f(r.p50_us.map(|s| s.median), 0),
+            f(r.p99_us.map(|s| s.median), 0),
+            f(r.p99_9_us.map(|s| s.median), 0),
+            f(r.max_us.map(|s| s.median), 0),
+            r.errors.to_string(),
+            r.generator_limited.to_string(),
+            r.noisy().to_string(),
+            f(cpu, 1),
+            rss.map_or(String::new(), |v| v.to_string()),
+            f(last.and_then(|e| e.startup_ms), 1),
+            r.detail.clone(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}

@@ -1,0 +1,425 @@
+//! report.md: the run's environment, warnings, the claims table, and one
+//! table per scenario (medians with min/max, ratios to edge), with the
+//! charts embedded.
+
+use std::fmt::Write;
+
+use super::charts::Chart;
+use crate::run::claims::ClaimRow;
+use crate::run::results::Results;
+use crate::run::stats::Spread;
+use crate::run::summary::{SummaryRow, mib};
+
+fn ms(us: f64) -> String {
+    format!("{:.2}", us / 1e3)
+}
+
+fn spread_rps(s: Option<Spread>) -> (String, String) {
+    match s {
+        Some(s) => (format!("{:.0}", s.median), format!("{:.0} .. {:.0}", s.min, s.max)),
+        None => ("-".into(), "-".into()),
+    }
+}
+
+fn charts_of(out: &mut String, charts: &[Chart], kind: &str) {
+    for c in charts.iter().filter(|c| c.kind == kind) {
+        let _ = writeln!(out, "![{}](charts/{}.svg)\n", c.title, c.stem);
+    }
+}
+
+/// The whole report.
+pub fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow], charts: &[Chart]) -> String {
+    let mut out = String::new();
+    let env = &results.environment;
+    let s = &results.settings;
+    let _ = writeln!(out, "# hostlab results\n");
+    let _ = writeln!(
+        out,
+        "- started: {} (UTC), {:.0} s{}\n- command: `{}`\n- hostlab {} at commit `{}`; {}\n- CPU: {} ({} online); kernel {}\n\
+         - pinning: load generator on CPUs {:?}, every server process of a model on CPUs {:?}\n\
+         - settings: closed loop {} s after {} s warm-up, {} connections, {} repeat(s); recycles at {} req/s for {} s, \
+         event at {} s; latency runs {} s at {:?} of edge's capacity\n",
+        env.started_utc,
+        env.elapsed_s,
+        if results.finished {
+            ""
+        } else {
+            " - **unfinished: the run stopped part-way**"
+        },
+        env.command_line.join(" "),
+        env.hostlab_version,
+        env.git_commit.as_deref().unwrap_or("unknown"),
+        env.rustc.as_deref().unwrap_or("rustc unknown"),
+        env.cpu_model,
+        env.cores,
+        env.kernel,
+        env.client_cpus,
+        env.server_cpus,
+        s.duration_s,
+        s.warmup_s,
+        s.connections,
+        s.repeats,
+        s.recycle_rate_per_sec,
+        s.recycle_duration_s,
+        s.recycle_at_s,
+        s.latency_duration_s,
+        s.latency_fractions
+    );
+    warnings(&mut out, results, rows);
+    let _ = writeln!(out, "## Claims\n");
+    let _ = writeln!(
+        out,
+        "Verdicts are computed from the measurements by the rules in docs/run.md.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| # | claim | source | measured here | verdict | why |\n|---|---|---|---|---|---|"
+    );
+    for c in claims {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | **{}** | {} |",
+            c.id,
+            c.claim,
+            c.source,
+            c.measured,
+            c.verdict.text(),
+            c.reason
+        );
+    }
+    out.push('\n');
+    throughput(&mut out, rows, charts);
+    latency(&mut out, rows, charts);
+    recycle(&mut out, rows, charts);
+    state(&mut out, rows, charts);
+    coldstart(&mut out, rows);
+    routing(&mut out, rows);
+    crosscheck(&mut out, rows);
+    if !results.skipped.is_empty() {
+        let _ = writeln!(out, "## Not measured\n");
+        for k in &results.skipped {
+            let what = match (&k.model, &k.scenario) {
+                (Some(m), Some(s)) => format!("{m} in {s}"),
+                (Some(m), None) => m.clone(),
+                (None, Some(s)) => s.clone(),
+                (None, None) => "-".into(),
+            };
+            let _ = writeln!(out, "- {what}: {}", k.reason);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn warnings(out: &mut String, results: &Results, rows: &[SummaryRow]) {
+    let mut w: Vec<String> = results.notes.clone();
+    for r in rows {
+        if r.generator_limited {
+            w.push(format!(
+                "{} / {} / {}: the load generator was busy enough to have been the limit; the figure is a lower bound",
+                r.scenario, r.model, r.variant
+            ));
+        }
+        if r.noisy() {
+            let s = r.rps.expect("noisy rows have req/s");
+            w.push(format!(
+                "{} / {} / {}: noisy, repeats ranged {:.0}% of the median ({:.0} .. {:.0} req/s)",
+                r.scenario,
+                r.model,
+                r.variant,
+                s.relative_range() * 100.0,
+                s.min,
+                s.max
+            ));
+        }
+        if r.scenario == "latency" {
+            for e in &r.entries {
+                for msg in e.load.iter().flat_map(|l| l.warnings.iter()) {
+                    if msg.contains("sent late") {
+                        w.push(format!("latency / {} / {}: {msg}", r.model, r.variant));
+                    }
+                }
+            }
+        }
+    }
+    if !w.is_empty() {
+        let _ = writeln!(out, "## Warnings\n");
+        for line in w {
+            let _ = writeln!(out, "- {line}");
+        }
+        out.push('\n');
+    }
+}
+
+fn server_cpu(r: &SummaryRow) -> String {
+    let cpus: Vec<f64> = r
+        .entries
+        .iter()
+        .map(|e| e.processes.iter().map(|p| p.cpu_percent).sum())
+        .collect();
+    Spread::of(&cpus)
+        .filter(|_| r.entries.iter().any(|e| !e.processes.is_empty()))
+        .map_or("-".into(), |s| format!("{:.0}", s.median))
+}
+
+fn throughput(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
+    let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "throughput").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## Throughput (closed loop)\n");
+    let mut variants: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
+    for v in variants {
+        let _ = writeln!(out, "### {v}\n");
+        let _ = writeln!(
+            out,
+            "| model | req/s (median) | min .. max | x edge | p50 ms | p99 ms | errors | server CPU % | generator CPU % |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for r in rows.iter().filter(|r| r.variant == v) {
+            let (median, range) = spread_rps(r.rps);
+            let gen_cpu = Spread::of(
+                &r.entries
+                    .iter()
+                    .filter_map(|e| Some(e.load.as_ref()?.generator_cpu_percent))
+                    .collect::<Vec<_>>(),
+            );
+            let _ = writeln!(
+                out,
+                "| {} | {}{} | {} | {} | {} | {} | {} | {} | {} |",
+                r.model,
+                median,
+                if r.generator_limited {
+                    " (generator-limited)"
+                } else {
+                    ""
+                },
+                range,
+                r.ratio_to_edge.map_or("-".into(), |x| format!("{x:.2}")),
+                r.p50_us.map_or("-".into(), |s| ms(s.median)),
+                r.p99_us.map_or("-".into(), |s| ms(s.median)),
+                r.errors,
+                server_cpu(r),
+                gen_cpu.map_or("-".into(), |s| format!("{:.0}", s.median)),
+            );
+        }
+        out.push('\n');
+    }
+    charts_of(out, charts, "throughput");
+}
+
+fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
+    let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "latency").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Latency (open loop, from each request's scheduled start)\n\n| rate | model | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        let l = |f: &dyn Fn(&crate::run::results::Latency) -> u64| {
+            Spread::of(
+                &r.entries
+                    .iter()
+                    .filter_map(|e| Some(f(&e.load.as_ref()?.latency_us) as f64))
+                    .collect::<Vec<_>>(),
+            )
+            .map_or("-".into(), |s| ms(s.median))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.variant,
+            r.model,
+            spread_rps(r.rps).0,
+            l(&|x| x.p50),
+            l(&|x| x.p90),
+            l(&|x| x.p99),
+            l(&|x| x.p99_9),
+            l(&|x| x.max),
+            r.errors
+        );
+    }
+    out.push('\n');
+    charts_of(out, charts, "latency");
+}
+
+fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
+    let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "recycle").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Recycle under fixed-rate load\n\nIdle kinds: the app went idle first; the event is the first request after it (t = 0).\n\n\
+         | model | kind | failed (by class) | unavailable ms | longest gap without success ms | baseline p99 ms | peak p99 ms | time to recover ms | manager: start-to-ready / warm-up / drain / unavailable ms |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        for e in &r.entries {
+            let Some(rc) = &e.recycle else { continue };
+            let a = &rc.analysis;
+            let manager = rc
+                .admin_status
+                .as_ref()
+                .and_then(|s| {
+                    let lr = &s["last_recycle"];
+                    if lr.is_null() {
+                        s["last_start_to_ready_ms"]
+                            .as_u64()
+                            .map(|v| format!("start-to-ready {v}"))
+                    } else {
+                        Some(format!(
+                            "{} / {} / {} / {}",
+                            lr["start_to_ready_ms"], lr["warmup_ms"], lr["drain_ms"], lr["unavailable_ms"]
+                        ))
+                    }
+                })
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |",
+                r.model,
+                rc.kind,
+                a.failed_requests,
+                rc.failed.describe(),
+                a.unavailable_ms,
+                a.longest_gap_no_success_ms,
+                ms(a.baseline_p99_us as f64),
+                ms(a.peak_p99_us as f64),
+                a.time_to_recover_ms,
+                manager
+            );
+        }
+    }
+    out.push('\n');
+    charts_of(out, charts, "recycle");
+}
+
+fn state(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
+    let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "state").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Where are all my books? (state across recycles)\n\n| model | recycle | journal | books before | books after | lost |\n|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        for e in &r.entries {
+            let Some(s) = &e.state else { continue };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.model,
+                s.kind,
+                if s.journal { "yes" } else { "no" },
+                s.books_before,
+                s.books_after,
+                s.books_before.saturating_sub(s.books_after)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nWith `--journal`: not measured (the journal is not built yet).\n"
+    );
+    charts_of(out, charts, "state");
+}
+
+fn coldstart(out: &mut String, rows: &[SummaryRow]) {
+    let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "coldstart").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Cold start\n\n| model | variant | process start-to-ready ms | first request ms (median, min .. max) | first status | app start-to-ready ms | second request ms |\n|---|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        let cs: Vec<_> = r.entries.iter().filter_map(|e| e.coldstart.as_ref()).collect();
+        let sp = |v: Vec<f64>| Spread::of(&v);
+        let startup = sp(r.entries.iter().filter_map(|e| e.startup_ms).collect());
+        let first = sp(cs.iter().map(|c| c.first_request_ms).collect());
+        let app = sp(cs.iter().filter_map(|c| c.app_start_to_ready_ms).collect());
+        let second = sp(cs.iter().map(|c| c.second_request_ms).collect());
+        let f = |s: Option<Spread>| s.map_or("-".into(), |s| format!("{:.1}", s.median));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.model,
+            r.variant,
+            f(startup),
+            first.map_or("-".into(), |s| format!(
+                "{:.1} ({:.1} .. {:.1})",
+                s.median, s.min, s.max
+            )),
+            cs.first().map_or("-".into(), |c| c.first_status.to_string()),
+            f(app),
+            f(second)
+        );
+    }
+    out.push('\n');
+}
+
+fn routing(out: &mut String, rows: &[SummaryRow]) {
+    let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "routing").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Routing: pool against actor per task\n\n| model | routing | tasks (distinct ids) | ok | tasks/s | live actors | RSS before MiB | RSS after MiB |\n|---|---|---|---|---|---|---|---|"
+    );
+    for r in rows {
+        for e in &r.entries {
+            let Some(x) = &e.routing else { continue };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {:.0} | {} | {:.1} | {:.1} |",
+                r.model,
+                x.routing,
+                x.distinct_ids,
+                x.tasks_ok,
+                x.tasks_per_sec,
+                x.live_actors,
+                mib(x.rss_before_bytes),
+                mib(x.rss_after_bytes)
+            );
+        }
+    }
+    out.push('\n');
+}
+
+fn crosscheck(out: &mut String, rows: &[SummaryRow]) {
+    let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "crosscheck").collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Cross-check: edge GET /ping by other tools\n\n| tool | command | req/s | hostlab load / tool |\n|---|---|---|---|"
+    );
+    for r in rows {
+        for e in &r.entries {
+            if let Some(c) = &e.crosscheck {
+                let _ = writeln!(
+                    out,
+                    "| {} {} | `{}` | {:.0} | {:.2} |",
+                    c.tool, c.tool_version, c.command, c.requests_per_sec, c.hostlab_over_tool
+                );
+            } else if let Some(l) = &e.load {
+                let _ = writeln!(
+                    out,
+                    "| hostlab load | closed loop, {} connections | {:.0} | 1.00 |",
+                    l.connections, l.requests_per_sec
+                );
+            }
+        }
+    }
+    out.push('\n');
+}

@@ -1,0 +1,236 @@
+//! `hostlab run`: the main job. Every selected model through every selected
+//! scenario on pinned CPUs, written to a folder as results.json,
+//! summary.csv, report.md and charts (DESIGN.md "Results"); plus
+//! `hostlab report DIR` and `hostlab compare A B`, which read those files
+//! back. Method, scenarios and verdict rules: docs/run.md.
+//!
+//! Flow (hyperfine's): plan -> scenarios (each appends entries and rewrites
+//! results.json) -> summary -> exports -> console summary.
+
+mod claims;
+mod compare;
+mod console;
+mod export;
+mod plan;
+mod results;
+mod scenarios;
+mod servers;
+mod stats;
+mod summary;
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, bail};
+
+use crate::cli::RunArgs;
+use crate::load::{LoadPlan, LoadReport};
+use console::Console;
+use plan::RunPlan;
+use results::{Entry, Results, RunEnvironment, Settings, Skipped};
+use servers::{Http, Server};
+
+pub use compare::main as compare_main;
+
+/// One run in progress: the plan, what has been measured, and the tools
+/// every scenario uses.
+pub struct Ctx {
+    pub plan: RunPlan,
+    pub results: Results,
+    pub http: Http,
+    pub console: Console,
+    /// Scratch files (nginx configs) for this run.
+    pub tmp: PathBuf,
+    started: Instant,
+}
+
+impl Ctx {
+    /// Starts a model on the server CPUs.
+    pub async fn start(&self, model: &str, extra: &[String]) -> anyhow::Result<Server> {
+        Server::start(model, extra, &self.plan.server_cpus, &self.tmp).await
+    }
+
+    /// One load run on the generator's CPUs (this process is pinned to them).
+    pub async fn load(&self, plan: LoadPlan) -> anyhow::Result<LoadReport> {
+        let url = plan.target.url.clone();
+        crate::load::run(&plan, None)
+            .await
+            .with_context(|| format!("load run against {url} failed"))
+    }
+
+    pub fn push(&mut self, entry: Entry) {
+        self.results.entries.push(entry);
+    }
+
+    pub fn skip(&mut self, model: Option<&str>, scenario: &str, reason: String) {
+        self.console.note(&format!(
+            "skipped: {}{scenario}: {reason}",
+            model.map_or(String::new(), |m| format!("{m} in "))
+        ));
+        self.results.skipped.push(Skipped {
+            model: model.map(str::to_string),
+            scenario: Some(scenario.to_string()),
+            reason,
+        });
+    }
+
+    /// Rewrites results.json, so a failure later still leaves this data.
+    pub fn save(&mut self) -> anyhow::Result<()> {
+        self.results.environment.elapsed_s = self.started.elapsed().as_secs_f64();
+        export::json::write(&self.plan.out, &self.results)
+    }
+}
+
+pub fn main(args: RunArgs) -> anyhow::Result<()> {
+    let plan = RunPlan::from_args(args)?;
+    let cores = online_cpus();
+    std::fs::create_dir_all(&plan.out)
+        .with_context(|| format!("cannot create the output folder {}", plan.out.display()))?;
+    let environment = capture_environment(&plan, cores);
+    let mut notes = Vec::new();
+    if let Some(w) = &plan.shared_cpu_warning {
+        eprintln!("hostlab: warning: {w}");
+        notes.push(w.clone());
+    }
+    for s in &plan.skipped {
+        println!("skipped: {}: {}", s.model.as_deref().unwrap_or("-"), s.reason);
+    }
+    // The servers' lifecycle logs would bury the progress line: children
+    // log warnings only, unless RUST_LOG says otherwise.
+    if std::env::var_os("RUST_LOG").is_none() {
+        // SAFETY: no other thread exists yet (the runtime starts below), so
+        // nothing reads the environment concurrently.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("RUST_LOG", "warn");
+        }
+    }
+    // Pin before the runtime exists: its threads inherit the affinity; the
+    // servers are re-pinned to the server CPUs as they start.
+    crate::load::pin_cpus(&plan.client_cpus)
+        .with_context(|| format!("cannot pin the generator to CPUs {:?}", plan.client_cpus))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(plan.client_cpus.len().max(1))
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    let total_estimate: f64 = plan.scenarios.iter().map(|s| plan.estimate_s(s)).sum();
+    let tmp = std::env::temp_dir().join(format!("hostlab-run-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let mut ctx = Ctx {
+        results: Results {
+            schema_version: results::SCHEMA_VERSION,
+            environment,
+            settings: settings(&plan),
+            entries: Vec::new(),
+            skipped: plan.skipped.clone(),
+            notes,
+            finished: false,
+        },
+        http: Http::new(),
+        console: Console::new(total_estimate),
+        tmp: tmp.clone(),
+        started: Instant::now(),
+        plan,
+    };
+    println!(
+        "hostlab run: {} on {} x {} -> {} (about {:.0} s)",
+        ctx.plan.scenarios.join(", "),
+        ctx.plan.models.join(", "),
+        ctx.plan.repeats,
+        ctx.plan.out.display(),
+        total_estimate
+    );
+    ctx.save()?;
+    // Scenarios run inside block_on on this (main) thread, so children are
+    // forked from a thread that lives for the whole run (PDEATHSIG).
+    let outcome = runtime.block_on(scenarios::run_all(&mut ctx));
+    ctx.console.finish();
+    ctx.results.finished = outcome.is_ok();
+    ctx.save()?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    let out = ctx.plan.out.clone();
+    let (rows, claims) = export::write_all(&out, &ctx.results)?;
+    if let Err(e) = outcome {
+        bail!(
+            "{e:#}\nthe figures measured before the failure are in {}/results.json and report.md",
+            out.display()
+        );
+    }
+    print!("{}", console::summary(&rows, &claims));
+    println!("results: {}/report.md", out.display());
+    Ok(())
+}
+
+/// `hostlab report DIR`: re-render report.md, summary.csv and the charts.
+pub fn report_main(dir: &Path) -> anyhow::Result<()> {
+    let results = export::json::read(dir)?;
+    let (rows, claims) = export::write_all(dir, &results)?;
+    print!("{}", console::summary(&rows, &claims));
+    println!("rewrote {}/report.md, summary.csv and charts/", dir.display());
+    Ok(())
+}
+
+fn settings(plan: &RunPlan) -> Settings {
+    Settings {
+        quick: plan.quick,
+        models: plan.models.clone(),
+        scenarios: plan.scenarios.clone(),
+        duration_s: plan.duration.as_secs_f64(),
+        warmup_s: plan.warmup.as_secs_f64(),
+        repeats: plan.repeats,
+        connections: plan.connections,
+        recycle_rate_per_sec: plan.recycle_rate,
+        recycle_duration_s: plan.recycle_duration.as_secs_f64(),
+        recycle_at_s: plan.recycle_at.as_secs_f64(),
+        latency_duration_s: plan.latency_duration.as_secs_f64(),
+        latency_fractions: plan.latency_fractions.clone(),
+    }
+}
+
+fn online_cpus() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+        .ok()
+        .flatten()
+        .map_or(1, |n| n.max(1) as usize)
+}
+
+fn capture_environment(plan: &RunPlan, cores: usize) -> RunEnvironment {
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |s| s.trim().into());
+    RunEnvironment {
+        cpu_model,
+        cores,
+        client_cpus: plan.client_cpus.clone(),
+        server_cpus: plan.server_cpus.clone(),
+        kernel,
+        rustc: command_output("rustc", &["--version"]),
+        hostlab_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: command_output("git", &["rev-parse", "HEAD"]),
+        command_line: std::env::args().collect(),
+        started_utc: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        elapsed_s: 0.0,
+    }
+}
+
+/// First line of a command's stdout, if it ran and succeeded.
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    })
+}

@@ -1,0 +1,221 @@
+//! The validated plan of one `hostlab run`: which models and scenarios, how
+//! long each measurement lasts, which CPUs the generator and the servers get,
+//! and where results go. Raw flags (`cli::RunArgs`) stay apart from it.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+
+use super::results::Skipped;
+use super::servers::{MODELS, unavailable};
+use crate::cli::RunArgs;
+use crate::load::{allowed_cpus, parse_cpu_list};
+
+/// The scenarios, in the order they run (throughput first: the latency
+/// scenario's rates come from edge's measured capacity).
+pub const SCENARIOS: [&str; 7] = [
+    "throughput",
+    "latency",
+    "recycle",
+    "state",
+    "coldstart",
+    "routing",
+    "crosscheck",
+];
+
+/// Everything a run needs to know before it starts.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub quick: bool,
+    /// Models to run (available ones only), in report order.
+    pub models: Vec<String>,
+    pub scenarios: Vec<String>,
+    /// Models or scenarios left out, and why.
+    pub skipped: Vec<Skipped>,
+    /// Measured phase of each closed-loop run.
+    pub duration: Duration,
+    /// Warm-up before each closed-loop run.
+    pub warmup: Duration,
+    pub repeats: u32,
+    /// Closed-loop connections.
+    pub connections: usize,
+    pub recycle_rate: f64,
+    pub recycle_duration: Duration,
+    pub recycle_at: Duration,
+    pub latency_duration: Duration,
+    pub latency_fractions: Vec<f64>,
+    /// Books seeded before `GET /books` and counted by the state scenario.
+    pub books: u64,
+    /// Distinct task ids of the routing scenario.
+    pub routing_tasks: u64,
+    pub client_cpus: Vec<usize>,
+    pub server_cpus: Vec<usize>,
+    /// Set when the generator and the servers share CPUs.
+    pub shared_cpu_warning: Option<String>,
+    pub out: PathBuf,
+}
+
+impl RunPlan {
+    pub fn from_args(args: RunArgs) -> anyhow::Result<RunPlan> {
+        let mut skipped = Vec::new();
+        let requested: Vec<String> = if args.models.is_empty() {
+            MODELS.iter().map(|m| m.to_string()).collect()
+        } else {
+            args.models.iter().map(|m| m.trim().to_string()).collect()
+        };
+        for m in &requested {
+            if !MODELS.contains(&m.as_str()) {
+                bail!("unknown model `{m}` in --models; choose from {}", MODELS.join(", "));
+            }
+        }
+        let mut models = Vec::new();
+        for m in MODELS.iter().filter(|m| requested.iter().any(|r| r == *m)) {
+            match unavailable(m) {
+                Some(reason) => skipped.push(Skipped {
+                    model: Some(m.to_string()),
+                    scenario: None,
+                    reason,
+                }),
+                None => models.push(m.to_string()),
+            }
+        }
+        if models.is_empty() {
+            bail!("none of the requested models can run here (see the reasons above); try --models edge,proxy");
+        }
+        let scenarios: Vec<String> = if args.scenarios.is_empty() {
+            SCENARIOS.iter().map(|s| s.to_string()).collect()
+        } else {
+            let wanted: Vec<String> = args
+                .scenarios
+                .iter()
+                .map(|s| s.trim().replace("cross-check", "crosscheck"))
+                .collect();
+            for s in &wanted {
+                if !SCENARIOS.contains(&s.as_str()) {
+                    bail!(
+                        "unknown scenario `{s}` in --scenarios; choose from {}",
+                        SCENARIOS.join(", ")
+                    );
+                }
+            }
+            SCENARIOS
+                .iter()
+                .filter(|s| wanted.iter().any(|w| w == *s))
+                .map(|s| s.to_string())
+                .collect()
+        };
+
+        let allowed = allowed_cpus();
+        let cpus = |flag: &Option<String>, default: Vec<usize>, what: &str| -> anyhow::Result<Vec<usize>> {
+            let list = match flag {
+                Some(text) => parse_cpu_list(text).with_context(|| format!("bad --{what}-cpus"))?,
+                None => default,
+            };
+            if let Some(bad) = list.iter().find(|c| !allowed.contains(c)) {
+                bail!("CPU {bad} in --{what}-cpus is not available here (available: {allowed:?})");
+            }
+            Ok(list)
+        };
+        let (default_client, default_server) = match allowed.as_slice() {
+            [] => bail!("this process may run on no CPU (sched_getaffinity failed)"),
+            [only] => (vec![*only], vec![*only]),
+            [first, rest @ ..] => (vec![*first], vec![rest[0]]),
+        };
+        let client_cpus = cpus(&args.client_cpus, default_client, "client")?;
+        let server_cpus = cpus(&args.server_cpus, default_server, "server")?;
+        let shared_cpu_warning = client_cpus.iter().any(|c| server_cpus.contains(c)).then(|| {
+            format!(
+                "the load generator (CPUs {client_cpus:?}) and the servers (CPUs {server_cpus:?}) share CPUs: \
+                 throughput figures include the generator's own cost; use a machine with 2+ CPUs"
+            )
+        });
+
+        let quick = args.quick;
+        let duration = args.duration.unwrap_or(if quick {
+            Duration::from_secs(3)
+        } else {
+            Duration::from_secs(5)
+        });
+        let repeats = args.repeats.unwrap_or(if quick { 1 } else { 3 }).max(1);
+        let out = match args.out {
+            Some(dir) => dir,
+            None => PathBuf::from("results").join(timestamp_dir_name(SystemTime::now())),
+        };
+        // Recycle and latency runs scale with --duration, within bounds that
+        // keep a recycle visible with steady state on both sides of it.
+        let recycle_duration = (duration * 2).clamp(Duration::from_secs(3), Duration::from_secs(10));
+        Ok(RunPlan {
+            quick,
+            models,
+            scenarios,
+            skipped,
+            duration,
+            warmup: (duration / 4).min(Duration::from_secs(1)),
+            repeats,
+            connections: 64,
+            recycle_rate: 1000.0,
+            recycle_duration,
+            recycle_at: recycle_duration / 3,
+            latency_duration: if quick {
+                duration.mul_f64(2.0 / 3.0)
+            } else {
+                duration.mul_f64(0.8)
+            },
+            latency_fractions: vec![0.25, 0.5, 0.75],
+            books: 100,
+            routing_tasks: 10_000,
+            client_cpus,
+            server_cpus,
+            shared_cpu_warning,
+            out,
+        })
+    }
+
+    pub fn has_model(&self, model: &str) -> bool {
+        self.models.iter().any(|m| m == model)
+    }
+
+    /// The selected models among `candidates`, in report order.
+    pub fn models_among(&self, candidates: &[&str]) -> Vec<String> {
+        self.models
+            .iter()
+            .filter(|m| candidates.contains(&m.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// Rough seconds a scenario takes (for the progress line's ETA).
+    pub fn estimate_s(&self, scenario: &str) -> f64 {
+        let per_run = (self.duration + self.warmup).as_secs_f64() + 0.3;
+        let n = self.models.len() as f64;
+        let r = self.repeats as f64;
+        let recyclers = self.models_among(&["proxy", "inprocess", "split"]).len() as f64;
+        match scenario {
+            "throughput" => n * (3.0 * r * per_run + 1.0),
+            "latency" => n * self.latency_fractions.len() as f64 * r * (self.latency_duration.as_secs_f64() + 0.5),
+            "recycle" => recyclers * 6.0 * (self.recycle_duration.as_secs_f64() + 2.0),
+            "state" => recyclers * 5.0 * 2.0 + 3.0,
+            "coldstart" => (recyclers * 3.0 + 1.0) * r * 0.5 + 2.0,
+            "routing" => 2.0 * 8.0,
+            "crosscheck" => 3.0 * (self.duration.as_secs_f64() + 0.5),
+            _ => 0.0,
+        }
+    }
+}
+
+/// `20250101T120000Z`: a UTC timestamp usable as a folder name.
+pub fn timestamp_dir_name(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string().replace([':', '-'], "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_name_has_no_colons() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(timestamp_dir_name(t), "20231114T221320Z");
+    }
+}

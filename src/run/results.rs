@@ -1,0 +1,365 @@
+//! The result set of one `hostlab run` (DESIGN.md "Results"): one type tree
+//! with units in its field names, serialised once as `results.json` and read
+//! back by `hostlab report` and `hostlab compare`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::{LoadReport, TimelineRow};
+
+/// Version of `results.json`; bump it when a key changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything a run measured, plus where and how.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    pub schema_version: u32,
+    pub environment: RunEnvironment,
+    pub settings: Settings,
+    /// One entry per model x scenario x variant x repeat, in run order.
+    pub entries: Vec<Entry>,
+    /// Models or scenarios that did not run, and why.
+    pub skipped: Vec<Skipped>,
+    /// Remarks on the run as a whole (e.g. generator and server share a CPU).
+    pub notes: Vec<String>,
+    /// False while the run goes on (or when it failed part-way).
+    pub finished: bool,
+}
+
+/// Where the run happened.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunEnvironment {
+    pub cpu_model: String,
+    /// CPUs this machine has online.
+    pub cores: usize,
+    pub client_cpus: Vec<usize>,
+    pub server_cpus: Vec<usize>,
+    pub kernel: String,
+    /// `rustc --version`, when a rustc is on PATH.
+    pub rustc: Option<String>,
+    pub hostlab_version: String,
+    /// `git rev-parse HEAD` in the working directory, when it is a git checkout.
+    pub git_commit: Option<String>,
+    pub command_line: Vec<String>,
+    /// RFC 3339, UTC.
+    pub started_utc: String,
+    /// Wall time of the whole run so far.
+    pub elapsed_s: f64,
+}
+
+/// The settings the run used (after `--quick` and the flags were applied).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    pub quick: bool,
+    pub models: Vec<String>,
+    pub scenarios: Vec<String>,
+    /// Measured phase of each closed-loop run.
+    pub duration_s: f64,
+    /// Warm-up before each closed-loop run (excluded from the figures).
+    pub warmup_s: f64,
+    pub repeats: u32,
+    /// Connections of closed-loop runs.
+    pub connections: usize,
+    /// Fixed rate of recycle runs.
+    pub recycle_rate_per_sec: f64,
+    /// Length of each recycle run, and when in it the recycle happens.
+    pub recycle_duration_s: f64,
+    pub recycle_at_s: f64,
+    /// Measured phase of each open-loop latency run.
+    pub latency_duration_s: f64,
+    /// Fractions of edge's /ping capacity the latency scenario runs at.
+    pub latency_fractions: Vec<f64>,
+}
+
+/// A model or scenario that did not run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Skipped {
+    pub model: Option<String>,
+    pub scenario: Option<String>,
+    pub reason: String,
+}
+
+/// One measurement: a model in a scenario variant, one repeat.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub model: String,
+    pub scenario: String,
+    /// What was measured within the scenario, e.g. `GET /ping`, `overlapped`, `50%`.
+    pub variant: String,
+    /// 1-based.
+    pub repeat: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadFigures>,
+    /// Server processes of the model during the measurement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessFigures>,
+    /// Spawn to ready line of the model's first process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coldstart: Option<ColdstartFigures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle: Option<RecycleFigures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateFigures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingFigures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crosscheck: Option<CrossCheckFigures>,
+}
+
+/// Figures of one load run (the `hostlab load --json` keys that matter here).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LoadFigures {
+    pub url: String,
+    pub method: String,
+    /// `closed` or `open`.
+    pub mode: String,
+    pub connections: usize,
+    pub rate_per_sec: Option<f64>,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub requests: RequestCounts,
+    /// Successful requests per second (errors excluded).
+    pub requests_per_sec: f64,
+    /// From the scheduled start (open loop: coordinated-omission corrected).
+    pub latency_us: Latency,
+    /// From the actual send.
+    pub service_time_us: Latency,
+    pub generator_cpu_percent: f64,
+    pub generator_cpus: usize,
+    pub generator_max_send_lag_us: u64,
+    pub warnings: Vec<String>,
+    /// Per-interval rows (kept for recycle runs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<IntervalRow>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct RequestCounts {
+    pub ok: u64,
+    pub errors: ErrorClasses,
+    pub total: u64,
+}
+
+/// Failed requests by class (docs/load.md).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct ErrorClasses {
+    #[serde(rename = "4xx")]
+    pub status_4xx: u64,
+    #[serde(rename = "5xx")]
+    pub status_5xx: u64,
+    pub refused: u64,
+    pub reset: u64,
+    pub timeout: u64,
+    pub io: u64,
+}
+
+impl ErrorClasses {
+    pub fn total(&self) -> u64 {
+        self.status_4xx + self.status_5xx + self.refused + self.reset + self.timeout + self.io
+    }
+
+    /// `5xx 12, reset 3` (classes with a count only), or `none`.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            ("4xx", self.status_4xx),
+            ("5xx", self.status_5xx),
+            ("refused", self.refused),
+            ("reset", self.reset),
+            ("timeout", self.timeout),
+            ("io", self.io),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Latency summary in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Latency {
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub max: u64,
+}
+
+/// One timeline interval of a load run.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct IntervalRow {
+    /// Interval start from the start of the load run.
+    pub t_ms: u64,
+    pub duration_ms: u64,
+    pub ok: u64,
+    /// Failed requests whose outcome was known in this interval.
+    pub errors: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+/// CPU and memory of one server process over a measurement.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcessFigures {
+    pub pid: u32,
+    /// Command name from /proc (e.g. `hostlab`, `nginx`).
+    pub name: String,
+    /// User + system CPU over the measurement, percent of one core.
+    pub cpu_percent: f64,
+    /// Resident set size at the end of the measurement.
+    pub rss_bytes: u64,
+}
+
+/// First request of a freshly started model.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ColdstartFigures {
+    /// Start mode and warm-up URLs the model ran with.
+    pub start_mode: String,
+    pub warmup_urls: Vec<String>,
+    /// From sending the first request (new connection) to its full response.
+    pub first_request_ms: f64,
+    /// Status of the first response.
+    pub first_status: u16,
+    /// The same for the second request, once the app runs.
+    pub second_request_ms: f64,
+    /// Spawn to ready of the app process, as its manager reports it.
+    pub app_start_to_ready_ms: Option<f64>,
+}
+
+/// One recycle under fixed-rate load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RecycleFigures {
+    /// overlapped, overlapped-no-warmup, stop-start, crash, idle-terminate, idle-suspend.
+    pub kind: String,
+    /// When the recycle was triggered, from the start of the load run
+    /// (idle kinds: 0, the first request after the idle action).
+    pub event_ms: u64,
+    pub failed: ErrorClasses,
+    pub analysis: RecycleAnalysis,
+    /// The manager's own report (admin `GET /status` after the run).
+    pub admin_status: Option<serde_json::Value>,
+}
+
+/// What a recycle cost, computed from the timeline (see `stats::analyze_recycle`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct RecycleAnalysis {
+    pub failed_requests: u64,
+    /// From the start of the first interval with a failure to the end of
+    /// the last one (0 without failures).
+    pub unavailable_ms: u64,
+    /// Longest run of intervals without one success.
+    pub longest_gap_no_success_ms: u64,
+    /// Median of interval p99s in steady state (before the event, or the
+    /// last third of the run when nothing precedes it).
+    pub baseline_p99_us: u64,
+    /// Highest interval p99 from the event on.
+    pub peak_p99_us: u64,
+    /// From the event to the end of the last interval with a failure or a
+    /// p99 above twice the baseline.
+    pub time_to_recover_ms: u64,
+}
+
+/// Books present before and after one recycle.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StateFigures {
+    pub kind: String,
+    pub journal: bool,
+    pub books_added: u64,
+    pub books_before: u64,
+    pub books_after: u64,
+}
+
+/// One routing mode under 10,000 distinct task ids.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RoutingFigures {
+    pub routing: String,
+    pub tasks_sent: u64,
+    pub tasks_ok: u64,
+    pub distinct_ids: u64,
+    pub rows_per_task: u64,
+    pub concurrency: usize,
+    pub tasks_per_sec: f64,
+    pub live_actors: u64,
+    pub rss_before_bytes: u64,
+    pub rss_after_bytes: u64,
+}
+
+/// One target measured by hostlab load and by another tool.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CrossCheckFigures {
+    pub tool: String,
+    pub tool_version: String,
+    pub command: String,
+    pub requests_per_sec: f64,
+    /// hostlab load's req/s over the tool's (same target, same CPUs).
+    pub hostlab_over_tool: f64,
+}
+
+impl LoadFigures {
+    /// The figures of a load report; `keep_timeline` keeps its intervals.
+    pub fn from_report(r: &LoadReport, keep_timeline: bool) -> LoadFigures {
+        let lat = |l: &crate::load::LatencySummary| Latency {
+            mean: l.mean,
+            p50: l.p50,
+            p90: l.p90,
+            p99: l.p99,
+            p99_9: l.p99_9,
+            max: l.max,
+        };
+        let e = &r.measured.requests.errors;
+        LoadFigures {
+            url: r.url.clone(),
+            method: r.method.clone(),
+            mode: r.mode.to_string(),
+            connections: r.connections,
+            rate_per_sec: r.rate_per_sec,
+            duration_s: r.duration_s,
+            warmup_s: r.warmup_s,
+            requests: RequestCounts {
+                ok: r.measured.requests.ok,
+                errors: ErrorClasses {
+                    status_4xx: e.status_4xx,
+                    status_5xx: e.status_5xx,
+                    refused: e.refused,
+                    reset: e.reset,
+                    timeout: e.timeout,
+                    io: e.io,
+                },
+                total: r.measured.requests.total,
+            },
+            requests_per_sec: r.measured.requests_per_sec,
+            latency_us: lat(&r.measured.latency_us),
+            service_time_us: lat(&r.measured.service_time_us),
+            generator_cpu_percent: r.generator.cpu_percent,
+            generator_cpus: r.generator.cpus,
+            generator_max_send_lag_us: r.generator.max_send_lag_us,
+            warnings: r.warnings.clone(),
+            timeline: if keep_timeline {
+                r.timeline.iter().map(interval_row).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+fn interval_row(row: &TimelineRow) -> IntervalRow {
+    let ok = row.counts.ok();
+    IntervalRow {
+        t_ms: row.t_ms,
+        duration_ms: row.duration_ms,
+        ok,
+        errors: row.counts.total() - ok,
+        p50_us: row.latency_us.p50,
+        p99_us: row.latency_us.p99,
+        max_us: row.latency_us.max,
+    }
+}

@@ -1,0 +1,118 @@
+//! Cold start: how long a freshly started model takes to answer its first
+//! request, on demand (the first request starts the app) with and without
+//! warm-up URLs, and always running; plus the process start-to-ready times.
+
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use crate::run::Ctx;
+use crate::run::results::{ColdstartFigures, Entry};
+use crate::run::servers::Http;
+
+/// Variants of the front models: (name, start mode, warm-up URLs).
+const FRONT_VARIANTS: [(&str, &str, &str); 3] = [
+    ("on-demand", "on-demand", ""),
+    ("on-demand + warm-up", "on-demand", "/ping,/books"),
+    ("always-running", "always-running", ""),
+];
+
+/// Cold starts are cheap: at least this many repeats whatever `--repeats` says.
+const MIN_REPEATS: u32 = 3;
+
+pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    let models = ctx.plan.models_among(&["edge", "edge-actix", "proxy", "inprocess"]);
+    if models.is_empty() {
+        ctx.skip(
+            None,
+            "coldstart",
+            "none of edge, edge-actix, proxy, inprocess was selected".into(),
+        );
+        return Ok(());
+    }
+    let repeats = ctx.plan.repeats.max(MIN_REPEATS);
+    for model in models {
+        let variants: Vec<(&str, &str, &str)> = if model.starts_with("edge") {
+            vec![("process start", "", "")]
+        } else {
+            FRONT_VARIANTS.to_vec()
+        };
+        for (variant, start_mode, warmup) in variants {
+            for repeat in 1..=repeats {
+                ctx.console
+                    .step("coldstart", &model, &format!("{variant} {repeat}/{repeats}"));
+                let entry = one(ctx, &model, variant, start_mode, warmup, repeat)
+                    .await
+                    .with_context(|| format!("{model}, {variant}"))?;
+                ctx.push(entry);
+            }
+        }
+        ctx.save()?;
+    }
+    Ok(())
+}
+
+async fn one(
+    ctx: &Ctx,
+    model: &str,
+    variant: &str,
+    start_mode: &str,
+    warmup: &str,
+    repeat: u32,
+) -> anyhow::Result<Entry> {
+    let mut flags = Vec::new();
+    if !start_mode.is_empty() {
+        flags.extend([
+            "--start-mode".to_string(),
+            start_mode.to_string(),
+            "--admin".into(),
+            "127.0.0.1:0".into(),
+        ]);
+    }
+    if !warmup.is_empty() {
+        flags.extend(["--warmup".to_string(), warmup.to_string()]);
+    }
+    let server = ctx.start(model, &flags).await?;
+    let measured = async {
+        // A new client: the first request pays for its connection too, as a visitor's would.
+        let http = Http::new();
+        let url = format!("{}/ping", server.url);
+        let t = Instant::now();
+        let (first_status, _) = http.get(&url).await?;
+        let first_request_ms = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let (second, _) = http.get(&url).await?;
+        let second_request_ms = t.elapsed().as_secs_f64() * 1e3;
+        if second != 200 {
+            bail!("the second GET /ping answered {second}");
+        }
+        let app_start_to_ready_ms = match &server.admin {
+            Some(admin) => http.get_json(&format!("{admin}/status")).await?["last_start_to_ready_ms"].as_f64(),
+            None => None,
+        };
+        anyhow::Ok(ColdstartFigures {
+            start_mode: if start_mode.is_empty() {
+                "process".into()
+            } else {
+                start_mode.into()
+            },
+            warmup_urls: warmup.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+            first_request_ms,
+            first_status,
+            second_request_ms,
+            app_start_to_ready_ms,
+        })
+    }
+    .await;
+    let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
+    server.stop().await;
+    Ok(Entry {
+        model: model.into(),
+        scenario: "coldstart".into(),
+        variant: variant.into(),
+        repeat,
+        startup_ms: Some(startup_ms),
+        coldstart: Some(measured?),
+        ..Entry::default()
+    })
+}

@@ -1,0 +1,125 @@
+//! The scenarios of the main job, one module each, and what they share:
+//! building load plans against a model and turning a load report into an
+//! entry. Each scenario appends entries and rewrites results.json when a
+//! model is done with.
+
+pub mod coldstart;
+pub mod crosscheck;
+pub mod latency;
+pub mod recycle;
+pub mod routing;
+pub mod state;
+pub mod throughput;
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use bytes::Bytes;
+use http::Method;
+use http::header::{CONTENT_TYPE, HeaderValue};
+
+use super::Ctx;
+use super::results::{Entry, LoadFigures, ProcessFigures};
+use crate::load::{LoadPlan, LoadReport, Pacing, Stop, parse_target};
+
+/// Runs the plan's scenarios in order.
+pub async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
+    for scenario in ctx.plan.scenarios.clone() {
+        let estimate = ctx.plan.estimate_s(&scenario);
+        ctx.console.begin_scenario(estimate);
+        let outcome = match scenario.as_str() {
+            "throughput" => throughput::run(ctx).await,
+            "latency" => latency::run(ctx).await,
+            "recycle" => recycle::run(ctx).await,
+            "state" => state::run(ctx).await,
+            "coldstart" => coldstart::run(ctx).await,
+            "routing" => routing::run(ctx).await,
+            "crosscheck" => crosscheck::run(ctx).await,
+            other => Err(anyhow!("unknown scenario {other}")),
+        };
+        ctx.console.end_scenario();
+        ctx.save()?;
+        outcome.with_context(|| format!("the {scenario} scenario failed"))?;
+    }
+    Ok(())
+}
+
+/// A load plan against `base` + `path`.
+pub fn load_plan(base: &str, method: Method, path: &str, body: Option<Bytes>) -> anyhow::Result<LoadPlan> {
+    let target = parse_target(&format!("{base}{path}")).map_err(|e| anyhow!("{e}"))?;
+    let mut plan = LoadPlan::new(target);
+    plan.method = method;
+    if let Some(body) = body {
+        plan.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        plan.body = body;
+    }
+    Ok(plan)
+}
+
+/// Closed loop with the run's warm-up and duration.
+pub fn closed(mut plan: LoadPlan, connections: usize, duration: Duration, warmup: Duration) -> LoadPlan {
+    plan.connections = connections;
+    plan.pacing = Pacing::Closed;
+    plan.stop = Stop::After(duration);
+    plan.warmup = warmup;
+    plan
+}
+
+/// Fixed rate, latency from each request's scheduled start.
+pub fn open(mut plan: LoadPlan, connections: usize, per_sec: f64, duration: Duration, warmup: Duration) -> LoadPlan {
+    plan.connections = connections;
+    plan.pacing = Pacing::Fixed { per_sec };
+    plan.stop = Stop::After(duration);
+    plan.warmup = warmup;
+    plan
+}
+
+/// An entry for one load run.
+pub fn load_entry(
+    model: &str,
+    scenario: &str,
+    variant: &str,
+    repeat: u32,
+    report: &LoadReport,
+    keep_timeline: bool,
+    processes: Vec<ProcessFigures>,
+) -> Entry {
+    Entry {
+        model: model.into(),
+        scenario: scenario.into(),
+        variant: variant.into(),
+        repeat,
+        load: Some(LoadFigures::from_report(report, keep_timeline)),
+        processes,
+        ..Entry::default()
+    }
+}
+
+/// Flags that keep a front model's app running and never recycled by
+/// policy during a measurement (the models without policies get none).
+pub fn steady_flags(model: &str) -> Vec<String> {
+    match model {
+        "proxy" | "inprocess" => [
+            "--start-mode",
+            "always-running",
+            "--idle-timeout",
+            "0",
+            "--admin",
+            "127.0.0.1:0",
+        ]
+        .map(String::from)
+        .to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// A `POST /tasks` body: `rows` balanced rows under task id `id`.
+pub fn task_body(id: &str, rows: usize) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = (0..rows)
+        .map(|i| {
+            let (debit, credit) = if i % 2 == 0 { (1000 + i as i64, 0) } else { (0, 999 + i as i64) };
+            serde_json::json!({"account": format!("{:04}-{:03}", 4000 + i % 100, i % 1000), "debit_cents": debit, "credit_cents": credit})
+        })
+        .collect();
+    serde_json::json!({"id": id, "kind": "ledger", "rows": rows})
+}

@@ -1,0 +1,104 @@
+//! Routing (claim C6): `pool:10` (consistent hash of the task id to 10
+//! actors) against `per-task` (one actor per task id) with 10,000 distinct
+//! task ids: live actors, memory and task throughput.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+
+use super::task_body;
+use crate::run::Ctx;
+use crate::run::results::{Entry, RoutingFigures};
+use crate::run::servers::{CpuProbe, Http};
+
+pub const MODES: [&str; 2] = ["pool:10", "per-task"];
+/// Rows in each task: small, so the run measures routing, not validation.
+const ROWS: usize = 10;
+/// Concurrent callers.
+const CONCURRENCY: usize = 32;
+
+pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    // Routing is a property of the workload, the same in every model: one
+    // model suffices, edge where it runs (no front in the way).
+    let Some(model) = ["edge", "edge-actix", "inprocess", "proxy"]
+        .into_iter()
+        .find(|m| ctx.plan.has_model(m))
+    else {
+        ctx.skip(
+            None,
+            "routing",
+            "none of edge, edge-actix, inprocess, proxy was selected".into(),
+        );
+        return Ok(());
+    };
+    for mode in MODES {
+        ctx.console.step("routing", model, mode);
+        let server = ctx.start(model, &["--routing".to_string(), mode.to_string()]).await?;
+        let outcome = one(ctx, model, mode, &server).await;
+        server.stop().await;
+        let entry = outcome.with_context(|| format!("{model}, routing {mode}"))?;
+        ctx.push(entry);
+        ctx.save()?;
+    }
+    Ok(())
+}
+
+async fn one(ctx: &Ctx, model: &str, mode: &str, server: &crate::run::servers::Server) -> anyhow::Result<Entry> {
+    let http = ctx.http.clone();
+    let stats_url = format!("{}/stats", server.url);
+    let rss_before = http.get_json(&stats_url).await?["rss_bytes"].as_u64().unwrap_or(0);
+    let n = ctx.plan.routing_tasks;
+    let next = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let url = format!("{}/tasks", server.url);
+    let probe = CpuProbe::start(&server.pids());
+    let started = Instant::now();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..CONCURRENCY {
+        let (http, next, ok, url): (Http, _, _, String) = (http.clone(), next.clone(), ok.clone(), url.clone());
+        callers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(());
+                }
+                let (status, _) = http.post_json(&url, &task_body(&format!("task-{i}"), ROWS)).await?;
+                if status == 200 {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while let Some(done) = callers.join_next().await {
+        done??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let processes = probe.finish();
+    let stats = http.get_json(&stats_url).await?;
+    let live = stats["actors"]["live"]
+        .as_u64()
+        .ok_or_else(|| anyhow!("GET /stats has no actors.live: {stats}"))?;
+    let tasks_ok = ok.load(Ordering::Relaxed);
+    Ok(Entry {
+        model: model.into(),
+        scenario: "routing".into(),
+        variant: mode.into(),
+        repeat: 1,
+        processes,
+        routing: Some(RoutingFigures {
+            routing: mode.into(),
+            tasks_sent: n,
+            tasks_ok,
+            distinct_ids: n,
+            rows_per_task: ROWS as u64,
+            concurrency: CONCURRENCY,
+            tasks_per_sec: tasks_ok as f64 / elapsed.max(1e-9),
+            live_actors: live,
+            rss_before_bytes: rss_before,
+            rss_after_bytes: stats["rss_bytes"].as_u64().unwrap_or(0),
+        }),
+        ..Entry::default()
+    })
+}

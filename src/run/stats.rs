@@ -1,0 +1,260 @@
+//! Statistics of a result set: median with min/max over repeats, ratios,
+//! noise and change tests, generator-limit detection, and the cost of a
+//! recycle read off a load timeline. Pure functions over plain data.
+
+use super::results::{IntervalRow, RecycleAnalysis};
+
+/// Median, minimum and maximum of repeated measurements.
+///
+/// Method: the sample median (middle value, or the mean of the two middle
+/// values for an even count) with the full min-max range, as DESIGN.md's
+/// "Measurement method" asks; hyperfine reports min/max next to its central
+/// value the same way. With a handful of repeats the range is more honest
+/// than a standard deviation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+impl Spread {
+    /// `None` for no values; NaNs are ignored.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        Some(Spread {
+            median,
+            min: v[0],
+            max: v[n - 1],
+            n,
+        })
+    }
+
+    /// (max - min) / median: the run-to-run noise of this measurement.
+    pub fn relative_range(&self) -> f64 {
+        if self.median == 0.0 {
+            0.0
+        } else {
+            (self.max - self.min) / self.median.abs()
+        }
+    }
+}
+
+/// A min-max range wider than this share of the median marks a measurement
+/// as noisy (a 10% swing between repeats hides any effect smaller than that).
+pub const NOISY_RELATIVE_RANGE: f64 = 0.10;
+
+/// Whether repeats disagreed by more than [`NOISY_RELATIVE_RANGE`].
+pub fn is_noisy(s: &Spread) -> bool {
+    s.n >= 2 && s.relative_range() > NOISY_RELATIVE_RANGE
+}
+
+/// `a / b`, `None` when `b` is zero or either is missing.
+pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b != 0.0 && a.is_finite() && b.is_finite() => Some(a / b),
+        _ => None,
+    }
+}
+
+/// The smallest noise band assumed around a median, as a share of it: a
+/// single repeat has no range of its own, and back-to-back runs on one
+/// machine differ by a few percent anyway.
+pub const MIN_NOISE_BAND: f64 = 0.05;
+
+/// Whether two measurements of the same thing differ by more than
+/// run-to-run noise: each one's median lies outside the other's min-max
+/// range, each range widened to at least +-[`MIN_NOISE_BAND`] of its median.
+/// (The same idea as hyperfine's "outside the range" warning, applied both
+/// ways so neither run is privileged.)
+pub fn changed_beyond_noise(a: &Spread, b: &Spread) -> bool {
+    let outside = |x: f64, s: &Spread| {
+        let band = MIN_NOISE_BAND * s.median.abs();
+        x < s.min.min(s.median - band) || x > s.max.max(s.median + band)
+    };
+    outside(a.median, b) && outside(b.median, a)
+}
+
+/// A generator above this share of its CPUs was probably the limit
+/// (the load core's own rule, `load::report::warnings`).
+pub const GENERATOR_BUSY_SHARE: f64 = 0.9;
+
+/// Whether the load generator, not the server, may have set the pace.
+pub fn generator_limited(cpu_percent: f64, cpus: usize) -> bool {
+    cpu_percent >= GENERATOR_BUSY_SHARE * 100.0 * cpus.max(1) as f64
+}
+
+/// A p99 above this multiple of the baseline counts as not yet recovered.
+pub const RECOVERED_P99_FACTOR: u64 = 2;
+
+/// What a recycle cost, from the per-interval timeline of a fixed-rate run
+/// and the time of the event (ms from the start of the run).
+///
+/// - unavailability: first failing interval's start to last failing
+///   interval's end;
+/// - longest gap: the longest run of consecutive intervals without one
+///   success (the outage as clients saw it);
+/// - baseline p99: median of the interval p99s before the event (at least
+///   three intervals), else of the last third of the run;
+/// - time to recover: event to the end of the last interval with a failure
+///   or a p99 above [`RECOVERED_P99_FACTOR`] x baseline.
+pub fn analyze_recycle(rows: &[IntervalRow], event_ms: u64) -> RecycleAnalysis {
+    let failed_requests = rows.iter().map(|r| r.errors).sum();
+    let end = |r: &IntervalRow| r.t_ms + r.duration_ms;
+    let failing: Vec<&IntervalRow> = rows.iter().filter(|r| r.errors > 0).collect();
+    let unavailable_ms = match (failing.first(), failing.last()) {
+        (Some(first), Some(last)) => end(last) - first.t_ms,
+        _ => 0,
+    };
+    let mut longest_gap_no_success_ms = 0;
+    let mut gap = 0;
+    for r in rows {
+        if r.ok == 0 {
+            gap += r.duration_ms;
+            longest_gap_no_success_ms = longest_gap_no_success_ms.max(gap);
+        } else {
+            gap = 0;
+        }
+    }
+    let p99s = |rs: &[IntervalRow]| -> Vec<f64> { rs.iter().filter(|r| r.ok > 0).map(|r| r.p99_us as f64).collect() };
+    let before: Vec<IntervalRow> = rows.iter().filter(|r| end(r) <= event_ms).copied().collect();
+    let before_p99 = p99s(&before);
+    let baseline = if before_p99.len() >= 3 {
+        Spread::of(&before_p99)
+    } else {
+        let tail = &rows[rows.len() - rows.len() / 3..];
+        Spread::of(&p99s(tail))
+    }
+    .map_or(0, |s| s.median as u64);
+    let after: Vec<&IntervalRow> = rows.iter().filter(|r| end(r) > event_ms).collect();
+    let peak_p99_us = after.iter().map(|r| r.p99_us).max().unwrap_or(0);
+    let slow = |r: &IntervalRow| baseline > 0 && r.p99_us > RECOVERED_P99_FACTOR * baseline;
+    let time_to_recover_ms = after
+        .iter()
+        .rev()
+        .find(|r| r.errors > 0 || slow(r))
+        .map_or(0, |r| end(r).saturating_sub(event_ms));
+    RecycleAnalysis {
+        failed_requests,
+        unavailable_ms,
+        longest_gap_no_success_ms,
+        baseline_p99_us: baseline,
+        peak_p99_us,
+        time_to_recover_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_min_max() {
+        let s = Spread::of(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((s.median, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
+        assert_eq!(Spread::of(&[4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
+        assert_eq!(Spread::of(&[5.0]).unwrap().median, 5.0);
+        assert!(Spread::of(&[]).is_none());
+        assert!(Spread::of(&[f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn noise() {
+        assert!(!is_noisy(&Spread::of(&[100.0, 105.0, 98.0]).unwrap()));
+        assert!(is_noisy(&Spread::of(&[100.0, 130.0, 98.0]).unwrap()));
+        // One repeat has no range: never called noisy.
+        assert!(!is_noisy(&Spread::of(&[100.0]).unwrap()));
+    }
+
+    #[test]
+    fn ratios() {
+        assert_eq!(ratio(Some(3.0), Some(2.0)), Some(1.5));
+        assert_eq!(ratio(Some(3.0), Some(0.0)), None);
+        assert_eq!(ratio(None, Some(2.0)), None);
+    }
+
+    #[test]
+    fn change_beyond_noise() {
+        let a = Spread::of(&[100.0, 102.0, 98.0]).unwrap();
+        let same = Spread::of(&[101.0, 99.0, 103.0]).unwrap();
+        let faster = Spread::of(&[150.0, 148.0, 152.0]).unwrap();
+        let wide = Spread::of(&[90.0, 150.0, 160.0]).unwrap();
+        assert!(!changed_beyond_noise(&a, &same));
+        assert!(changed_beyond_noise(&a, &faster));
+        // b's median (150) is outside a's range, but a's median (100) is inside b's.
+        assert!(!changed_beyond_noise(&a, &wide));
+        // Single repeats: a 3% difference is within the minimum band, 20% is not.
+        let one = |x| Spread::of(&[x]).unwrap();
+        assert!(!changed_beyond_noise(&one(100.0), &one(103.0)));
+        assert!(changed_beyond_noise(&one(100.0), &one(120.0)));
+    }
+
+    #[test]
+    fn generator_limit() {
+        assert!(generator_limited(95.0, 1));
+        assert!(!generator_limited(60.0, 1));
+        assert!(!generator_limited(120.0, 2));
+    }
+
+    fn row(t_ms: u64, ok: u64, errors: u64, p99_us: u64) -> IntervalRow {
+        IntervalRow {
+            t_ms,
+            duration_ms: 100,
+            ok,
+            errors,
+            p50_us: p99_us / 2,
+            p99_us,
+            max_us: p99_us,
+        }
+    }
+
+    #[test]
+    fn recycle_without_trouble_costs_nothing() {
+        let rows: Vec<IntervalRow> = (0..10).map(|i| row(i * 100, 100, 0, 1000)).collect();
+        let a = analyze_recycle(&rows, 500);
+        assert_eq!(a.failed_requests, 0);
+        assert_eq!(a.unavailable_ms, 0);
+        assert_eq!(a.longest_gap_no_success_ms, 0);
+        assert_eq!(a.baseline_p99_us, 1000);
+        assert_eq!(a.peak_p99_us, 1000);
+        assert_eq!(a.time_to_recover_ms, 0);
+    }
+
+    #[test]
+    fn recycle_with_an_outage() {
+        let mut rows: Vec<IntervalRow> = (0..12).map(|i| row(i * 100, 100, 0, 1000)).collect();
+        // Event at 500 ms: two intervals of failures only, then one slow one.
+        rows[5] = row(500, 0, 40, 0);
+        rows[6] = row(600, 0, 100, 0);
+        rows[7] = row(700, 80, 5, 50_000);
+        let a = analyze_recycle(&rows, 500);
+        assert_eq!(a.failed_requests, 145);
+        assert_eq!(a.unavailable_ms, 300);
+        assert_eq!(a.longest_gap_no_success_ms, 200);
+        assert_eq!(a.baseline_p99_us, 1000);
+        assert_eq!(a.peak_p99_us, 50_000);
+        assert_eq!(a.time_to_recover_ms, 300);
+    }
+
+    #[test]
+    fn recycle_at_the_start_uses_the_tail_as_baseline() {
+        let mut rows: Vec<IntervalRow> = (0..9).map(|i| row(i * 100, 100, 0, 2000)).collect();
+        rows[0] = row(0, 10, 0, 300_000);
+        let a = analyze_recycle(&rows, 0);
+        assert_eq!(a.baseline_p99_us, 2000);
+        assert_eq!(a.peak_p99_us, 300_000);
+        assert_eq!(a.time_to_recover_ms, 100);
+        assert_eq!(a.failed_requests, 0);
+    }
+}

@@ -41,6 +41,8 @@ pub struct Ctx {
     pub console: Console,
     /// Scratch files (nginx configs) for this run.
     pub tmp: PathBuf,
+    /// Measurements that failed (the run goes on, then exits 1).
+    pub failures: Vec<String>,
     started: Instant,
 }
 
@@ -60,6 +62,19 @@ impl Ctx {
 
     pub fn push(&mut self, entry: Entry) {
         self.results.entries.push(entry);
+    }
+
+    /// Records a failed measurement and goes on with the next one; the run
+    /// exits 1 at the end, naming every failure.
+    pub fn fail(&mut self, model: &str, scenario: &str, error: anyhow::Error) {
+        let reason = format!("FAILED: {error:#}");
+        self.console.note(&format!("{scenario} / {model}: {reason}"));
+        self.failures.push(format!("{scenario} / {model}: {error:#}"));
+        self.results.skipped.push(Skipped {
+            model: Some(model.to_string()).filter(|m| m != "-"),
+            scenario: Some(scenario.to_string()),
+            reason,
+        });
     }
 
     pub fn skip(&mut self, model: Option<&str>, scenario: &str, reason: String) {
@@ -130,6 +145,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
         http: Http::new(),
         console: Console::new(total_estimate),
         tmp: tmp.clone(),
+        failures: Vec::new(),
         started: Instant::now(),
         plan,
     };
@@ -146,7 +162,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
     // forked from a thread that lives for the whole run (PDEATHSIG).
     let outcome = runtime.block_on(scenarios::run_all(&mut ctx));
     ctx.console.finish();
-    ctx.results.finished = outcome.is_ok();
+    ctx.results.finished = outcome.is_ok() && ctx.failures.is_empty();
     ctx.save()?;
     let _ = std::fs::remove_dir_all(&tmp);
     let out = ctx.plan.out.clone();
@@ -159,6 +175,14 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
     }
     print!("{}", console::summary(&rows, &claims));
     println!("results: {}/report.md", out.display());
+    if !ctx.failures.is_empty() {
+        bail!(
+            "{} measurement(s) failed (the rest are in {}):\n  {}",
+            ctx.failures.len(),
+            out.display(),
+            ctx.failures.join("\n  ")
+        );
+    }
     Ok(())
 }
 

@@ -363,3 +363,85 @@ fn interval_row(row: &TimelineRow) -> IntervalRow {
         max_us: row.latency_us.max,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_round_trip_through_json() {
+        let results = Results {
+            schema_version: SCHEMA_VERSION,
+            environment: RunEnvironment {
+                cpu_model: "cpu".into(),
+                cores: 2,
+                client_cpus: vec![0],
+                server_cpus: vec![1],
+                kernel: "6".into(),
+                rustc: None,
+                hostlab_version: "0.1.0".into(),
+                git_commit: Some("abc".into()),
+                command_line: vec!["hostlab".into(), "run".into()],
+                started_utc: "2025-01-01T00:00:00Z".into(),
+                elapsed_s: 1.5,
+            },
+            settings: Settings {
+                quick: true,
+                models: vec!["edge".into()],
+                scenarios: vec!["throughput".into()],
+                duration_s: 1.0,
+                warmup_s: 0.25,
+                repeats: 1,
+                connections: 64,
+                recycle_rate_per_sec: 1000.0,
+                recycle_duration_s: 3.0,
+                recycle_at_s: 1.0,
+                latency_duration_s: 1.0,
+                latency_fractions: vec![0.5],
+            },
+            entries: vec![Entry {
+                model: "edge".into(),
+                scenario: "recycle".into(),
+                variant: "crash".into(),
+                repeat: 1,
+                load: Some(LoadFigures {
+                    requests: RequestCounts {
+                        ok: 10,
+                        errors: ErrorClasses {
+                            status_5xx: 2,
+                            ..ErrorClasses::default()
+                        },
+                        total: 12,
+                    },
+                    timeline: vec![IntervalRow {
+                        t_ms: 0,
+                        duration_ms: 100,
+                        ok: 10,
+                        errors: 2,
+                        p50_us: 5,
+                        p99_us: 9,
+                        max_us: 10,
+                    }],
+                    ..LoadFigures::default()
+                }),
+                recycle: Some(RecycleFigures {
+                    kind: "crash".into(),
+                    admin_status: Some(serde_json::json!({"phase": "ready"})),
+                    ..RecycleFigures::default()
+                }),
+                ..Entry::default()
+            }],
+            skipped: vec![Skipped {
+                model: Some("split".into()),
+                scenario: None,
+                reason: "not built".into(),
+            }],
+            notes: vec![],
+            finished: true,
+        };
+        let text = serde_json::to_string(&results).unwrap();
+        assert!(text.contains("\"5xx\":2"));
+        let back: Results = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, results);
+    }
+}

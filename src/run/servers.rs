@@ -105,6 +105,23 @@ impl Server {
         })
     }
 
+    /// Waits until `GET /ping` answers 200 (a split front needs its actor
+    /// session first; a front model's on-demand app starts on it).
+    pub async fn wait_serving(&self, http: &Http) -> anyhow::Result<()> {
+        let deadline = Instant::now() + STARTUP_LIMIT;
+        let url = format!("{}/ping", self.url);
+        loop {
+            let answer = http.get(&url).await;
+            if answer.as_ref().is_ok_and(|(s, _)| *s == 200) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("GET {url} did not answer 200 within {STARTUP_LIMIT:?} (last: {answer:?})");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Every process of the model now: the first process, nginx, and
     /// everything they started.
     pub fn pids(&self) -> Vec<u32> {

@@ -235,7 +235,7 @@ fn bar_chart<DB: DrawingBackend>(
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -417,7 +417,7 @@ fn state_chart<DB: DrawingBackend>(
         .margin(15)
         .x_label_area_size(110)
         .y_label_area_size(60)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
         .map_err(err)?;
     chart
         .configure_mesh()

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::run::Ctx;
 use crate::run::results::{ColdstartFigures, Entry};
@@ -41,10 +41,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             for repeat in 1..=repeats {
                 ctx.console
                     .step("coldstart", &model, &format!("{variant} {repeat}/{repeats}"));
-                let entry = one(ctx, &model, variant, start_mode, warmup, repeat)
-                    .await
-                    .with_context(|| format!("{model}, {variant}"))?;
-                ctx.push(entry);
+                match one(ctx, &model, variant, start_mode, warmup, repeat).await {
+                    Ok(entry) => ctx.push(entry),
+                    Err(e) => ctx.fail(&model, "coldstart", e.context(variant)),
+                }
             }
         }
         ctx.save()?;

@@ -99,12 +99,9 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 .ok()
                 .map_or_else(String::new, |o| {
                     let all = [o.stdout, o.stderr].concat();
-                    String::from_utf8_lossy(&all)
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .to_string()
+                    let line = String::from_utf8_lossy(&all).lines().next().unwrap_or("").to_string();
+                    // `wrk debian/4.1.0 [epoll] Copyright ...` -> `wrk debian/4.1.0`
+                    line.split(" [").next().unwrap_or("").trim().to_string()
                 });
             let mut entry = load_entry("edge", "crosscheck", tool, 1, &ours, false, Vec::new());
             entry.load = None;

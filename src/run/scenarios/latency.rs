@@ -34,8 +34,15 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         .collect();
     for model in ctx.plan.models.clone() {
         ctx.console.step("latency", &model, "starting");
-        let server = ctx.start(&model, &steady_flags(&model)).await?;
+        let server = match ctx.start(&model, &steady_flags(&model)).await {
+            Ok(server) => server,
+            Err(e) => {
+                ctx.fail(&model, "latency", e);
+                continue;
+            }
+        };
         let outcome = async {
+            server.wait_serving(&ctx.http).await?;
             for &(fraction, rate) in &rates {
                 let name = variant(fraction, rate);
                 for repeat in 1..=ctx.plan.repeats {
@@ -58,7 +65,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         }
         .await;
         server.stop().await;
-        outcome?;
+        if let Err(e) = outcome {
+            ctx.fail(&model, "latency", e);
+            continue;
+        }
         ctx.save()?;
     }
     Ok(())

@@ -13,7 +13,7 @@ pub mod throughput;
 
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use bytes::Bytes;
 use http::Method;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -38,8 +38,10 @@ pub async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
             other => Err(anyhow!("unknown scenario {other}")),
         };
         ctx.console.end_scenario();
+        if let Err(e) = outcome {
+            ctx.fail("-", &scenario, e);
+        }
         ctx.save()?;
-        outcome.with_context(|| format!("the {scenario} scenario failed"))?;
     }
     Ok(())
 }

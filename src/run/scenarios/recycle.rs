@@ -71,10 +71,19 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     for model in models {
         for (kind, kind_flags) in KINDS {
             ctx.console.step("recycle", &model, kind);
-            let server = ctx.start(&model, &flags(kind_flags)).await?;
+            let server = match ctx.start(&model, &flags(kind_flags)).await {
+                Ok(server) => server,
+                Err(e) => {
+                    ctx.fail(&model, "recycle", e.context(kind));
+                    continue;
+                }
+            };
             let outcome = one(ctx, &model, kind, &server).await;
             server.stop().await;
-            outcome.with_context(|| format!("{model}, {kind} recycle"))?;
+            if let Err(e) = outcome {
+                ctx.fail(&model, "recycle", e.context(format!("{kind} recycle")));
+                continue;
+            }
             ctx.save()?;
         }
     }
@@ -87,10 +96,7 @@ async fn one(ctx: &mut Ctx, model: &str, kind: &str, server: &crate::run::server
         .clone()
         .ok_or_else(|| anyhow!("{model} printed no admin URL"))?;
     let http = ctx.http.clone();
-    let (status, _) = http.get(&format!("{}/ping", server.url)).await?;
-    if status != 200 {
-        bail!("GET /ping answered {status} before the recycle");
-    }
+    server.wait_serving(&http).await?;
     if let Some(phase) = idle_phase(kind) {
         wait_for_phase(&http, &admin, phase).await?;
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 
 use super::task_body;
 use crate::run::Ctx;
@@ -35,11 +35,19 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     };
     for mode in MODES {
         ctx.console.step("routing", model, mode);
-        let server = ctx.start(model, &["--routing".to_string(), mode.to_string()]).await?;
+        let server = match ctx.start(model, &["--routing".to_string(), mode.to_string()]).await {
+            Ok(server) => server,
+            Err(e) => {
+                ctx.fail(model, "routing", e.context(mode));
+                continue;
+            }
+        };
         let outcome = one(ctx, model, mode, &server).await;
         server.stop().await;
-        let entry = outcome.with_context(|| format!("{model}, routing {mode}"))?;
-        ctx.push(entry);
+        match outcome {
+            Ok(entry) => ctx.push(entry),
+            Err(e) => ctx.fail(model, "routing", e.context(mode)),
+        }
         ctx.save()?;
     }
     Ok(())
@@ -47,6 +55,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
 
 async fn one(ctx: &Ctx, model: &str, mode: &str, server: &crate::run::servers::Server) -> anyhow::Result<Entry> {
     let http = ctx.http.clone();
+    server.wait_serving(&http).await?;
     let stats_url = format!("{}/stats", server.url);
     let rss_before = http.get_json(&stats_url).await?["rss_bytes"].as_u64().unwrap_or(0);
     let n = ctx.plan.routing_tasks;

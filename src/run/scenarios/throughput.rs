@@ -21,8 +21,15 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let task = Bytes::from(serde_json::to_vec(&task_body("bench-5000", 5000))?);
     for model in ctx.plan.models.clone() {
         ctx.console.step("throughput", &model, "starting");
-        let server = ctx.start(&model, &steady_flags(&model)).await?;
+        let server = match ctx.start(&model, &steady_flags(&model)).await {
+            Ok(server) => server,
+            Err(e) => {
+                ctx.fail(&model, "throughput", e);
+                continue;
+            }
+        };
         let outcome = async {
+            server.wait_serving(&ctx.http).await?;
             seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
             let endpoints = [
                 (PING, Method::GET, "/ping", None, ctx.plan.connections),
@@ -60,7 +67,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         }
         .await;
         server.stop().await;
-        outcome?;
+        if let Err(e) = outcome {
+            ctx.fail(&model, "throughput", e);
+            continue;
+        }
         ctx.save()?;
     }
     Ok(())

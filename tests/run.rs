@@ -1,0 +1,191 @@
+//! `hostlab run`, `report` and `compare` end to end: a short run restricted
+//! to edge and proxy, two scenarios and 1 s measurements, then checks on the
+//! files it wrote (DESIGN.md "Results").
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use nix::sys::signal::Signal;
+
+fn hostlab(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hostlab"));
+    cmd.args(args);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+    }
+    cmd.output().expect("hostlab runs")
+}
+
+fn check_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn charts_are_well_formed(dir: &Path) {
+    let mut svgs = 0;
+    let mut pngs = 0;
+    for entry in std::fs::read_dir(dir.join("charts")).expect("charts/ exists") {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.len() > 100, "{} is nearly empty", path.display());
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("png") => {
+                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+                pngs += 1;
+            }
+            Some("svg") => {
+                let text = String::from_utf8(bytes).unwrap();
+                let start = text.trim_start().trim_start_matches(|c| c != '<');
+                assert!(
+                    start.starts_with("<svg") || start.starts_with("<?xml"),
+                    "{} does not start like SVG",
+                    path.display()
+                );
+                assert!(text.trim_end().ends_with("</svg>"), "{} is not closed", path.display());
+                svgs += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        svgs > 0 && svgs == pngs,
+        "every chart in both formats ({svgs} SVG, {pngs} PNG)"
+    );
+}
+
+#[test]
+fn short_run_writes_results_report_and_charts_that_report_and_compare_read() {
+    let tmp = std::env::temp_dir().join(format!("hostlab-run-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let out_dir = tmp.join("a");
+    let out = hostlab(&[
+        "run",
+        "--models",
+        "edge,proxy",
+        "--scenarios",
+        "throughput,state",
+        "--duration",
+        "1s",
+        "--repeats",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    check_ok(&out, "hostlab run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("edge") && stdout.contains("proxy"),
+        "summary names the models:\n{stdout}"
+    );
+
+    // results.json: the documented keys, one entry per model x scenario x variant.
+    let text = std::fs::read_to_string(out_dir.join("results.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["finished"], true);
+    for key in [
+        "cpu_model",
+        "cores",
+        "client_cpus",
+        "server_cpus",
+        "kernel",
+        "hostlab_version",
+        "command_line",
+        "started_utc",
+    ] {
+        assert!(!json["environment"][key].is_null(), "environment.{key} is missing");
+    }
+    let entries = json["entries"].as_array().unwrap();
+    let ping: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["scenario"] == "throughput" && e["variant"] == "GET /ping")
+        .collect();
+    assert_eq!(ping.len(), 2, "one GET /ping entry per model");
+    for e in &ping {
+        let load = &e["load"];
+        assert!(load["requests"]["ok"].as_u64().unwrap() > 0);
+        assert!(load["requests_per_sec"].as_f64().unwrap() > 0.0);
+        for k in ["p50", "p90", "p99", "p99_9", "max"] {
+            assert!(load["latency_us"][k].as_u64().is_some(), "latency_us.{k}");
+        }
+        for k in ["4xx", "5xx", "refused", "reset", "timeout", "io"] {
+            assert!(load["requests"]["errors"][k].as_u64().is_some(), "errors.{k}");
+        }
+        assert!(
+            !e["processes"].as_array().unwrap().is_empty(),
+            "server CPU and RSS recorded"
+        );
+    }
+    // Without a journal, a proxy terminate loses every book; a suspend keeps them.
+    let state = |model: &str, kind: &str| {
+        entries
+            .iter()
+            .find(|e| e["scenario"] == "state" && e["model"] == model && e["variant"] == kind)
+            .map(|e| {
+                (
+                    e["state"]["books_before"].as_u64().unwrap(),
+                    e["state"]["books_after"].as_u64().unwrap(),
+                )
+            })
+    };
+    assert_eq!(state("proxy", "idle-terminate"), Some((100, 0)));
+    assert_eq!(state("proxy", "idle-suspend"), Some((100, 100)));
+    assert_eq!(state("edge", "process restart"), Some((100, 0)));
+    // The same document re-serialised by serde_json is the same value.
+    let again: serde_json::Value = serde_json::from_str(&serde_json::to_string(&json).unwrap()).unwrap();
+    assert_eq!(again, json);
+
+    // report.md: a claims row per claim, each with one of the three verdicts.
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    for id in 1..=8 {
+        let row = report
+            .lines()
+            .find(|l| l.starts_with(&format!("| C{id} |")))
+            .unwrap_or_else(|| panic!("no claims row for C{id}:\n{report}"));
+        assert!(
+            ["**holds**", "**does not hold here**", "**not measured**"]
+                .iter()
+                .any(|v| row.contains(v)),
+            "C{id} has no verdict: {row}"
+        );
+    }
+    assert!(report.contains("C4") && report.contains("Where are all my books?"));
+    let csv = std::fs::read_to_string(out_dir.join("summary.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().starts_with("scenario,model,variant"));
+    assert!(csv.lines().count() > 6);
+    charts_are_well_formed(&out_dir);
+
+    // `report` re-renders from results.json (reading it back through serde).
+    std::fs::remove_file(out_dir.join("report.md")).unwrap();
+    std::fs::remove_dir_all(out_dir.join("charts")).unwrap();
+    check_ok(&hostlab(&["report", out_dir.to_str().unwrap()]), "hostlab report");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("report.md"))
+            .unwrap()
+            .lines()
+            .count(),
+        report.lines().count()
+    );
+    charts_are_well_formed(&out_dir);
+
+    // `compare` of a run with itself: ratios of 1, nothing beyond noise.
+    let cmp = hostlab(&["compare", out_dir.to_str().unwrap(), out_dir.to_str().unwrap()]);
+    check_ok(&cmp, "hostlab compare");
+    let text = String::from_utf8_lossy(&cmp.stdout);
+    assert!(text.contains("1.00x"), "{text}");
+    assert!(text.contains("0 of "), "{text}");
+
+    // A folder without results is an error that says what is wrong.
+    let bad = hostlab(&["report", tmp.join("missing").to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("results.json"));
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -409,8 +409,8 @@ fn crosscheck(out: &mut String, rows: &[SummaryRow]) {
             if let Some(c) = &e.crosscheck {
                 let _ = writeln!(
                     out,
-                    "| {} {} | `{}` | {:.0} | {:.2} |",
-                    c.tool, c.tool_version, c.command, c.requests_per_sec, c.hostlab_over_tool
+                    "| {} | `{}` | {:.0} | {:.2} |",
+                    c.tool_version, c.command, c.requests_per_sec, c.hostlab_over_tool
                 );
             } else if let Some(l) = &e.load {
                 let _ = writeln!(

@@ -28,7 +28,7 @@ pub enum Command {
     /// Prints exactly one line on stdout once it accepts requests:
     /// `hostlab ready model=<MODEL> url=http://<ADDR> pid=<PID> [admin=http://<ADDR>]`.
     /// SIGHUP recycles the app (proxy, inprocess); SIGTERM/SIGINT drain and exit 0.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// One load run against any URL (closed loop, or open loop with -r).
     Load(crate::load::LoadArgs),
     /// The main job: every model x scenario, results written to a folder.
@@ -64,9 +64,9 @@ pub struct RestArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Hosting model: edge | edge-actix | proxy | inprocess (built), and the
-    /// parts they start: app | worker; split | nginx | actors | front are not
-    /// built yet.
+    /// Hosting model: edge | edge-actix | proxy | inprocess | split, and the
+    /// parts they start: app | worker | actors | front. (nginx is a peer that
+    /// `hostlab run` drives; it is not served by hostlab.)
     pub model: Model,
     /// Address to listen on; port 0 picks a free port (shown in the ready line).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// in-flight requests before the process is stopped anyway [default: 10s].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub shutdown_limit: Option<Duration>,
+    /// Address of the actor service (`serve front`; `serve split` sets it
+    /// itself). Both node servers must share `HOSTLAB_COOKIE`.
+    #[arg(long)]
+    pub actors: Option<SocketAddr>,
     /// Persistent event journal (not built yet).
     #[arg(long)]
     pub journal: Option<PathBuf>,
@@ -212,6 +216,7 @@ impl ServeArgs {
             shutdown_limit: policy.shutdown_limit,
             policy,
             admin: self.admin,
+            actors: self.actors,
             inherited,
         })
     }

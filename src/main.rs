@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging();
     let result = match cli.command {
-        cli::Command::Serve(args) => match args.into_options(inherited) {
+        cli::Command::Serve(args) => match (*args).into_options(inherited) {
             Ok(options) => hostlab_hosts::serve(options).map_err(Into::into),
             // An unusable policy file or flag value is a bad argument: exit 2.
             Err(e) => {
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
 /// `RUST_LOG` overrides the default of lifecycle messages only.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "warn,hostlab=info,hostlab_hosts=info,hostlab_workloads=info".into());
+        .unwrap_or_else(|_| "warn,ractor_cluster=error,hostlab=info,hostlab_hosts=info,hostlab_workloads=info".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

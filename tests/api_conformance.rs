@@ -76,6 +76,7 @@ mod cases {
         let (serving_model, same_process) = match model {
             "proxy" => ("app", false),
             "inprocess" => ("worker", false),
+            "split" => ("front", false),
             other => (other, true),
         };
         assert_eq!(health["model"], serving_model);
@@ -668,4 +669,5 @@ conformance! {
     app => "app",
     proxy => "proxy",
     inprocess => "inprocess",
+    split => "split",
 }

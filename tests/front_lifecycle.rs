@@ -261,10 +261,20 @@ mod cases {
             ],
         );
         let pid = front.app_pid().await.unwrap();
-        assert_eq!(front.get("/ping").await.status(), 200);
+        // One keep-alive client throughout: its pooled connection must not
+        // be left hanging on the frozen process.
+        let client = reqwest::Client::new();
+        assert_eq!(
+            client.get(front.server.url("/ping")).send().await.unwrap().status(),
+            200
+        );
         front.wait_status("the suspend", |s| s["phase"] == "suspended").await;
         assert_eq!(process_state(pid), Some('T'), "the app is stopped (SIGSTOP)");
-        let health: Value = front.get("/healthz").await.json().await.unwrap();
+        let thawed = tokio::time::timeout(Duration::from_secs(10), client.get(front.server.url("/healthz")).send())
+            .await
+            .expect("a request on a kept-alive client thaws the app, it does not hang")
+            .unwrap();
+        let health: Value = thawed.json().await.unwrap();
         assert_eq!(health["pid"].as_u64().unwrap() as u32, pid, "the same process, thawed");
         assert_ne!(process_state(pid), Some('T'));
         assert_eq!(front.status().await["phase"], "ready");

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -21,6 +22,8 @@ use crate::manager::{Manager, RecycleReason};
 struct Admin {
     manager: Manager,
     front: Option<Arc<FrontState>>,
+    /// The split model's actor service pid (0 while none runs).
+    actors_pid: Option<Arc<AtomicU32>>,
 }
 
 /// Bind the admin endpoint and serve it in the background; returns its address.
@@ -28,6 +31,7 @@ pub async fn serve(
     addr: SocketAddr,
     manager: Manager,
     front: Option<Arc<FrontState>>,
+    actors_pid: Option<Arc<AtomicU32>>,
 ) -> Result<SocketAddr, ServeError> {
     if !addr.ip().is_loopback() {
         return Err(ServeError::AdminNotLoopback(addr));
@@ -53,7 +57,11 @@ pub async fn serve(
                 "use GET /status and POST /recycle",
             )
         })
-        .with_state(Admin { manager, front });
+        .with_state(Admin {
+            manager,
+            front,
+            actors_pid,
+        });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!("admin endpoint failed: {e}");
@@ -66,7 +74,11 @@ async fn status(State(admin): State<Admin>) -> Response {
     let status = admin.manager.status();
     axum::Json(json!({
         "phase": status.phase,
-        "pids": {"front": std::process::id(), "app": status.app_pid},
+        "pids": {
+            "front": std::process::id(),
+            "app": status.app_pid,
+            "actors": admin.actors_pid.as_ref().map(|p| p.load(Ordering::Relaxed)).filter(|p| *p != 0),
+        },
         "generation": status.generation,
         "recycles": status.recycles,
         "crashes": status.crashes,

@@ -85,6 +85,9 @@ impl AccessCounters {
 pub struct FrontState {
     pub counters: AccessCounters,
     draining: AtomicBool,
+    /// Bumped to make every connection close once it is idle (before an
+    /// idle suspend: a frozen process cannot answer its keep-alive clients).
+    close_idle: watch::Sender<u64>,
     request_ids: AtomicU64,
     /// Prefix of generated request ids: this process's pid, so ids are unique
     /// across the processes of a model.
@@ -96,9 +99,16 @@ impl FrontState {
         Arc::new(FrontState {
             counters: AccessCounters::default(),
             draining: AtomicBool::new(false),
+            close_idle: watch::Sender::new(0),
             request_ids: AtomicU64::new(0),
             id_prefix: format!("{:x}", std::process::id()),
         })
+    }
+
+    /// Close every keep-alive connection that is idle now (and every busy
+    /// one after its current response); new connections are unaffected.
+    pub fn close_idle_connections(&self) {
+        self.close_idle.send_modify(|n| *n += 1);
     }
 
     pub fn is_draining(&self) -> bool {
@@ -258,6 +268,7 @@ pub async fn serve<S>(
         // connection there (HTTP/1 requests on a connection are sequential).
         let (state, inner, closed) = (state.clone(), new_service(), closed.clone());
         let mut drain = drain.clone();
+        let mut close_idle = state.close_idle.subscribe();
         state.counters.connections_open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let peer_ip = HeaderValue::from_str(&peer.ip().to_string()).expect("an IP address is a valid header value");
@@ -270,11 +281,17 @@ pub async fn serve<S>(
             let result = tokio::select! {
                 result = conn.as_mut() => result,
                 _ = async {
-                    let _ = drain.wait_for(|d| *d).await;
-                    tokio::time::sleep(IDLE_GRACE.min(limit)).await;
+                    tokio::select! {
+                        _ = async {
+                            let _ = drain.wait_for(|d| *d).await;
+                            tokio::time::sleep(IDLE_GRACE.min(limit)).await;
+                        } => {}
+                        _ = close_idle.changed() => {}
+                    }
                 } => {
-                    // Still open after the grace period: every request in it
-                    // got `Connection: close`, so this connection sat idle.
+                    // Draining and still open after the grace period (every
+                    // request in it got `Connection: close`), or told to
+                    // close idle connections: close it once it is idle.
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }

@@ -30,33 +30,54 @@ use tokio::net::TcpListener;
 
 use crate::front::{self, DrainSignal, FrontState};
 use crate::manager::{Hosting, Manager, Phase};
-use crate::{ServeError, ServeOptions, admin, announce_ready, bind_std, signals};
-use hostlab_workloads::{Workload, app};
+use crate::{Model, ServeError, ServeOptions, admin, announce_ready, bind_std, signals};
+use hostlab_workloads::remote::RemoteActors;
+use hostlab_workloads::{Backend, Workload, app};
 
 /// `hostlab serve inprocess`: the supervisor.
 pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let runtime = crate::server_runtime()?;
     runtime.block_on(async {
+        let worker_args = options.child_args("worker");
+        let supervisor = Supervisor::start(&options, worker_args, None).await?;
+        signals::shutdown_signal().await;
+        supervisor.manager.shutdown().await;
+        Ok(())
+    })
+}
+
+/// A running supervisor: the shared socket, its workers' manager, the admin
+/// endpoint; used by `inprocess` (workers host the actors) and `split`
+/// (workers are fronts of the actor service).
+pub(crate) struct Supervisor {
+    pub manager: Manager,
+}
+
+impl Supervisor {
+    /// Bind, start the manager (and the first worker with always-running),
+    /// serve the admin endpoint, and print the ready line.
+    pub(crate) async fn start(
+        options: &ServeOptions,
+        worker_args: Vec<String>,
+        actors_pid: Option<Arc<std::sync::atomic::AtomicU32>>,
+    ) -> Result<Supervisor, ServeError> {
         let listener = bind_std(options.listen)?;
         let addr = listener.local_addr()?;
         let hosting = Hosting::InProcess {
             listener: listener.try_clone()?,
-            worker_args: options.child_args("worker"),
+            worker_args,
         };
-        let shutdown = signals::shutdown_signal();
         let manager = Manager::start(hosting, options.policy.clone()).await;
         let admin_addr = match options.admin {
-            Some(a) => Some(admin::serve(a, manager.clone(), None).await?),
+            Some(a) => Some(admin::serve(a, manager.clone(), None, actors_pid).await?),
             None => None,
         };
         signals::recycle_on_sighup(manager.clone());
         tokio::spawn(start_on_demand(listener.try_clone()?, manager.clone()));
         tokio::spawn(refuse_while_failed(listener, manager.clone()));
         announce_ready(options.model, addr, admin_addr);
-        shutdown.await;
-        manager.shutdown().await;
-        Ok(())
-    })
+        Ok(Supervisor { manager })
+    }
 }
 
 /// While no worker runs (on-demand start, idle terminate) or the worker is
@@ -129,13 +150,44 @@ fn listener_clone(listener: &TcpListener) -> TcpListener {
     TcpListener::from_std(std_listener).expect("register the socket")
 }
 
+/// Longest a split front waits for its actor-service link before it says it
+/// is ready anyway (and answers 503 `backend_unavailable` until linked).
+const FRONT_LINK_WAIT: Duration = Duration::from_secs(5);
+
 /// `hostlab serve worker`: one worker process of `inprocess`.
+///
+/// `hostlab serve front` is the same process with the actors elsewhere
+/// (`--actors ADDR`, the split model). Started by `serve split` it inherits
+/// the socket like a worker; started by hand it binds `--listen` itself and
+/// accepts at once.
 pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> {
-    let shared = options.inherited.take().ok_or(ServeError::NoInheritedSocket)?;
+    let standalone = options.inherited.is_none() && options.model == Model::Front;
+    let shared = match options.inherited.take() {
+        Some(inherited) => inherited,
+        None if standalone => bind_std(options.listen)?,
+        None => return Err(ServeError::NoInheritedSocket),
+    };
     shared.set_nonblocking(true)?;
     let runtime = crate::server_runtime()?;
     let result = runtime.block_on(async move {
-        let workload = Workload::start(options.workload_config()).await?;
+        let workload = match options.actors {
+            Some(service) => {
+                let remote = RemoteActors::connect(service, options.workload_config().ask_timeout)
+                    .await
+                    .map_err(hostlab_workloads::StartError::from)?;
+                // A front is not ready before its link is: wait (bounded) so a
+                // recycle never switches traffic to a front that answers 503.
+                let deadline = tokio::time::Instant::now() + FRONT_LINK_WAIT;
+                while !remote.is_linked() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                if !remote.is_linked() {
+                    tracing::warn!("no session to the actor service at {service} yet; answering 503 until there is");
+                }
+                Workload::with_backend(options.workload_config(), Backend::Remote(remote))
+            }
+            None => Workload::start(options.workload_config()).await?,
+        };
         let router = app(workload.clone());
         let shared = TcpListener::from_std(shared)?;
         let shared_addr = shared.local_addr()?;
@@ -159,19 +211,20 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
         tokio::pin!(shutdown);
         let (drain, drain_rx) = DrainSignal::new();
         let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        announce_ready(options.model, shared_addr, Some(private_addr));
+        announce_ready(options.model, shared_addr, (!standalone).then_some(private_addr));
 
         // Wait for the supervisor's `accept` (or the end).
-        let accept = loop {
-            tokio::select! {
-                line = stdin.next_line() => match line {
-                    Ok(Some(l)) if l.trim() == "accept" => break true,
-                    Ok(Some(_)) => continue,
-                    _ => break false,
-                },
-                () = &mut shutdown => break false,
-            }
-        };
+        let accept = standalone
+            || loop {
+                tokio::select! {
+                    line = stdin.next_line() => match line {
+                        Ok(Some(l)) if l.trim() == "accept" => break true,
+                        Ok(Some(_)) => continue,
+                        _ => break false,
+                    },
+                    () = &mut shutdown => break false,
+                }
+            };
         if !accept {
             workload.stop();
             return Ok(());
@@ -195,7 +248,13 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
         ));
         tokio::select! {
             () = &mut shutdown => {}
-            _ = async { while let Ok(Some(_)) = stdin.next_line().await {} } => {
+            _ = async {
+                while let Ok(Some(line)) = stdin.next_line().await {
+                    if line.trim() == "quiesce" {
+                        state.close_idle_connections();
+                    }
+                }
+            }, if !standalone => {
                 tracing::warn!("supervisor gone (stdin closed); draining");
             }
         }

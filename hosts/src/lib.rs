@@ -17,6 +17,7 @@ pub mod manager;
 pub mod policy;
 mod proxy;
 pub mod signals;
+mod split;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -71,7 +72,15 @@ impl Model {
     pub fn is_built(self) -> bool {
         matches!(
             self,
-            Model::Edge | Model::EdgeActix | Model::App | Model::Proxy | Model::Inprocess | Model::Worker
+            Model::Edge
+                | Model::EdgeActix
+                | Model::App
+                | Model::Proxy
+                | Model::Inprocess
+                | Model::Worker
+                | Model::Split
+                | Model::Actors
+                | Model::Front
         )
     }
 }
@@ -107,6 +116,8 @@ pub struct ServeOptions {
     pub policy: policy::Policy,
     /// Admin endpoint of the front models (loopback only).
     pub admin: Option<SocketAddr>,
+    /// The split model's actor service (`serve front --actors ADDR`).
+    pub actors: Option<SocketAddr>,
     /// The listening socket a worker inherited as fd 3, taken from the
     /// environment before any thread started (see [`take_inherited_listener`]).
     pub inherited: Option<std::net::TcpListener>,
@@ -121,7 +132,7 @@ impl ServeOptions {
         args.extend(["--mailbox".into(), self.mailbox.to_string()]);
         let limit = humantime::format_duration(self.policy.shutdown_limit).to_string();
         args.extend(["--shutdown-limit".into(), limit]);
-        if model == "worker" {
+        if model == "worker" || model == "front" {
             let idle = humantime::format_duration(self.policy.idle_timeout).to_string();
             args.extend([
                 "--idle-timeout".into(),
@@ -145,8 +156,12 @@ impl ServeOptions {
 /// Errors `hostlab serve` reports before it is ready.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("model `{0}` is not built yet; models available now: edge, edge-actix, app, proxy, inprocess")]
+    #[error("model `{0}` is not built yet; models available now: edge, edge-actix, proxy, inprocess, split")]
     NotBuilt(Model),
+    #[error(
+        "`nginx` is a peer, not a hostlab server: `hostlab run` starts the system's nginx (with a generated config) in front of `hostlab serve app`"
+    )]
+    NginxIsAPeer,
     #[error(
         "`hostlab serve worker` runs under `hostlab serve inprocess`, which hands it the listening socket; start `inprocess` instead"
     )]
@@ -168,8 +183,10 @@ pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
         Model::EdgeActix => actix::serve(&options),
         Model::Proxy => proxy::serve(options),
         Model::Inprocess => inprocess::serve(options),
-        Model::Worker => inprocess::serve_worker(options),
-        other => Err(ServeError::NotBuilt(other)),
+        Model::Worker | Model::Front => inprocess::serve_worker(options),
+        Model::Actors => split::serve_actors(options),
+        Model::Split => split::serve(options),
+        Model::Nginx => Err(ServeError::NginxIsAPeer),
     }
 }
 

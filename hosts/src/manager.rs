@@ -683,6 +683,13 @@ impl Supervisor {
                 running.generation.retired.store(true, Ordering::SeqCst);
                 self.shared.current.store(None);
                 wait_idle(&running.generation, self.shared.policy.shutdown_limit).await;
+                if let Hosting::InProcess { .. } = self.hosting {
+                    // The worker owns its clients' keep-alive connections; a
+                    // frozen worker would leave a request sent on one of them
+                    // hanging, so it closes its idle ones first.
+                    let _ = running.child.tell("quiesce").await;
+                    tokio::time::sleep(QUIESCE_TIME).await;
+                }
                 running.child.signal(Signal::SIGSTOP);
                 running.suspended = true;
                 // A thawed generation takes requests again.
@@ -786,6 +793,10 @@ impl Supervisor {
         report
     }
 }
+
+/// How long an inprocess worker gets to close its idle connections before
+/// it is frozen.
+const QUIESCE_TIME: Duration = Duration::from_millis(100);
 
 /// Wait (at most `limit`) until no request is in flight on `generation`.
 async fn wait_idle(generation: &Generation, limit: Duration) {

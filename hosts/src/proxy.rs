@@ -205,7 +205,7 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
         let manager = Manager::start(hosting, options.policy.clone()).await;
         let state = FrontState::new();
         let admin_addr = match options.admin {
-            Some(a) => Some(admin::serve(a, manager.clone(), Some(state.clone())).await?),
+            Some(a) => Some(admin::serve(a, manager.clone(), Some(state.clone()), None).await?),
             None => None,
         };
         signals::recycle_on_sighup(manager.clone());

@@ -41,7 +41,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// `hostlab serve MODEL --listen 127.0.0.1:0 EXTRA...`, ready to use.
+    /// `hostlab serve MODEL --listen 127.0.0.1:0 EXTRA...` (EXTRA may give
+    /// its own `--listen`), ready to use.
     pub fn start(model: &str, extra: &[&str]) -> Server {
         Self::spawn(model, extra, None)
     }
@@ -64,10 +65,13 @@ impl Server {
                 });
             }
         }
+        command.args(["serve", model]);
+        if !extra.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         let mut child = command
-            .args(["serve", model, "--listen", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,ractor_cluster=error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -15,9 +15,9 @@ use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::books::{AddError, Added, BookCmd, NewBook};
-use crate::mailbox::AskError;
-use crate::tasks::{MAX_ROWS, TaskCmd, TaskRequest, valid_task_id};
+use crate::books::{AddError, NewBook};
+use crate::ops::{AddedBook, Op, Refusal, Reply};
+use crate::tasks::{MAX_ROWS, TaskRequest, valid_task_id};
 use crate::{AppState, Routing};
 
 /// Largest `POST /books` body.
@@ -88,24 +88,6 @@ impl ApiError {
             "too_large",
             format!("the request body is over the {limit}-byte limit of this route; send less"),
         )
-    }
-}
-
-impl From<AskError> for ApiError {
-    fn from(e: AskError) -> Self {
-        match e {
-            AskError::Full { .. } | AskError::Timeout(_) => {
-                ApiError::overloaded(format!("{e}; retry after the Retry-After delay"))
-            }
-            AskError::Stopped => Self {
-                retry_after_s: Some(1),
-                ..Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the workload's actors have stopped (the server is shutting down); retry on a running server",
-                )
-            },
-        }
     }
 }
 
@@ -257,6 +239,35 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// Turn a reply the handler did not expect into an error: a refusal maps
+/// to its 503, anything else is a bug between handler and backend.
+fn refused(reply: Reply) -> ApiError {
+    let retry = |status, code, message: String| ApiError {
+        retry_after_s: Some(1),
+        ..ApiError::new(status, code, message)
+    };
+    match reply {
+        Reply::Refused(Refusal::Overloaded(why)) => {
+            ApiError::overloaded(format!("{why}; retry after the Retry-After delay"))
+        }
+        Reply::Refused(Refusal::Stopped(why)) => retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("{why}: the server is shutting down; retry on a running server"),
+        ),
+        Reply::Refused(Refusal::Unreachable(why)) => retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "backend_unavailable",
+            format!("the actor service is unreachable ({why}); retry after the Retry-After delay"),
+        ),
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("unexpected reply from the actors: {other:?}"),
+        ),
+    }
+}
+
 async fn add_book(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -264,22 +275,15 @@ async fn add_book(
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
     book.validate().map_err(ApiError::validation)?;
-    let added = state
-        .books
-        .ask(
-            |reply| BookCmd::Add {
-                book,
-                idempotency_key,
-                reply,
-            },
-            state.config.ask_timeout,
-        )
-        .await?;
+    let added = match state.execute(Op::AddBook { book, idempotency_key }).await {
+        Reply::Added(added) => added,
+        other => return Err(refused(other)),
+    };
     let (status, book) = match added {
-        Ok(Added::Created(book)) => (StatusCode::CREATED, book),
+        Ok(AddedBook { book, replayed: false }) => (StatusCode::CREATED, book),
         // A replay answers 200 (not 201) with the book the key first created,
         // so a client can tell that nothing new was stored.
-        Ok(Added::Replayed(book)) => (StatusCode::OK, book),
+        Ok(AddedBook { book, replayed: true }) => (StatusCode::OK, book),
         Err(e @ AddError::IdempotencyConflict) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -300,8 +304,10 @@ async fn add_book(
 }
 
 async fn list_books(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let books = state.books.ask(BookCmd::List, state.config.ask_timeout).await?;
-    Ok(axum::Json(books).into_response())
+    match state.execute(Op::ListBooks).await {
+        Reply::Books(books) => Ok(axum::Json(books).into_response()),
+        other => Err(refused(other)),
+    }
 }
 
 fn book_id(raw: &str) -> Result<u64, ApiError> {
@@ -310,26 +316,19 @@ fn book_id(raw: &str) -> Result<u64, ApiError> {
 
 async fn get_book(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
     let id = book_id(&raw)?;
-    match state
-        .books
-        .ask(|r| BookCmd::Get(id, r), state.config.ask_timeout)
-        .await?
-    {
-        Some(book) => Ok(axum::Json(&*book).into_response()),
-        None => Err(ApiError::not_found(&format!("book {id}"))),
+    match state.execute(Op::GetBook(id)).await {
+        Reply::Book(Some(book)) => Ok(axum::Json(&*book).into_response()),
+        Reply::Book(None) => Err(ApiError::not_found(&format!("book {id}"))),
+        other => Err(refused(other)),
     }
 }
 
 async fn delete_book(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
     let id = book_id(&raw)?;
-    if state
-        .books
-        .ask(|r| BookCmd::Delete(id, r), state.config.ask_timeout)
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(&format!("book {id}")))
+    match state.execute(Op::DeleteBook(id)).await {
+        Reply::Deleted(true) => Ok(StatusCode::NO_CONTENT),
+        Reply::Deleted(false) => Err(ApiError::not_found(&format!("book {id}"))),
+        other => Err(refused(other)),
     }
 }
 
@@ -338,15 +337,9 @@ async fn run_task(
     JsonBody(task): JsonBody<TaskRequest, MAX_TASK_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
     task.validate().map_err(ApiError::validation)?;
-    let mailbox = state.tasks.route(&task.id);
-    let outcome = mailbox.ask(|r| TaskCmd::Run(task, r), state.config.ask_timeout).await;
-    match outcome {
-        Ok(Ok(record)) => Ok(axum::Json(record).into_response()),
-        Ok(Err(limit)) => Err(ApiError::overloaded(limit.to_string())),
-        Err(e) => {
-            state.task_counters.rejected_overloaded.fetch_add(1, Ordering::Relaxed);
-            Err(e.into())
-        }
+    match state.execute(Op::RunTask(task)).await {
+        Reply::Task(record) => Ok(axum::Json(record).into_response()),
+        other => Err(refused(other)),
     }
 }
 
@@ -354,37 +347,37 @@ async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Resu
     if !valid_task_id(&id) {
         return Err(ApiError::not_found(&format!("task `{id}`")));
     }
-    let mailbox = state.tasks.route(&id);
-    match mailbox
-        .ask(|r| TaskCmd::Get(id.clone(), r), state.config.ask_timeout)
-        .await?
-    {
-        Some(record) => Ok(axum::Json(record).into_response()),
-        None => Err(ApiError::not_found(&format!("task `{id}`"))),
+    match state.execute(Op::GetTask(id.clone())).await {
+        Reply::TaskRecord(Some(record)) => Ok(axum::Json(record).into_response()),
+        Reply::TaskRecord(None) => Err(ApiError::not_found(&format!("task `{id}`"))),
+        other => Err(refused(other)),
     }
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let books = state.books.ask(BookCmd::Count, state.config.ask_timeout).await?;
-    let c = &state.task_counters;
-    let mode = match state.config.routing {
+    let s = match state.execute(Op::Stats).await {
+        Reply::Stats(stats) => stats,
+        other => return Err(refused(other)),
+    };
+    let mode = match s.routing {
         Routing::Pool(_) => "pool",
         Routing::PerTask => "per-task",
     };
     Ok(axum::Json(json!({
-        "books": books,
+        "books": s.books,
         "tasks": {
-            "done": c.done.load(Ordering::Relaxed),
-            "rejected_overloaded": c.rejected_overloaded.load(Ordering::Relaxed),
+            "done": s.tasks_done,
+            "rejected_overloaded": s.tasks_rejected_overloaded,
             "max_rows": MAX_ROWS,
         },
         "actors": {
             "mode": mode,
-            "routing": state.config.routing.to_string(),
-            "live": c.live_actors.load(Ordering::Relaxed),
+            "routing": s.routing.to_string(),
+            "live": s.live_actors,
         },
         "journal": {"enabled": false},
-        "rss_bytes": crate::rss_bytes("self"),
+        // Where the actors run: this process, or the split model's actor service.
+        "rss_bytes": s.rss_bytes,
     }))
     .into_response())
 }

@@ -74,7 +74,7 @@ pub enum Added {
     Replayed(Arc<Book>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum AddError {
     #[error("this Idempotency-Key was already used for a different book; use a new key for a new book")]
     IdempotencyConflict,

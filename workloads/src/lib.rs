@@ -6,6 +6,8 @@ pub mod api;
 pub mod books;
 pub mod hashing;
 pub mod mailbox;
+pub mod ops;
+pub mod remote;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -15,8 +17,9 @@ use std::time::{Duration, Instant};
 pub use api::{MAX_BOOK_BODY_BYTES, MAX_REQUEST_BODY_BYTES, MAX_TASK_BODY_BYTES, app};
 pub use tasks::Routing;
 
-use books::{BookCmd, BookStore, BookStoreLimits};
+use books::{BookStore, BookStoreLimits};
 use mailbox::Bounded;
+use ops::{LocalActors, Op, Reply};
 use tasks::{TaskCounters, TaskLimits, TaskRouter};
 
 /// How to start the workload.
@@ -47,12 +50,19 @@ impl WorkloadConfig {
     }
 }
 
-/// A running actor system plus what the API reports about it.
+/// Where the actors live.
+pub enum Backend {
+    /// In this process (every model but the split front).
+    Local(LocalActors),
+    /// In the actor service, reached over ractor_cluster (split front).
+    Remote(remote::RemoteActors),
+}
+
+/// What the router's handlers hold: the actors (local or remote) plus what
+/// the API reports about this process.
 pub struct Workload {
     pub(crate) config: WorkloadConfig,
-    pub(crate) books: Bounded<BookCmd>,
-    pub(crate) tasks: TaskRouter,
-    pub(crate) task_counters: Arc<TaskCounters>,
+    pub(crate) backend: Backend,
     pub(crate) started: Instant,
     /// Set once the first request other than `/healthz` has been served.
     pub(crate) warm: AtomicBool,
@@ -69,30 +79,55 @@ pub enum StartError {
 }
 
 impl Workload {
-    /// Start the actors. Must run inside a tokio runtime: actors are tokio tasks.
+    /// Start the actors in this process. Must run inside a tokio runtime:
+    /// actors are tokio tasks.
     pub async fn start(config: WorkloadConfig) -> Result<AppState, StartError> {
-        let (store, _) = ractor::Actor::spawn(None, BookStore, config.books).await?;
-        let task_counters = Arc::new(TaskCounters::default());
-        let tasks = TaskRouter::start(config.routing, config.mailbox, config.tasks, task_counters.clone()).await?;
-        Ok(Arc::new(Workload {
-            books: Bounded::new(store, config.mailbox),
-            tasks,
-            task_counters,
+        let local = start_actors(&config).await?;
+        Ok(Self::with_backend(config, Backend::Local(local)))
+    }
+
+    /// A workload whose actors live elsewhere (or were started already).
+    pub fn with_backend(config: WorkloadConfig, backend: Backend) -> AppState {
+        Arc::new(Workload {
+            config,
+            backend,
             started: Instant::now(),
             warm: AtomicBool::new(false),
-            config,
-        }))
+        })
     }
 
     pub fn config(&self) -> &WorkloadConfig {
         &self.config
     }
 
-    /// Stop every actor (idempotent). Requests after this get 503.
-    pub fn stop(&self) {
-        self.books.actor().stop(None);
-        self.tasks.stop();
+    /// Run one operation wherever the actors live.
+    pub async fn execute(&self, op: Op) -> Reply {
+        match &self.backend {
+            Backend::Local(local) => local.execute(op).await,
+            Backend::Remote(remote) => remote.execute(op).await,
+        }
     }
+
+    /// Stop this process's actors (idempotent). Requests after this get 503.
+    pub fn stop(&self) {
+        if let Backend::Local(local) = &self.backend {
+            local.stop();
+        }
+    }
+}
+
+/// Spawn the book store and the task actors.
+pub async fn start_actors(config: &WorkloadConfig) -> Result<LocalActors, StartError> {
+    let (store, _) = ractor::Actor::spawn(None, BookStore, config.books).await?;
+    let task_counters = Arc::new(TaskCounters::default());
+    let tasks = TaskRouter::start(config.routing, config.mailbox, config.tasks, task_counters.clone()).await?;
+    Ok(LocalActors {
+        books: Bounded::new(store, config.mailbox),
+        tasks,
+        task_counters,
+        routing: config.routing,
+        ask_timeout: config.ask_timeout,
+    })
 }
 
 /// Resident set size of a process (`"self"` or a pid), from

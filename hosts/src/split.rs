@@ -1,0 +1,131 @@
+//! `split`: a thin, stateless front plus a long-lived actor service, joined
+//! by actor remoting (ractor_cluster); the architecture the Akka.NET-on-IIS
+//! article recommends. See `docs/split.md`.
+//!
+//! - `hostlab serve actors --listen ADDR`: the actor service: the workload's
+//!   actors and the remoting gateway, on a node server that accepts fronts on
+//!   ADDR (any address, so fronts may run on other machines).
+//! - `hostlab serve front --actors ADDR`: the HTTP API, every operation sent
+//!   to the actor service (a worker of `inprocess` with remote actors).
+//! - `hostlab serve split`: both. The fronts run under the process manager,
+//!   so they recycle exactly like `inprocess` workers; the actor service is a
+//!   separate child that front recycles never touch, restarted on the same
+//!   address only when it crashes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use hostlab_workloads::remote::{Gateway, accept_into, start_node};
+use hostlab_workloads::start_actors;
+use tokio::net::TcpListener;
+
+use crate::child::{ChildProcess, ChildSpec};
+use crate::inprocess::Supervisor;
+use crate::{ServeError, ServeOptions, announce_ready, bind_std, signals};
+
+/// `hostlab serve actors`.
+pub(crate) fn serve_actors(options: ServeOptions) -> Result<(), ServeError> {
+    let runtime = crate::server_runtime()?;
+    runtime.block_on(async {
+        let local = Arc::new(start_actors(&options.workload_config()).await?);
+        let (gateway, _) = ractor::Actor::spawn(None, Gateway, local.clone())
+            .await
+            .map_err(hostlab_workloads::StartError::from)?;
+        let node = start_node("hostlab-actors")
+            .await
+            .map_err(hostlab_workloads::StartError::from)?;
+        let listener = TcpListener::from_std(bind_std(options.listen)?)?;
+        let addr = listener.local_addr()?;
+        let shutdown = signals::shutdown_signal();
+        signals::ignore_recycle_signal("actors");
+        tokio::spawn(accept_into(listener, node.clone()));
+        // The url names the node address fronts connect to; it speaks
+        // ractor_cluster's protocol, not HTTP.
+        announce_ready(options.model, addr, None);
+        shutdown.await;
+        gateway.stop(None);
+        node.stop(None);
+        local.stop();
+        Ok(())
+    })
+}
+
+/// `hostlab serve split`.
+pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
+    let runtime = crate::server_runtime()?;
+    runtime.block_on(async {
+        let shutdown = signals::shutdown_signal();
+        let mut service_args: Vec<String> = options.child_args("actors");
+        let limit = options.policy.startup_limit;
+        let mut service = ChildProcess::start(ChildSpec::new(service_args.clone(), limit))
+            .await
+            .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;
+        let service_addr: SocketAddr = service
+            .url
+            .trim_start_matches("http://")
+            .parse()
+            .map_err(|e| ServeError::Io(std::io::Error::other(format!("actor service url: {e}"))))?;
+        // A restarted service binds the same address, so fronts reconnect to it.
+        set_listen(&mut service_args, service_addr);
+        let actors_pid = Arc::new(AtomicU32::new(service.pid));
+        let stopping = Arc::new(AtomicBool::new(false));
+
+        let mut front_args = options.child_args("front");
+        front_args.extend(["--actors".into(), service_addr.to_string()]);
+        let supervisor = Supervisor::start(&options, front_args, Some(actors_pid.clone())).await?;
+
+        let keeper = {
+            let (actors_pid, stopping) = (actors_pid.clone(), stopping.clone());
+            tokio::spawn(async move {
+                loop {
+                    let status = service.wait().await;
+                    if stopping.load(Ordering::SeqCst) {
+                        return service;
+                    }
+                    tracing::warn!("actor service pid {} exited ({status:?}); restarting it", service.pid);
+                    actors_pid.store(0, Ordering::Relaxed);
+                    service = restart(&service_args, limit).await;
+                    actors_pid.store(service.pid, Ordering::Relaxed);
+                }
+            })
+        };
+        shutdown.await;
+        // Fronts first (they drain their requests), then the state holder.
+        supervisor.manager.shutdown().await;
+        stopping.store(true, Ordering::SeqCst);
+        let pid = actors_pid.load(Ordering::Relaxed);
+        if pid != 0 {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        if let Ok(Ok(mut service)) = tokio::time::timeout(options.policy.shutdown_limit, keeper).await {
+            service.stop(options.policy.shutdown_limit).await;
+        }
+        Ok(())
+    })
+}
+
+/// Start the actor service again, retrying (with backoff) until it binds.
+async fn restart(args: &[String], limit: Duration) -> ChildProcess {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match ChildProcess::start(ChildSpec::new(args.to_vec(), limit)).await {
+            Ok(service) => return service,
+            Err(e) => {
+                tracing::error!("actor service did not restart: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn set_listen(args: &mut [String], addr: SocketAddr) {
+    if let Some(i) = args.iter().position(|a| a == "--listen") {
+        args[i + 1] = addr.to_string();
+    }
+}

@@ -1,0 +1,159 @@
+//! The workload's operations as plain data: what the HTTP handlers ask for
+//! ([`Op`]) and what they get back ([`Reply`]). The local backend runs them on
+//! this process's actors; the split front sends the same values to the actor
+//! service over ractor_cluster. So the HTTP API has one implementation, and
+//! the hosting models differ only in where the actors live.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Routing;
+use crate::books::{AddError, Added, Book, BookCmd, NewBook};
+use crate::mailbox::{AskError, Bounded};
+use crate::tasks::{TaskCmd, TaskCounters, TaskRecord, TaskRequest, TaskRouter};
+
+/// One operation of the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Op {
+    AddBook {
+        book: NewBook,
+        idempotency_key: Option<String>,
+    },
+    ListBooks,
+    GetBook(u64),
+    DeleteBook(u64),
+    RunTask(TaskRequest),
+    GetTask(String),
+    Stats,
+}
+
+/// The result of an [`Op`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Reply {
+    Added(Result<AddedBook, AddError>),
+    Books(Vec<Arc<Book>>),
+    Book(Option<Arc<Book>>),
+    Deleted(bool),
+    Task(TaskRecord),
+    TaskRecord(Option<TaskRecord>),
+    Stats(Stats),
+    /// The actors could not take the operation (full mailbox, timeout,
+    /// stopped, per-task actor limit).
+    Refused(Refusal),
+}
+
+/// [`Added`] in a form that crosses the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedBook {
+    pub book: Arc<Book>,
+    /// The idempotency key had already created this book.
+    pub replayed: bool,
+}
+
+/// Why the actors did not take an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// Mailbox full or reply too slow: 503 `overloaded`.
+    Overloaded(String),
+    /// The actors have stopped (shutting down): 503 `unavailable`.
+    Stopped(String),
+    /// The actor service cannot be reached (split front): 503 `backend_unavailable`.
+    Unreachable(String),
+}
+
+impl From<AskError> for Refusal {
+    fn from(e: AskError) -> Self {
+        match e {
+            AskError::Full { .. } | AskError::Timeout(_) => Refusal::Overloaded(e.to_string()),
+            AskError::Stopped => Refusal::Stopped(e.to_string()),
+        }
+    }
+}
+
+/// What `GET /stats` reports about the actors, measured where they run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub books: usize,
+    pub tasks_done: u64,
+    pub tasks_rejected_overloaded: u64,
+    pub routing: Routing,
+    pub live_actors: u64,
+    pub rss_bytes: Option<u64>,
+}
+
+/// The actors of this process, behind bounded mailboxes.
+pub struct LocalActors {
+    pub(crate) books: Bounded<BookCmd>,
+    pub(crate) tasks: TaskRouter,
+    pub(crate) task_counters: Arc<TaskCounters>,
+    pub(crate) routing: Routing,
+    pub(crate) ask_timeout: Duration,
+}
+
+impl LocalActors {
+    /// Run one operation on the actors.
+    pub async fn execute(&self, op: Op) -> Reply {
+        let t = self.ask_timeout;
+        let result: Result<Reply, AskError> = async {
+            Ok(match op {
+                Op::AddBook { book, idempotency_key } => {
+                    let added = self
+                        .books
+                        .ask(
+                            |reply| BookCmd::Add {
+                                book,
+                                idempotency_key,
+                                reply,
+                            },
+                            t,
+                        )
+                        .await?;
+                    Reply::Added(added.map(|a| match a {
+                        Added::Created(book) => AddedBook { book, replayed: false },
+                        Added::Replayed(book) => AddedBook { book, replayed: true },
+                    }))
+                }
+                Op::ListBooks => Reply::Books(self.books.ask(BookCmd::List, t).await?),
+                Op::GetBook(id) => Reply::Book(self.books.ask(|r| BookCmd::Get(id, r), t).await?),
+                Op::DeleteBook(id) => Reply::Deleted(self.books.ask(|r| BookCmd::Delete(id, r), t).await?),
+                Op::RunTask(task) => {
+                    let mailbox = self.tasks.route(&task.id);
+                    match mailbox.ask(|r| TaskCmd::Run(task, r), t).await {
+                        Ok(Ok(record)) => Reply::Task(record),
+                        Ok(Err(limit)) => Reply::Refused(Refusal::Overloaded(limit.to_string())),
+                        Err(e) => {
+                            self.task_counters.rejected_overloaded.fetch_add(1, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                }
+                Op::GetTask(id) => {
+                    let mailbox = self.tasks.route(&id);
+                    Reply::TaskRecord(mailbox.ask(|r| TaskCmd::Get(id, r), t).await?)
+                }
+                Op::Stats => {
+                    let books = self.books.ask(BookCmd::Count, t).await?;
+                    let c = &self.task_counters;
+                    Reply::Stats(Stats {
+                        books,
+                        tasks_done: c.done.load(Ordering::Relaxed),
+                        tasks_rejected_overloaded: c.rejected_overloaded.load(Ordering::Relaxed),
+                        routing: self.routing,
+                        live_actors: c.live_actors.load(Ordering::Relaxed),
+                        rss_bytes: crate::rss_bytes("self"),
+                    })
+                }
+            })
+        }
+        .await;
+        result.unwrap_or_else(|e| Reply::Refused(e.into()))
+    }
+
+    pub fn stop(&self) {
+        self.books.actor().stop(None);
+        self.tasks.stop();
+    }
+}

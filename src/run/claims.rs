@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::results::Results;
-use super::scenarios::throughput::PING;
+use super::scenarios::throughput::{BOOKS, PING};
 use super::summary::{SummaryRow, find};
 
 /// What a measurement says about a claim.
@@ -254,14 +254,12 @@ pub fn verdict_journal(journal_runs: usize) -> (Verdict, String) {
 }
 
 /// Rule for C8 (174,000 remoting messages/s per connection): the split
-/// model's /ping throughput is a lower bound of its link's round trips/s
-/// (each request is one round trip, and the front adds its own cost).
+/// model's `GET /books` throughput is a lower bound of its link's round
+/// trips/s (each such request is one round trip carrying a 100-book reply,
+/// and the front adds its own HTTP cost). `GET /ping` never crosses the link.
 pub fn verdict_remoting(split_rps: Option<f64>, claimed: f64) -> (Verdict, String) {
     match split_rps {
-        None => (
-            Verdict::NotMeasured,
-            "the split model did not run (not built yet)".into(),
-        ),
+        None => (Verdict::NotMeasured, "the split model did not run".into()),
         Some(v) if v >= claimed => (Verdict::Holds, format!("at least {v:.0} round trips/s")),
         Some(v) => (
             Verdict::NotMeasured,
@@ -305,7 +303,10 @@ pub fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
         .iter()
         .filter_map(|e| {
             let s = e.state.as_ref()?;
-            (s.kind == "idle-terminate" && !s.journal).then(|| (e.model.clone(), s.books_before, s.books_after))
+            // C4 is about the app hosting its own actors; split keeps its state in
+            // the actor service by design (its rows are in the state table).
+            (s.kind == "idle-terminate" && !s.journal && e.model != "split")
+                .then(|| (e.model.clone(), s.books_before, s.books_after))
         })
         .collect();
     let overlapped: Vec<(String, u64)> = results
@@ -330,7 +331,7 @@ pub fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
         .iter()
         .filter(|e| e.state.as_ref().is_some_and(|s| s.journal))
         .count();
-    let split_rps = find(rows, "throughput", "split", PING).and_then(|r| r.rps.map(|s| s.median));
+    let split_rps = find(rows, "throughput", "split", BOOKS).and_then(|r| r.rps.map(|s| s.median));
 
     let row = |id, claim, source, measured: String, (verdict, reason): (Verdict, String)| ClaimRow {
         id,
@@ -419,7 +420,9 @@ pub fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
             "C8",
             "Remoting does about 174,000 msg/s per connection",
             "akka.net #4329",
-            split_rps.map_or("-".into(), |v| format!("split GET /ping {v:.0} req/s")),
+            split_rps.map_or("-".into(), |v| {
+                format!("split GET /books {v:.0} req/s, one round trip each")
+            }),
             verdict_remoting(split_rps, 174_000.0),
         ),
     ]

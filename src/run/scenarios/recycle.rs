@@ -17,7 +17,7 @@ use crate::run::servers::{CpuProbe, Http};
 use crate::run::stats::analyze_recycle;
 
 /// Models with a recyclable part.
-pub const MODELS: [&str; 2] = ["proxy", "inprocess"];
+pub const MODELS: [&str; 3] = ["proxy", "inprocess", "split"];
 
 /// The kinds, each with the policy flags it runs under.
 pub const KINDS: [(&str, &[&str]); 6] = [

@@ -13,12 +13,14 @@ use crate::run::results::{Entry, StateFigures};
 use crate::run::servers::{Http, Server, book_count, seed_books};
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    let models = ctx.plan.models_among(&["edge", "edge-actix", "proxy", "inprocess"]);
+    let models = ctx
+        .plan
+        .models_among(&["edge", "edge-actix", "proxy", "inprocess", "split"]);
     if models.is_empty() {
         ctx.skip(
             None,
             "state",
-            "none of edge, edge-actix, proxy, inprocess was selected".into(),
+            "none of edge, edge-actix, proxy, inprocess, split was selected".into(),
         );
         return Ok(());
     }

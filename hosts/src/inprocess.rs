@@ -241,11 +241,17 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
             drain_rx,
             limit,
         ));
-        tokio::spawn(report_traffic(
-            state.clone(),
-            options.policy.idle_timeout,
-            options.policy.recycle_requests,
-        ));
+        if standalone {
+            // Nobody manages a front started by hand: SIGHUP must not kill
+            // it, and its stdout carries only the ready line.
+            signals::ignore_recycle_signal("front");
+        } else {
+            tokio::spawn(report_traffic(
+                state.clone(),
+                options.policy.idle_timeout,
+                options.policy.recycle_requests,
+            ));
+        }
         tokio::select! {
             () = &mut shutdown => {}
             _ = async {

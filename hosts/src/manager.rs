@@ -1,5 +1,5 @@
-//! The process manager shared by `proxy` and `inprocess` (and later the split
-//! front): it starts the app process, warms it up, restarts it when it
+//! The process manager shared by `proxy`, `inprocess` and `split` (whose
+//! fronts it manages): it starts the app process, warms it up, restarts it when it
 //! crashes, recycles it (overlapped or stop-then-start) on a signal, an admin
 //! call or a policy trigger, stops or suspends it when idle, and gives up
 //! after rapid failures. It is the ANCM + WAS part of IIS, rebuilt.

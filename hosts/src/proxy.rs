@@ -1,6 +1,6 @@
 //! `proxy`: the out-of-process model (IIS + ANCM out-of-process). The front
 //! process listens for clients, runs the front pipeline, and forwards every
-//! request over pooled keep-alive loopback connections to `hostlab serve app`,
+//! request over keep-alive loopback connections (one per client connection) to `hostlab serve app`,
 //! a separate process the front's [`Manager`] starts, restarts and recycles.
 //!
 //! Each app generation listens on its own fresh port, so a pooled connection

@@ -117,7 +117,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
         // nothing reads the environment concurrently.
         #[allow(unsafe_code)]
         unsafe {
-            std::env::set_var("RUST_LOG", "warn");
+            std::env::set_var("RUST_LOG", "warn,ractor_cluster=error");
         }
     }
     // Pin before the runtime exists: its threads inherit the affinity; the

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, process_alive};
+use common::{Server, wait_gone};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -38,17 +38,6 @@ async fn wait_recycles(admin: &str, n: u64) -> Value {
         assert!(Instant::now() < deadline, "recycle {n} did not finish: {s}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn wait_gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while process_alive(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
 }
 
 #[tokio::test]

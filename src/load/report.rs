@@ -69,7 +69,7 @@ pub struct Requests {
 }
 
 /// Failed requests by class (see docs/load.md for the classes).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ErrorCounts {
     #[serde(rename = "4xx")]
     pub status_4xx: u64,
@@ -79,6 +79,33 @@ pub struct ErrorCounts {
     pub reset: u64,
     pub timeout: u64,
     pub io: u64,
+}
+
+impl ErrorCounts {
+    pub fn total(&self) -> u64 {
+        self.status_4xx + self.status_5xx + self.refused + self.reset + self.timeout + self.io
+    }
+
+    /// `5xx 12, reset 3` (classes with a count only), or `none`.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            ("4xx", self.status_4xx),
+            ("5xx", self.status_5xx),
+            ("refused", self.refused),
+            ("reset", self.reset),
+            ("timeout", self.timeout),
+            ("io", self.io),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 impl From<&OutcomeCounts> for ErrorCounts {

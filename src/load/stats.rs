@@ -181,7 +181,7 @@ impl Tally {
 
 /// Mean, percentiles and maximum of a histogram, in microseconds; all 0
 /// when it is empty (no successful request).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct LatencySummary {
     pub mean: f64,
     pub p50: u64,

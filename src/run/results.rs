@@ -141,56 +141,11 @@ pub struct RequestCounts {
     pub total: u64,
 }
 
-/// Failed requests by class (docs/load.md).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct ErrorClasses {
-    #[serde(rename = "4xx")]
-    pub status_4xx: u64,
-    #[serde(rename = "5xx")]
-    pub status_5xx: u64,
-    pub refused: u64,
-    pub reset: u64,
-    pub timeout: u64,
-    pub io: u64,
-}
+/// Failed requests by class (docs/load.md): the load report's own type.
+pub use crate::load::ErrorCounts as ErrorClasses;
 
-impl ErrorClasses {
-    pub fn total(&self) -> u64 {
-        self.status_4xx + self.status_5xx + self.refused + self.reset + self.timeout + self.io
-    }
-
-    /// `5xx 12, reset 3` (classes with a count only), or `none`.
-    pub fn describe(&self) -> String {
-        let parts: Vec<String> = [
-            ("4xx", self.status_4xx),
-            ("5xx", self.status_5xx),
-            ("refused", self.refused),
-            ("reset", self.reset),
-            ("timeout", self.timeout),
-            ("io", self.io),
-        ]
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
-        if parts.is_empty() {
-            "none".into()
-        } else {
-            parts.join(", ")
-        }
-    }
-}
-
-/// Latency summary in microseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Latency {
-    pub mean: f64,
-    pub p50: u64,
-    pub p90: u64,
-    pub p99: u64,
-    pub p99_9: u64,
-    pub max: u64,
-}
+/// Latency summary in microseconds: the load report's own type.
+pub use crate::load::LatencySummary as Latency;
 
 /// One timeline interval of a load run.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
@@ -306,15 +261,6 @@ pub struct CrossCheckFigures {
 impl LoadFigures {
     /// The figures of a load report; `keep_timeline` keeps its intervals.
     pub fn from_report(r: &LoadReport, keep_timeline: bool) -> LoadFigures {
-        let lat = |l: &crate::load::LatencySummary| Latency {
-            mean: l.mean,
-            p50: l.p50,
-            p90: l.p90,
-            p99: l.p99,
-            p99_9: l.p99_9,
-            max: l.max,
-        };
-        let e = &r.measured.requests.errors;
         LoadFigures {
             url: r.url.clone(),
             method: r.method.clone(),
@@ -325,19 +271,12 @@ impl LoadFigures {
             warmup_s: r.warmup_s,
             requests: RequestCounts {
                 ok: r.measured.requests.ok,
-                errors: ErrorClasses {
-                    status_4xx: e.status_4xx,
-                    status_5xx: e.status_5xx,
-                    refused: e.refused,
-                    reset: e.reset,
-                    timeout: e.timeout,
-                    io: e.io,
-                },
+                errors: r.measured.requests.errors,
                 total: r.measured.requests.total,
             },
             requests_per_sec: r.measured.requests_per_sec,
-            latency_us: lat(&r.measured.latency_us),
-            service_time_us: lat(&r.measured.service_time_us),
+            latency_us: r.measured.latency_us,
+            service_time_us: r.measured.service_time_us,
             generator_cpu_percent: r.generator.cpu_percent,
             generator_cpus: r.generator.cpus,
             generator_max_send_lag_us: r.generator.max_send_lag_us,

@@ -183,3 +183,15 @@ pub fn process_alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Wait (at most 20 s) for a process to be gone; true if it went.
+pub async fn wait_gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while process_alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}

@@ -25,12 +25,7 @@ impl Front {
         let mut args = vec!["--admin", "127.0.0.1:0"];
         args.extend_from_slice(extra);
         let server = Server::start(model, &args);
-        let admin = server
-            .ready_line
-            .split(' ')
-            .find_map(|f| f.strip_prefix("admin="))
-            .expect("ready line has admin=")
-            .to_owned();
+        let admin = server.admin_url();
         Front { server, admin }
     }
 

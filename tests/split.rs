@@ -10,15 +10,6 @@ use common::{Server, wait_gone};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-fn admin_of(server: &Server) -> String {
-    server
-        .ready_line
-        .split(' ')
-        .find_map(|f| f.strip_prefix("admin="))
-        .expect("admin= in the ready line")
-        .to_owned()
-}
-
 async fn status(admin: &str) -> Value {
     reqwest::get(format!("{admin}/status"))
         .await
@@ -43,7 +34,7 @@ async fn wait_recycles(admin: &str, n: u64) -> Value {
 #[tokio::test]
 async fn books_and_tasks_survive_front_recycles_under_load() {
     let server = Server::start("split", &["--admin", "127.0.0.1:0", "--start-mode", "always-running"]);
-    let admin = admin_of(&server);
+    let admin = server.admin_url();
     let c = reqwest::Client::new();
     for i in 0..20 {
         let book = json!({"title": format!("Book {i}"), "author": "A"});
@@ -108,7 +99,7 @@ async fn books_and_tasks_survive_front_recycles_under_load() {
 #[tokio::test]
 async fn an_idempotent_retry_across_a_front_recycle_makes_one_book() {
     let server = Server::start("split", &["--admin", "127.0.0.1:0", "--start-mode", "always-running"]);
-    let admin = admin_of(&server);
+    let admin = server.admin_url();
     let c = reqwest::Client::new();
     let post = || {
         c.post(server.url("/books"))
@@ -185,7 +176,7 @@ async fn a_lost_actor_service_gives_quick_503s_and_the_front_recovers() {
 #[tokio::test]
 async fn a_killed_actor_service_is_restarted_by_split() {
     let server = Server::start("split", &["--admin", "127.0.0.1:0", "--start-mode", "always-running"]);
-    let admin = admin_of(&server);
+    let admin = server.admin_url();
     let pid = status(&admin).await["pids"]["actors"].as_u64().unwrap() as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -204,7 +195,7 @@ async fn a_killed_actor_service_is_restarted_by_split() {
 #[tokio::test]
 async fn killing_split_leaves_no_process() {
     let server = Server::start("split", &["--admin", "127.0.0.1:0", "--start-mode", "always-running"]);
-    let s = status(&admin_of(&server)).await;
+    let s = status(&server.admin_url()).await;
     let (actors, front) = (
         s["pids"]["actors"].as_u64().unwrap() as u32,
         s["pids"]["app"].as_u64().unwrap() as u32,

@@ -103,6 +103,15 @@ impl Server {
         }
     }
 
+    /// The `admin=` URL of the ready line (fronts started with `--admin`).
+    pub fn admin_url(&self) -> String {
+        self.ready_line
+            .split(' ')
+            .find_map(|f| f.strip_prefix("admin="))
+            .expect("ready line has admin=")
+            .to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }

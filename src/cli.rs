@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use hostlab_hosts::policy::{IdleAction, Policy, StartMode};
 use hostlab_hosts::{Model, ServeOptions};
 use hostlab_workloads::Routing;
+use hostlab_workloads::journal::{Durability, JournalConfig};
 
 /// hostlab: one actor workload under several hosting models; measures
 /// throughput, latency and recycle cost side by side.
@@ -39,6 +40,26 @@ pub enum Command {
     Report(ReportArgs),
     /// Per-metric ratios between two runs, flagging changes beyond noise.
     Compare(CompareArgs),
+    /// Check or repair a `--journal` file (see docs/journal.md).
+    #[command(subcommand)]
+    Journal(JournalCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Verify a journal (SQLite structure, checksums, event numbering) and
+    /// print what it holds. Exit 0 if intact, 1 if damaged. Read-only.
+    Check {
+        /// The journal file.
+        path: PathBuf,
+    },
+    /// Keep the longest intact part of a damaged journal: the original is
+    /// moved to PATH.damaged-<time> and a new journal with the readable
+    /// snapshot and events (up to the first damaged one) takes its place.
+    Repair {
+        /// The journal file.
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -86,9 +107,21 @@ pub struct ServeArgs {
     /// itself). Both node servers must share `HOSTLAB_COOKIE`.
     #[arg(long)]
     pub actors: Option<SocketAddr>,
-    /// Persistent event journal (not built yet).
-    #[arg(long)]
+    /// Persist the actors' state in an SQLite event journal at PATH (created
+    /// if missing) and recover it at startup; unfinished accepted tasks
+    /// resume. Without it the state lives in memory only. A damaged journal
+    /// stops startup (see `hostlab journal check|repair`).
+    #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
+    /// `full`: every commit is fsynced before it is answered (survives a
+    /// power cut); `normal`: survives a process crash, not an OS crash or
+    /// power cut, and is faster.
+    #[arg(long, default_value = "full", value_name = "full|normal", requires = "journal")]
+    pub journal_sync: Durability,
+    /// Journal events between snapshots (recovery reads the latest snapshot
+    /// plus newer events); 0 = never snapshot.
+    #[arg(long, default_value_t = 10_000, requires = "journal")]
+    pub snapshot_every: u64,
     /// Admin endpoint of proxy and inprocess (loopback only): GET /status,
     /// POST /recycle. Port 0 picks a free port (shown in the ready line).
     #[arg(long)]
@@ -200,9 +233,21 @@ impl PolicyFlags {
 
 impl ServeArgs {
     pub fn into_options(self, inherited: Option<std::net::TcpListener>) -> anyhow::Result<ServeOptions> {
-        if self.journal.is_some() {
-            bail!("--journal is not built yet; run without it");
-        }
+        let journal = match &self.journal {
+            None => None,
+            Some(path) => {
+                if path.is_dir() {
+                    bail!("--journal {} is a directory; give a file path", path.display());
+                }
+                // Children run from the same folder, but an absolute path
+                // keeps every process on the same file whatever happens.
+                let path = std::path::absolute(path)?;
+                let mut config = JournalConfig::new(path);
+                config.durability = self.journal_sync;
+                config.snapshot_every = self.snapshot_every;
+                Some(config)
+            }
+        };
         let base = match &self.policy {
             Some(path) => Policy::from_file(path)?,
             None => Policy::default(),
@@ -217,6 +262,7 @@ impl ServeArgs {
             policy,
             admin: self.admin,
             actors: self.actors,
+            journal,
             inherited,
         })
     }

@@ -3,6 +3,7 @@
 //! the hosting models are this same executable started with `serve`.
 
 mod cli;
+mod journal;
 mod load;
 mod run;
 
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::main(args),
         cli::Command::Report(args) => run::report_main(&args.dir),
         cli::Command::Compare(args) => run::compare_main(&args.a, &args.b),
+        cli::Command::Journal(command) => journal::main(command),
         cli::Command::Recycle(_) => Err(anyhow::anyhow!(
             "this subcommand is not built yet; see `hostlab --help` and the README for what works today"
         )),

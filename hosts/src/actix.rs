@@ -47,7 +47,7 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
         announce_ready(model, addr, None);
         server.await
     })?;
-    workload.stop();
+    actors.block_on(workload.shutdown());
     drop(actors);
     Ok(())
 }

@@ -32,7 +32,7 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
             .into_future();
         announce_ready(options.model, addr, None);
         drain_within(server, stop_rx, options.shutdown_limit).await;
-        workload.stop();
+        workload.shutdown().await;
         Ok(())
     })
 }

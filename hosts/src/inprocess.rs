@@ -226,7 +226,7 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
                 }
             };
         if !accept {
-            workload.stop();
+            workload.shutdown().await;
             return Ok(());
         }
         tracing::debug!(
@@ -266,7 +266,7 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
         }
         drain.drain();
         let _ = serving.await;
-        workload.stop();
+        workload.shutdown().await;
         Ok(())
     });
     // tokio reads stdin on a blocking thread that only returns when a line

@@ -22,6 +22,7 @@ mod split;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hostlab_workloads::journal::JournalConfig;
 use hostlab_workloads::{Routing, WorkloadConfig};
 
 /// The `MODEL` argument of `hostlab serve` (DESIGN.md "Command line").
@@ -118,6 +119,9 @@ pub struct ServeOptions {
     pub admin: Option<SocketAddr>,
     /// The split model's actor service (`serve front --actors ADDR`).
     pub actors: Option<SocketAddr>,
+    /// `--journal`: the processes that hold actors (edge, app, worker, the
+    /// actor service) persist their state there and recover it at startup.
+    pub journal: Option<JournalConfig>,
     /// The listening socket a worker inherited as fd 3, taken from the
     /// environment before any thread started (see [`take_inherited_listener`]).
     pub inherited: Option<std::net::TcpListener>,
@@ -132,6 +136,11 @@ impl ServeOptions {
         args.extend(["--mailbox".into(), self.mailbox.to_string()]);
         let limit = humantime::format_duration(self.policy.shutdown_limit).to_string();
         args.extend(["--shutdown-limit".into(), limit]);
+        if let Some(journal) = self.journal.as_ref().filter(|_| model != "front") {
+            args.extend(["--journal".into(), journal.path.display().to_string()]);
+            args.extend(["--journal-sync".into(), journal.durability.to_string()]);
+            args.extend(["--snapshot-every".into(), journal.snapshot_every.to_string()]);
+        }
         if model == "worker" || model == "front" {
             let idle = humantime::format_duration(self.policy.idle_timeout).to_string();
             args.extend([
@@ -149,6 +158,7 @@ impl ServeOptions {
         let mut config = WorkloadConfig::new(self.model.name());
         config.routing = self.routing;
         config.mailbox = self.mailbox;
+        config.journal = self.journal.clone();
         config
     }
 }

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use hostlab_workloads::remote::{Gateway, accept_into, start_node};
-use hostlab_workloads::start_actors;
+use hostlab_workloads::start_local_actors;
 use tokio::net::TcpListener;
 
 use crate::child::{ChildProcess, ChildSpec};
@@ -29,7 +29,9 @@ use crate::{ServeError, ServeOptions, announce_ready, bind_std, signals};
 pub(crate) fn serve_actors(options: ServeOptions) -> Result<(), ServeError> {
     let runtime = crate::server_runtime()?;
     runtime.block_on(async {
-        let local = Arc::new(start_actors(&options.workload_config()).await?);
+        // A restarted service may find its crashed predecessor's journal lock
+        // still held for a moment: start_local_actors waits for it.
+        let local = Arc::new(start_local_actors(&options.workload_config()).await?);
         let (gateway, _) = ractor::Actor::spawn(None, Gateway, local.clone())
             .await
             .map_err(hostlab_workloads::StartError::from)?;
@@ -48,6 +50,7 @@ pub(crate) fn serve_actors(options: ServeOptions) -> Result<(), ServeError> {
         gateway.stop(None);
         node.stop(None);
         local.stop();
+        local.close_journal().await;
         Ok(())
     })
 }

@@ -260,6 +260,18 @@ fn refused(reply: Reply) -> ApiError {
             "backend_unavailable",
             format!("the actor service is unreachable ({why}); retry after the Retry-After delay"),
         ),
+        Reply::Refused(Refusal::Recovering(why)) => retry(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "recovering",
+            format!("the state is being recovered from the journal ({why}); retry after the Retry-After delay"),
+        ),
+        Reply::Refused(Refusal::JournalFailed(why)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "journal_unavailable",
+            format!(
+                "{why}; no change can be stored: fix the cause and restart the server, which recovers from the journal"
+            ),
+        ),
         other => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -332,13 +344,39 @@ async fn delete_book(State(state): State<AppState>, Path(raw): Path<String>) -> 
     }
 }
 
+/// `POST /tasks`: run the task and answer its result (200), or, with
+/// `Prefer: respond-async` (RFC 7240), accept it and answer 202 `pending` at
+/// once with a `Location` to poll; with `--journal` an accepted task is
+/// journaled first and resumes after a crash.
 async fn run_task(
     State(state): State<AppState>,
+    headers: HeaderMap,
     JsonBody(task): JsonBody<TaskRequest, MAX_TASK_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
     task.validate().map_err(ApiError::validation)?;
-    match state.execute(Op::RunTask(task)).await {
-        Reply::Task(record) => Ok(axum::Json(record).into_response()),
+    let respond_async = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"));
+    if !respond_async {
+        return match state.execute(Op::RunTask(task)).await {
+            Reply::Task(record) => Ok(axum::Json(record).into_response()),
+            other => Err(refused(other)),
+        };
+    }
+    match state.execute(Op::AcceptTask(task)).await {
+        Reply::Task(record) => {
+            let location = HeaderValue::from_str(&format!("/tasks/{}", record.id))
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+            let mut response = (StatusCode::ACCEPTED, axum::Json(record)).into_response();
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+                .headers_mut()
+                .insert("preference-applied", HeaderValue::from_static("respond-async"));
+            Ok(response)
+        }
         other => Err(refused(other)),
     }
 }
@@ -375,7 +413,26 @@ async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
             "routing": s.routing.to_string(),
             "live": s.live_actors,
         },
-        "journal": {"enabled": false},
+        "journal": match &s.journal {
+            None => json!({"enabled": false}),
+            Some(j) => json!({
+                "enabled": true,
+                "path": j.path,
+                "durability": j.durability,
+                "events_appended": j.events_appended,
+                "commits": j.commits,
+                "largest_batch": j.largest_batch,
+                "last_seq": j.last_seq,
+                "snapshots": j.snapshots,
+                "recovery": {
+                    "snapshot_seq": j.recovery.snapshot_seq,
+                    "events_replayed": j.recovery.events_replayed,
+                    "ms": j.recovery.micros as f64 / 1000.0,
+                    "tasks_resumed": j.recovery.tasks_resumed,
+                },
+                "error": j.error,
+            }),
+        },
         // Where the actors run: this process, or the split model's actor service.
         "rss_bytes": s.rss_bytes,
     }))

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
+use crate::journal::{self, ActorJournal, DurableState, Event};
 use crate::mailbox::Job;
 
 /// Earliest and latest accepted publication year.
@@ -114,12 +115,22 @@ impl Default for BookStoreLimits {
 
 pub struct BookStore;
 
+/// How the book store starts.
+pub struct BookStoreArgs {
+    pub limits: BookStoreLimits,
+    /// Set with `--journal`: every change is appended before it is answered.
+    pub journal: Option<ActorJournal>,
+    /// The state the journal rebuilt (books, next id, idempotency keys).
+    pub restored: Option<DurableState>,
+}
+
 pub struct BookStoreState {
     books: BTreeMap<u64, Arc<Book>>,
     next_id: u64,
     keys: HashMap<String, (NewBook, Arc<Book>)>,
     key_order: VecDeque<String>,
     limits: BookStoreLimits,
+    journal: Option<ActorJournal>,
 }
 
 impl BookStoreState {
@@ -130,7 +141,25 @@ impl BookStoreState {
             keys: HashMap::new(),
             key_order: VecDeque::new(),
             limits,
+            journal: None,
         }
+    }
+
+    /// The store as the journal rebuilt it.
+    pub fn restore(limits: BookStoreLimits, restored: DurableState) -> Self {
+        let mut s = Self::new(limits);
+        s.books = restored.books.into_iter().map(|(id, b)| (id, Arc::new(b))).collect();
+        s.next_id = restored.next_book_id.max(1);
+        for (key, book) in restored.keys {
+            let sent = NewBook {
+                title: book.title.clone(),
+                author: book.author.clone(),
+                year: book.year,
+            };
+            let stored = s.books.get(&book.id).cloned().unwrap_or_else(|| Arc::new(book));
+            s.remember(key, sent, stored);
+        }
+        s
     }
 
     pub fn add(&mut self, book: NewBook, key: Option<String>) -> Result<Added, AddError> {
@@ -174,14 +203,19 @@ impl BookStoreState {
 impl Actor for BookStore {
     type Msg = Job<BookCmd>;
     type State = BookStoreState;
-    type Arguments = BookStoreLimits;
+    type Arguments = BookStoreArgs;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        limits: BookStoreLimits,
+        args: BookStoreArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(BookStoreState::new(limits))
+        let mut state = match args.restored {
+            Some(restored) => BookStoreState::restore(args.limits, restored),
+            None => BookStoreState::new(args.limits),
+        };
+        state.journal = args.journal;
+        Ok(state)
     }
 
     async fn handle(
@@ -190,28 +224,36 @@ impl Actor for BookStore {
         job: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        // A reply can only fail when the caller gave up (timeout, client gone):
-        // nothing to do about that here, so those results are ignored.
+        // Changes are answered once journaled, reads once this actor's writes
+        // in flight are (both at once without a journal). A reply can only
+        // fail when the caller gave up: nothing to do about that here.
+        let journal = state.journal.clone();
+        let journal = journal.as_ref();
         match job.cmd {
             BookCmd::Add {
                 book,
                 idempotency_key,
                 reply,
-            } => {
-                let _ = reply.send(state.add(book, idempotency_key));
-            }
-            BookCmd::List(reply) => {
-                let _ = reply.send(state.books.values().cloned().collect());
-            }
-            BookCmd::Get(id, reply) => {
-                let _ = reply.send(state.books.get(&id).cloned());
-            }
+            } => match state.add(book, idempotency_key.clone()) {
+                Ok(Added::Created(stored)) => {
+                    let event = || Event::BookAdded {
+                        book: (*stored).clone(),
+                        idempotency_key,
+                    };
+                    journal::persist_then(journal, event, reply, Ok(Added::Created(stored.clone()))).await;
+                }
+                other => journal::read_then(journal, reply, other).await,
+            },
+            BookCmd::List(reply) => journal::read_then(journal, reply, state.books.values().cloned().collect()).await,
+            BookCmd::Get(id, reply) => journal::read_then(journal, reply, state.books.get(&id).cloned()).await,
             BookCmd::Delete(id, reply) => {
-                let _ = reply.send(state.books.remove(&id).is_some());
+                if state.books.remove(&id).is_some() {
+                    journal::persist_then(journal, || Event::BookDeleted { id }, reply, true).await;
+                } else {
+                    journal::read_then(journal, reply, false).await;
+                }
             }
-            BookCmd::Count(reply) => {
-                let _ = reply.send(state.books.len());
-            }
+            BookCmd::Count(reply) => journal::read_then(journal, reply, state.books.len()).await,
         }
         Ok(())
     }

@@ -5,22 +5,24 @@
 pub mod api;
 pub mod books;
 pub mod hashing;
+pub mod journal;
 pub mod mailbox;
 pub mod ops;
 pub mod remote;
 pub mod tasks;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use api::{MAX_BOOK_BODY_BYTES, MAX_REQUEST_BODY_BYTES, MAX_TASK_BODY_BYTES, app};
 pub use tasks::Routing;
 
-use books::{BookStore, BookStoreLimits};
+use books::{BookStore, BookStoreArgs, BookStoreLimits};
+use journal::{ActorJournal, Journal, JournalConfig, JournalError, Recovered};
 use mailbox::Bounded;
-use ops::{LocalActors, Op, Reply};
-use tasks::{TaskCounters, TaskLimits, TaskRouter};
+use ops::{LocalActors, Op, Refusal, Reply};
+use tasks::{Restored, TaskCounters, TaskLimits, TaskRouter};
 
 /// How to start the workload.
 #[derive(Debug, Clone)]
@@ -35,6 +37,11 @@ pub struct WorkloadConfig {
     pub tasks: TaskLimits,
     /// Longest an HTTP handler waits for an actor's reply before answering 503.
     pub ask_timeout: Duration,
+    /// `--journal`: persist the state and recover it at startup.
+    pub journal: Option<JournalConfig>,
+    /// Longest a state command waits for the journal's recovery (while
+    /// another process still holds the journal) before it gets 503 `recovering`.
+    pub recovery_wait: Duration,
 }
 
 impl WorkloadConfig {
@@ -46,6 +53,8 @@ impl WorkloadConfig {
             books: BookStoreLimits::default(),
             tasks: TaskLimits::default(),
             ask_timeout: Duration::from_secs(10),
+            journal: None,
+            recovery_wait: Duration::from_secs(5),
         }
     }
 }
@@ -56,6 +65,24 @@ pub enum Backend {
     Local(LocalActors),
     /// In the actor service, reached over ractor_cluster (split front).
     Remote(remote::RemoteActors),
+    /// In this process, once the journal is free and recovered: another
+    /// process (the old one of an overlapped recycle) still holds it.
+    Recovering(RecoveringActors),
+}
+
+/// Actors that start once the journal's lock is free and its state is rebuilt.
+pub struct RecoveringActors {
+    actors: tokio::sync::watch::Receiver<Option<Arc<LocalActors>>>,
+    stopped: Arc<AtomicBool>,
+    wait: Duration,
+}
+
+impl RecoveringActors {
+    async fn get(&self) -> Option<Arc<LocalActors>> {
+        let mut rx = self.actors.clone();
+        let ready = tokio::time::timeout(self.wait, rx.wait_for(Option::is_some)).await;
+        ready.ok()?.ok().and_then(|actors| actors.clone())
+    }
 }
 
 /// What the router's handlers hold: the actors (local or remote) plus what
@@ -76,14 +103,48 @@ pub type AppState = Arc<Workload>;
 pub enum StartError {
     #[error("could not start the workload's actors: {0}")]
     Spawn(#[from] ractor::SpawnErr),
+    #[error("{0}")]
+    Journal(#[from] JournalError),
 }
 
 impl Workload {
     /// Start the actors in this process. Must run inside a tokio runtime:
     /// actors are tokio tasks.
+    ///
+    /// With a journal, the state is recovered first; a damaged journal is an
+    /// error. If another process holds the journal, the workload starts at
+    /// once and its actors start when that process lets go (state commands
+    /// wait for them, bounded by `recovery_wait`, then get 503 `recovering`).
     pub async fn start(config: WorkloadConfig) -> Result<AppState, StartError> {
-        let local = start_actors(&config).await?;
-        Ok(Self::with_backend(config, Backend::Local(local)))
+        let Some(jc) = config.journal.clone() else {
+            let local = start_actors(&config, None).await?;
+            return Ok(Self::with_backend(config, Backend::Local(local)));
+        };
+        match open_journal(&jc).await {
+            Ok(opened) => {
+                let local = start_actors(&config, Some(opened)).await?;
+                Ok(Self::with_backend(config, Backend::Local(local)))
+            }
+            Err(JournalError::Locked { holder, .. }) => {
+                tracing::warn!(
+                    "journal {} is held by pid {holder}; state commands wait until it lets go",
+                    jc.path.display()
+                );
+                let (tx, rx) = tokio::sync::watch::channel(None);
+                let stopped = Arc::new(AtomicBool::new(false));
+                tokio::spawn(recover_when_free(config.clone(), tx, stopped.clone()));
+                let wait = config.recovery_wait;
+                Ok(Self::with_backend(
+                    config,
+                    Backend::Recovering(RecoveringActors {
+                        actors: rx,
+                        stopped,
+                        wait,
+                    }),
+                ))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A workload whose actors live elsewhere (or were started already).
@@ -105,28 +166,161 @@ impl Workload {
         match &self.backend {
             Backend::Local(local) => local.execute(op).await,
             Backend::Remote(remote) => remote.execute(op).await,
+            Backend::Recovering(recovering) => match recovering.get().await {
+                Some(local) => local.execute(op).await,
+                None => Reply::Refused(Refusal::Recovering(format!(
+                    "the journal is still held by the previous process after {:?}",
+                    recovering.wait
+                ))),
+            },
         }
     }
 
     /// Stop this process's actors (idempotent). Requests after this get 503.
     pub fn stop(&self) {
-        if let Backend::Local(local) = &self.backend {
-            local.stop();
+        match &self.backend {
+            Backend::Local(local) => local.stop(),
+            Backend::Remote(_) => {}
+            Backend::Recovering(recovering) => {
+                recovering.stopped.store(true, Ordering::SeqCst);
+                if let Some(local) = recovering.actors.borrow().as_ref() {
+                    local.stop();
+                }
+            }
+        }
+    }
+
+    /// Stop the actors, then commit what the journal holds and release it,
+    /// so the next process (an overlapped recycle's new one) can recover at
+    /// once instead of waiting for this process to exit.
+    pub async fn shutdown(&self) {
+        self.stop();
+        let local = match &self.backend {
+            Backend::Local(local) => Some(local.journal.clone()),
+            Backend::Recovering(r) => r.actors.borrow().as_ref().map(|l| l.journal.clone()),
+            Backend::Remote(_) => None,
+        };
+        if let Some(Some(journal)) = local {
+            journal.close().await;
         }
     }
 }
 
-/// Spawn the book store and the task actors.
-pub async fn start_actors(config: &WorkloadConfig) -> Result<LocalActors, StartError> {
-    let (store, _) = ractor::Actor::spawn(None, BookStore, config.books).await?;
+async fn open_journal(config: &JournalConfig) -> Result<(Journal, Recovered), JournalError> {
+    let config = config.clone();
+    let path = config.path.clone();
+    tokio::task::spawn_blocking(move || Journal::open(&config))
+        .await
+        .map_err(|e| JournalError::Io {
+            path,
+            detail: format!("recovery stopped: {e}"),
+        })?
+}
+
+/// Start this process's actors, recovering from the journal if one is
+/// configured, waiting (without bound) while another process holds it.
+pub async fn start_local_actors(config: &WorkloadConfig) -> Result<LocalActors, StartError> {
+    let Some(jc) = &config.journal else {
+        return start_actors(config, None).await;
+    };
+    let mut logged = false;
+    loop {
+        match open_journal(jc).await {
+            Ok(opened) => return start_actors(config, Some(opened)).await,
+            Err(JournalError::Locked { holder, .. }) => {
+                if !logged {
+                    tracing::warn!("journal {} is held by pid {holder}; waiting for it", jc.path.display());
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Wait for the journal's lock, recover, and start the actors. A damaged
+/// journal found here ends the process (exit 1), as it would at startup.
+async fn recover_when_free(
+    config: WorkloadConfig,
+    tx: tokio::sync::watch::Sender<Option<Arc<LocalActors>>>,
+    stopped: Arc<AtomicBool>,
+) {
+    let Some(jc) = config.journal.clone() else { return };
+    let waiting = Instant::now();
+    loop {
+        if stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        match open_journal(&jc).await {
+            Ok(opened) => match start_actors(&config, Some(opened)).await {
+                Ok(local) => {
+                    tracing::info!(
+                        "journal {} recovered after waiting {:?}",
+                        jc.path.display(),
+                        waiting.elapsed()
+                    );
+                    let _ = tx.send(Some(Arc::new(local)));
+                    return;
+                }
+                Err(e) => {
+                    eprintln!("hostlab: {e}");
+                    std::process::exit(1);
+                }
+            },
+            Err(JournalError::Locked { .. }) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => {
+                eprintln!("hostlab: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// Spawn the book store and the task actors, from the journal's state if given.
+pub async fn start_actors(
+    config: &WorkloadConfig,
+    journal: Option<(Journal, Recovered)>,
+) -> Result<LocalActors, StartError> {
+    let (journal, recovered) = match journal {
+        Some((j, r)) => (Some(j), Some(r)),
+        None => (None, None),
+    };
     let task_counters = Arc::new(TaskCounters::default());
-    let tasks = TaskRouter::start(config.routing, config.mailbox, config.tasks, task_counters.clone()).await?;
+    let mut restored_tasks = Restored::default();
+    let mut restored_books = None;
+    if let Some(recovered) = recovered {
+        let mut state = recovered.state;
+        task_counters.done.store(state.tasks_done, Ordering::Relaxed);
+        restored_tasks.records = std::mem::take(&mut state.records).into_values().collect();
+        restored_tasks.pending = std::mem::take(&mut state.pending).into_values().collect();
+        if let Some(j) = &journal {
+            j.set_tasks_resumed(restored_tasks.pending.len() as u64);
+        }
+        restored_books = Some(state);
+    }
+    let store_args = BookStoreArgs {
+        limits: config.books,
+        journal: journal.clone().map(ActorJournal::new),
+        restored: restored_books,
+    };
+    let (store, _) = ractor::Actor::spawn(None, BookStore, store_args).await?;
+    let tasks = TaskRouter::start(
+        config.routing,
+        config.mailbox,
+        config.tasks,
+        task_counters.clone(),
+        journal.clone(),
+        restored_tasks,
+    )
+    .await?;
     Ok(LocalActors {
         books: Bounded::new(store, config.mailbox),
         tasks,
         task_counters,
         routing: config.routing,
         ask_timeout: config.ask_timeout,
+        journal,
     })
 }
 

@@ -18,8 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct Job<C> {
     pub cmd: C,
     /// Dropping the job (after it was handled, or when it is forwarded and
-    /// handled elsewhere) frees the slot.
-    pub slot: OwnedSemaphorePermit,
+    /// handled elsewhere) frees the slot. `None` for the messages an actor
+    /// sends itself (resuming accepted tasks), which hold no caller's slot.
+    pub slot: Option<OwnedSemaphorePermit>,
 }
 
 /// Every actor message must implement `ractor::Message` by hand: the workspace
@@ -86,7 +87,7 @@ impl<C: Send + 'static> Bounded<C> {
             .call(
                 |reply| Job {
                     cmd: build(reply),
-                    slot,
+                    slot: Some(slot),
                 },
                 Some(timeout),
             )

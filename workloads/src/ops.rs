@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::Routing;
 use crate::books::{AddError, Added, Book, BookCmd, NewBook};
+use crate::journal::{Journal, JournalStats};
 use crate::mailbox::{AskError, Bounded};
-use crate::tasks::{TaskCmd, TaskCounters, TaskRecord, TaskRequest, TaskRouter};
+use crate::tasks::{TaskCmd, TaskCounters, TaskRecord, TaskRefused, TaskRequest, TaskRouter};
+use ractor::RpcReplyPort;
 
 /// One operation of the API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +28,8 @@ pub enum Op {
     GetBook(u64),
     DeleteBook(u64),
     RunTask(TaskRequest),
+    /// Accept a task to run afterwards (`Prefer: respond-async`).
+    AcceptTask(TaskRequest),
     GetTask(String),
     Stats,
 }
@@ -62,6 +66,10 @@ pub enum Refusal {
     Stopped(String),
     /// The actor service cannot be reached (split front): 503 `backend_unavailable`.
     Unreachable(String),
+    /// The state is not recovered from the journal yet: 503 `recovering`.
+    Recovering(String),
+    /// The journal failed; no change can be stored: 503 `journal_unavailable`.
+    JournalFailed(String),
 }
 
 impl From<AskError> for Refusal {
@@ -82,6 +90,8 @@ pub struct Stats {
     pub routing: Routing,
     pub live_actors: u64,
     pub rss_bytes: Option<u64>,
+    /// Set with `--journal`.
+    pub journal: Option<JournalStats>,
 }
 
 /// The actors of this process, behind bounded mailboxes.
@@ -91,12 +101,14 @@ pub struct LocalActors {
     pub(crate) task_counters: Arc<TaskCounters>,
     pub(crate) routing: Routing,
     pub(crate) ask_timeout: Duration,
+    pub(crate) journal: Option<Journal>,
 }
 
 impl LocalActors {
     /// Run one operation on the actors.
     pub async fn execute(&self, op: Op) -> Reply {
         let t = self.ask_timeout;
+
         let result: Result<Reply, AskError> = async {
             Ok(match op {
                 Op::AddBook { book, idempotency_key } => {
@@ -119,17 +131,8 @@ impl LocalActors {
                 Op::ListBooks => Reply::Books(self.books.ask(BookCmd::List, t).await?),
                 Op::GetBook(id) => Reply::Book(self.books.ask(|r| BookCmd::Get(id, r), t).await?),
                 Op::DeleteBook(id) => Reply::Deleted(self.books.ask(|r| BookCmd::Delete(id, r), t).await?),
-                Op::RunTask(task) => {
-                    let mailbox = self.tasks.route(&task.id);
-                    match mailbox.ask(|r| TaskCmd::Run(task, r), t).await {
-                        Ok(Ok(record)) => Reply::Task(record),
-                        Ok(Err(limit)) => Reply::Refused(Refusal::Overloaded(limit.to_string())),
-                        Err(e) => {
-                            self.task_counters.rejected_overloaded.fetch_add(1, Ordering::Relaxed);
-                            return Err(e);
-                        }
-                    }
-                }
+                Op::RunTask(task) => self.task(task, TaskCmd::Run, t).await?,
+                Op::AcceptTask(task) => self.task(task, TaskCmd::Accept, t).await?,
                 Op::GetTask(id) => {
                     let mailbox = self.tasks.route(&id);
                     Reply::TaskRecord(mailbox.ask(|r| TaskCmd::Get(id, r), t).await?)
@@ -144,12 +147,42 @@ impl LocalActors {
                         routing: self.routing,
                         live_actors: c.live_actors.load(Ordering::Relaxed),
                         rss_bytes: crate::rss_bytes("self"),
+                        journal: self.journal.as_ref().map(Journal::stats),
                     })
                 }
             })
         }
         .await;
-        result.unwrap_or_else(|e| Reply::Refused(e.into()))
+        result.unwrap_or_else(|e| match self.journal.as_ref().and_then(Journal::failure) {
+            // The actor dropped the reply because the change could not be stored.
+            Some(failed) if e == AskError::Stopped => Reply::Refused(Refusal::JournalFailed(failed.to_string())),
+            _ => Reply::Refused(e.into()),
+        })
+    }
+
+    /// Run or accept a task on the actor its id routes to.
+    async fn task(
+        &self,
+        task: TaskRequest,
+        cmd: fn(TaskRequest, RpcReplyPort<Result<TaskRecord, TaskRefused>>) -> TaskCmd,
+        t: Duration,
+    ) -> Result<Reply, AskError> {
+        let mailbox = self.tasks.route(&task.id);
+        match mailbox.ask(|r| cmd(task, r), t).await {
+            Ok(Ok(record)) => Ok(Reply::Task(record)),
+            Ok(Err(refused)) => Ok(Reply::Refused(Refusal::Overloaded(refused.to_string()))),
+            Err(e) => {
+                self.task_counters.rejected_overloaded.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Commit what the journal holds and release it (after [`Self::stop`]).
+    pub async fn close_journal(&self) {
+        if let Some(journal) = &self.journal {
+            journal.close().await;
+        }
     }
 
     pub fn stop(&self) {

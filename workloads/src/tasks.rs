@@ -22,6 +22,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 use crate::hashing;
+use crate::journal::{self, ActorJournal, Event, Journal};
 use crate::mailbox::{Bounded, Job};
 
 /// Most rows in one task.
@@ -216,6 +217,9 @@ pub struct TaskLimits {
     pub records_per_actor: usize,
     /// Most live actors under per-task routing.
     pub per_task_actors: usize,
+    /// Accepted (`Prefer: respond-async`) tasks waiting on one actor before
+    /// more are refused with 503 `overloaded`.
+    pub accepted_per_actor: usize,
 }
 
 impl Default for TaskLimits {
@@ -223,20 +227,31 @@ impl Default for TaskLimits {
         Self {
             records_per_actor: 1_000,
             per_task_actors: 200_000,
+            accepted_per_actor: 1_000,
         }
     }
 }
 
-/// Per-task routing refused a new task id: it already keeps the most actors allowed.
+/// Why a task actor did not take a task (answered 503 `overloaded`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "per-task routing keeps one actor per task id and already has its maximum of {0}; reuse task ids or use pool routing"
-)]
-pub struct ActorLimitReached(pub usize);
+pub enum TaskRefused {
+    #[error(
+        "per-task routing keeps one actor per task id and already has its maximum of {0}; reuse task ids or use pool routing"
+    )]
+    ActorLimit(usize),
+    #[error("{0} accepted tasks already wait on this task's actor")]
+    Backlog(usize),
+}
 
 pub enum TaskCmd {
-    Run(TaskRequest, RpcReplyPort<Result<TaskRecord, ActorLimitReached>>),
+    /// Run the task now and answer with its result.
+    Run(TaskRequest, RpcReplyPort<Result<TaskRecord, TaskRefused>>),
+    /// Accept the task (journaled first, with a journal), answer `pending`,
+    /// and run it afterwards.
+    Accept(TaskRequest, RpcReplyPort<Result<TaskRecord, TaskRefused>>),
     Get(String, RpcReplyPort<Option<TaskRecord>>),
+    /// Run an accepted task (sent by the actor to itself).
+    RunAccepted(String),
 }
 
 /// Runs tasks one at a time and keeps their records.
@@ -246,6 +261,23 @@ pub struct TaskActorArgs {
     pub index: u64,
     pub counters: Arc<TaskCounters>,
     pub records: usize,
+    pub accepted_limit: usize,
+    pub journal: Option<ActorJournal>,
+    /// Task records and unfinished accepted tasks the journal rebuilt.
+    pub restored: Restored,
+}
+
+/// The task state a journal rebuilt, for one actor.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub records: Vec<TaskRecord>,
+    pub pending: Vec<TaskRequest>,
+}
+
+impl Restored {
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.pending.is_empty()
+    }
 }
 
 pub struct TaskActorState {
@@ -254,9 +286,40 @@ pub struct TaskActorState {
     records: HashMap<String, TaskRecord>,
     order: VecDeque<String>,
     capacity: usize,
+    /// Accepted tasks not run yet.
+    accepted: HashMap<String, TaskRequest>,
+    accepted_limit: usize,
+    journal: Option<ActorJournal>,
 }
 
 impl TaskActorState {
+    fn new(args: &TaskActorArgs) -> Self {
+        Self {
+            index: args.index,
+            counters: args.counters.clone(),
+            records: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: args.records.max(1),
+            accepted: HashMap::new(),
+            accepted_limit: args.accepted_limit.max(1),
+            journal: args.journal.clone(),
+        }
+    }
+
+    /// Record an accepted task as pending.
+    fn accept(&mut self, task: TaskRequest) -> TaskRecord {
+        let record = TaskRecord {
+            id: task.id.clone(),
+            kind: task.kind.clone(),
+            status: TaskStatus::Pending,
+            actor: self.index,
+            validation: Validation::default(),
+        };
+        self.store(&record);
+        self.accepted.insert(task.id.clone(), task);
+        record
+    }
+
     fn run(&mut self, task: TaskRequest) -> TaskRecord {
         let validation = validate_rows(&task.rows);
         let record = TaskRecord {
@@ -302,17 +365,24 @@ impl Actor for TaskActor {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         args: TaskActorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         args.counters.live_actors.fetch_add(1, Ordering::Relaxed);
-        Ok(TaskActorState {
-            index: args.index,
-            counters: args.counters,
-            records: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: args.records.max(1),
-        })
+        let mut state = TaskActorState::new(&args);
+        for record in &args.restored.records {
+            state.store(record);
+        }
+        // Unfinished tasks resume: each runs once and is journaled as completed.
+        for task in args.restored.pending {
+            let id = task.id.clone();
+            state.accept(task);
+            myself.send_message(Job {
+                cmd: TaskCmd::RunAccepted(id),
+                slot: None,
+            })?;
+        }
+        Ok(state)
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
@@ -322,18 +392,56 @@ impl Actor for TaskActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         job: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        // Results are answered once journaled (at once without a journal).
         // Reply errors mean the caller gave up; the record is kept regardless.
+        let journal = state.journal.clone();
+        let journal = journal.as_ref();
         match job.cmd {
+            TaskCmd::Run(task, reply) | TaskCmd::Accept(task, reply) if state.accepted.contains_key(&task.id) => {
+                // Already accepted and not run yet: the same task, not a second one.
+                let pending = state.records.get(&task.id).cloned();
+                journal::read_then(journal, reply, Ok(pending.unwrap_or_else(|| state.accept(task)))).await;
+            }
             TaskCmd::Run(task, reply) => {
-                let _ = reply.send(Ok(state.run(task)));
+                let record = state.run(task);
+                let event = || Event::TaskCompleted {
+                    record: state.records.get(&record.id).cloned().unwrap_or_else(|| record.clone()),
+                };
+                journal::persist_then(journal, event, reply, Ok(record.clone())).await;
             }
-            TaskCmd::Get(id, reply) => {
-                let _ = reply.send(state.records.get(&id).cloned());
+            TaskCmd::Accept(task, reply) => {
+                if state.accepted.len() >= state.accepted_limit {
+                    let _ = reply.send(Err(TaskRefused::Backlog(state.accepted.len())));
+                    return Ok(());
+                }
+                let id = task.id.clone();
+                let event = journal.map(|_| Event::TaskAccepted { task: task.clone() });
+                let record = state.accept(task);
+                match event {
+                    Some(event) => journal::persist_then(journal, || event, reply, Ok(record)).await,
+                    None => {
+                        let _ = reply.send(Ok(record));
+                    }
+                }
+                myself.send_message(Job {
+                    cmd: TaskCmd::RunAccepted(id),
+                    slot: None,
+                })?;
             }
+            TaskCmd::RunAccepted(id) => {
+                if let Some(task) = state.accepted.remove(&id) {
+                    let record = state.run(task);
+                    if let Some(j) = journal {
+                        let stored = state.records.get(&record.id).cloned().unwrap_or(record);
+                        j.persist(Event::TaskCompleted { record: stored }, |_| {}).await;
+                    }
+                }
+            }
+            TaskCmd::Get(id, reply) => journal::read_then(journal, reply, state.records.get(&id).cloned()).await,
         }
         Ok(())
     }
@@ -347,30 +455,68 @@ pub struct TaskSpawnerState {
     actors: HashMap<String, ActorRef<Job<TaskCmd>>>,
     counters: Arc<TaskCounters>,
     limits: TaskLimits,
+    journal: Option<Journal>,
+}
+
+impl TaskSpawnerState {
+    async fn spawn(&mut self, id: String, restored: Restored) -> Result<ActorRef<Job<TaskCmd>>, ractor::SpawnErr> {
+        let args = TaskActorArgs {
+            index: self.actors.len() as u64,
+            counters: self.counters.clone(),
+            records: 1,
+            accepted_limit: self.limits.accepted_per_actor,
+            journal: self.journal.clone().map(ActorJournal::new),
+            restored,
+        };
+        let (actor, _) = Actor::spawn(None, TaskActor, args).await?;
+        self.actors.insert(id, actor.clone());
+        Ok(actor)
+    }
 }
 
 fn task_id(cmd: &TaskCmd) -> &str {
     match cmd {
-        TaskCmd::Run(task, _) => &task.id,
-        TaskCmd::Get(id, _) => id,
+        TaskCmd::Run(task, _) | TaskCmd::Accept(task, _) => &task.id,
+        TaskCmd::Get(id, _) | TaskCmd::RunAccepted(id) => id,
     }
+}
+
+/// How the per-task spawner starts.
+pub struct TaskSpawnerArgs {
+    pub counters: Arc<TaskCounters>,
+    pub limits: TaskLimits,
+    pub journal: Option<Journal>,
+    pub restored: Restored,
 }
 
 impl Actor for TaskSpawner {
     type Msg = Job<TaskCmd>;
     type State = TaskSpawnerState;
-    type Arguments = (Arc<TaskCounters>, TaskLimits);
+    type Arguments = TaskSpawnerArgs;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
-        (counters, limits): Self::Arguments,
+        args: TaskSpawnerArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(TaskSpawnerState {
+        let mut state = TaskSpawnerState {
             actors: HashMap::new(),
-            counters,
-            limits,
-        })
+            counters: args.counters,
+            limits: args.limits,
+            journal: args.journal,
+        };
+        // One actor per restored task id, as before the restart.
+        let mut by_id: HashMap<String, Restored> = HashMap::new();
+        for record in args.restored.records {
+            by_id.entry(record.id.clone()).or_default().records.push(record);
+        }
+        for task in args.restored.pending {
+            by_id.entry(task.id.clone()).or_default().pending.push(task);
+        }
+        for (id, restored) in by_id.into_iter().take(state.limits.per_task_actors) {
+            state.spawn(id, restored).await?;
+        }
+        Ok(state)
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
@@ -387,34 +533,24 @@ impl Actor for TaskSpawner {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let id = task_id(&job.cmd).to_owned();
-        let actor = match (state.actors.get(&id), job.cmd) {
+        match (state.actors.get(&id), job.cmd) {
             (Some(actor), cmd) => {
                 let _ = actor.send_message(Job { cmd, slot: job.slot });
-                return Ok(());
             }
             (None, TaskCmd::Get(_, reply)) => {
                 let _ = reply.send(None);
-                return Ok(());
             }
-            (None, TaskCmd::Run(task, reply)) => {
-                if state.actors.len() >= state.limits.per_task_actors {
-                    let _ = reply.send(Err(ActorLimitReached(state.limits.per_task_actors)));
-                    return Ok(());
-                }
-                let args = TaskActorArgs {
-                    index: state.actors.len() as u64,
-                    counters: state.counters.clone(),
-                    records: 1,
-                };
-                let (actor, _) = Actor::spawn(None, TaskActor, args).await?;
-                let _ = actor.send_message(Job {
-                    cmd: TaskCmd::Run(task, reply),
-                    slot: job.slot,
-                });
-                actor
+            (None, TaskCmd::RunAccepted(_)) => {}
+            (None, TaskCmd::Run(_, reply) | TaskCmd::Accept(_, reply))
+                if state.actors.len() >= state.limits.per_task_actors =>
+            {
+                let _ = reply.send(Err(TaskRefused::ActorLimit(state.limits.per_task_actors)));
             }
-        };
-        state.actors.insert(id, actor);
+            (None, cmd) => {
+                let actor = state.spawn(id, Restored::default()).await?;
+                let _ = actor.send_message(Job { cmd, slot: job.slot });
+            }
+        }
         Ok(())
     }
 }
@@ -427,28 +563,49 @@ pub enum TaskRouter {
 }
 
 impl TaskRouter {
+    /// Start the task actors, each with its share of the `restored` state
+    /// (by the same routing as new tasks).
     pub async fn start(
         routing: Routing,
         mailbox: usize,
         limits: TaskLimits,
         counters: Arc<TaskCounters>,
+        journal: Option<Journal>,
+        restored: Restored,
     ) -> Result<Self, ractor::SpawnErr> {
         Ok(match routing {
             Routing::Pool(n) => {
+                let mut shares: Vec<Restored> = (0..n).map(|_| Restored::default()).collect();
+                for record in restored.records {
+                    shares[hashing::actor_for(&record.id, n) as usize].records.push(record);
+                }
+                for task in restored.pending {
+                    shares[hashing::actor_for(&task.id, n) as usize].pending.push(task);
+                }
                 let mut actors = Vec::with_capacity(n as usize);
-                for index in 0..u64::from(n) {
+                for (index, share) in shares.into_iter().enumerate() {
                     let args = TaskActorArgs {
-                        index,
+                        index: index as u64,
                         counters: counters.clone(),
                         records: limits.records_per_actor,
+                        accepted_limit: limits.accepted_per_actor,
+                        journal: journal.clone().map(ActorJournal::new),
+                        restored: share,
                     };
+                    debug_assert!(args.restored.is_empty() || journal.is_some());
                     let (actor, _) = Actor::spawn(None, TaskActor, args).await?;
                     actors.push(Bounded::new(actor, mailbox));
                 }
                 TaskRouter::Pool(actors.into())
             }
             Routing::PerTask => {
-                let (spawner, _) = Actor::spawn(None, TaskSpawner, (counters, limits)).await?;
+                let args = TaskSpawnerArgs {
+                    counters,
+                    limits,
+                    journal,
+                    restored,
+                };
+                let (spawner, _) = Actor::spawn(None, TaskSpawner, args).await?;
                 TaskRouter::PerTask(Bounded::new(spawner, mailbox))
             }
         })
@@ -552,13 +709,14 @@ mod tests {
 
     #[test]
     fn stored_records_are_bounded() {
-        let mut s = TaskActorState {
+        let mut s = TaskActorState::new(&TaskActorArgs {
             index: 0,
             counters: Arc::default(),
-            records: HashMap::new(),
-            order: VecDeque::new(),
-            capacity: 2,
-        };
+            records: 2,
+            accepted_limit: 10,
+            journal: None,
+            restored: Restored::default(),
+        });
         for id in ["a", "b", "c", "c"] {
             s.run(TaskRequest {
                 id: id.into(),

@@ -1,0 +1,666 @@
+//! The persistent event journal (`--journal PATH`): every change to the
+//! workload's state is appended to an embedded SQLite file before the client
+//! is answered, and a restarted process rebuilds its state from it (claim C7).
+//! Without a journal the state lives in memory only (claim C4).
+//!
+//! - **One writer thread, group commit.** Actors hand their events to the
+//!   writer ([`Journal::append`]) and go on with the next message; the writer
+//!   commits everything queued in one transaction (one fsync) and only then
+//!   runs the callbacks that answer the clients. Reads wait for the actor's own
+//!   writes in flight ([`ActorJournal::after_writes`]), so no client ever sees
+//!   a change that could still be lost.
+//! - **Snapshots.** The writer keeps the state the events rebuild
+//!   ([`DurableState`]) and stores it every `snapshot_every` events; recovery
+//!   is the latest snapshot plus the newer events.
+//! - **One process at a time.** A lock file (`PATH.lock`) is held while the
+//!   journal is open. In an overlapped recycle the new process waits for the
+//!   old one to let go before it recovers; its state commands wait meanwhile.
+//! - **Damage stops startup.** A damaged file is reported with its path and
+//!   what is wrong, and is left as it was; see `hostlab journal check|repair`.
+//!
+//! Format, durability modes and recovery semantics: `docs/journal.md`.
+
+mod state;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use state::{DurableState, Event, StateLimits};
+pub use store::FORMAT;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use store::Store;
+
+/// Events queued for the writer before appenders wait (backpressure).
+const QUEUE: usize = 8192;
+/// Most events committed in one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// How hard a commit tries to survive a crash (`--journal-sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// `synchronous=FULL`: each commit is fsynced before any client hears of
+    /// it. Survives a process crash, an OS crash and a power cut.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL` (WAL): commits reach the OS but are fsynced only
+    /// at checkpoints. Survives a process crash (SIGKILL), not an OS crash or
+    /// power cut: the last commits before one can be lost.
+    Normal,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            _ => Err(format!(
+                "invalid journal sync `{s}`: use `full` (fsync each commit) or `normal` (survives a process crash, not a power cut)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Full => "full",
+            Durability::Normal => "normal",
+        })
+    }
+}
+
+/// Where the journal is and how it behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalConfig {
+    pub path: PathBuf,
+    pub durability: Durability,
+    /// Events between snapshots (0: never snapshot).
+    pub snapshot_every: u64,
+    /// Delete the events a snapshot covers (keeps the file small). Off, the
+    /// whole log is kept and can be replayed from the start.
+    pub compact: bool,
+    pub limits: StateLimits,
+}
+
+impl JournalConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::Full,
+            snapshot_every: 10_000,
+            compact: true,
+            limits: StateLimits::default(),
+        }
+    }
+}
+
+/// Why the journal cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    #[error(
+        "journal {path} is damaged: {detail}. Nothing was changed and the server did not start. \
+         Run `hostlab journal check {path}` for details; `hostlab journal repair {path}` keeps the \
+         longest intact part (the damaged file is kept beside it), or restore the file from a backup"
+    )]
+    Damaged { path: PathBuf, detail: String },
+    #[error(
+        "journal {path} is open in another process (pid {holder}); stop that process or use another --journal path"
+    )]
+    Locked { path: PathBuf, holder: String },
+    #[error("journal {path}: {detail}")]
+    Io { path: PathBuf, detail: String },
+}
+
+impl JournalError {
+    fn damaged(path: &Path, detail: String) -> Self {
+        JournalError::Damaged {
+            path: path.to_owned(),
+            detail,
+        }
+    }
+
+    fn io(path: &Path, detail: String) -> Self {
+        JournalError::Io {
+            path: path.to_owned(),
+            detail,
+        }
+    }
+}
+
+/// The journal failed while running (disk full, I/O error): the change was
+/// not stored, and no further change will be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the journal failed: {0}")]
+pub struct JournalFailed(pub String);
+
+/// How the state was rebuilt at startup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryStats {
+    /// The event the snapshot used was taken at (0: none).
+    pub snapshot_seq: u64,
+    /// Events replayed after the snapshot.
+    pub events_replayed: u64,
+    /// Time to read the snapshot and replay, in microseconds.
+    pub micros: u64,
+    /// Accepted tasks that had not finished and were resumed.
+    pub tasks_resumed: u64,
+}
+
+/// What `GET /stats` reports under `journal`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalStats {
+    pub path: String,
+    pub durability: Durability,
+    /// Events this process appended and committed.
+    pub events_appended: u64,
+    /// Commits (transactions) this process made; events / commits is the
+    /// group-commit batch size.
+    pub commits: u64,
+    pub largest_batch: u64,
+    /// Number of the last committed event.
+    pub last_seq: u64,
+    pub snapshots: u64,
+    pub recovery: RecoveryStats,
+    /// Set when the journal failed; every state command then gets 503.
+    pub error: Option<String>,
+}
+
+/// A callback run on the writer thread once an event is durable (or failed).
+type Done = Box<dyn FnOnce(Result<(), JournalFailed>) + Send>;
+
+enum Cmd {
+    Append {
+        event: Event,
+        body: String,
+        done: Done,
+    },
+    /// Run `done` once everything queued before it is committed.
+    Barrier(Done),
+    /// Commit what came before, then close the file and release the lock.
+    Close,
+}
+
+#[derive(Default)]
+struct Counters {
+    appended: AtomicU64,
+    commits: AtomicU64,
+    largest_batch: AtomicU64,
+    last_seq: AtomicU64,
+    snapshots: AtomicU64,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Cmd>,
+    counters: Arc<Counters>,
+    failed: Arc<OnceLock<String>>,
+    path: PathBuf,
+    durability: Durability,
+    recovery: Mutex<RecoveryStats>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Handle to an open journal (cheap to clone). The journal closes, and its
+/// lock is released, when [`Journal::close`] is called or the process exits.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").field("path", &self.inner.path).finish()
+    }
+}
+
+/// The state a journal rebuilt, for the actors to start from.
+#[derive(Debug)]
+pub struct Recovered {
+    pub state: DurableState,
+    pub stats: RecoveryStats,
+}
+
+impl Journal {
+    /// Lock, check and load the journal at `config.path` (creating it if the
+    /// path does not exist), then start its writer. Blocking: call it from a
+    /// blocking thread. Fails with [`JournalError::Locked`] at once when
+    /// another process has it open.
+    pub fn open(config: &JournalConfig) -> Result<(Journal, Recovered), JournalError> {
+        let lock = lock(&config.path)?;
+        let (store, loaded) = Store::open(&config.path, config.durability, config.limits)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let counters = Arc::new(Counters::default());
+        counters.last_seq.store(loaded.last_seq, Ordering::Relaxed);
+        let failed = Arc::new(OnceLock::new());
+        let writer = Writer {
+            store,
+            shadow: loaded.state.clone(),
+            next_seq: loaded.last_seq + 1,
+            since_snapshot: 0,
+            snapshot_every: config.snapshot_every,
+            compact: config.compact,
+            counters: counters.clone(),
+            failed: failed.clone(),
+            _lock: lock,
+        };
+        let thread = std::thread::Builder::new()
+            .name("hostlab-journal".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| JournalError::io(&config.path, format!("cannot start the journal writer: {e}")))?;
+        let journal = Journal {
+            inner: Arc::new(Inner {
+                tx,
+                counters,
+                failed,
+                path: config.path.clone(),
+                durability: config.durability,
+                recovery: Mutex::new(loaded.stats.clone()),
+                writer: Mutex::new(Some(thread)),
+            }),
+        };
+        Ok((
+            journal,
+            Recovered {
+                state: loaded.state,
+                stats: loaded.stats,
+            },
+        ))
+    }
+
+    /// Queue `event`; `done` runs (on the writer thread) once it is durable,
+    /// or with the error if the journal failed. Waits only when the writer's
+    /// queue is full.
+    pub async fn append(&self, event: Event, done: impl FnOnce(Result<(), JournalFailed>) + Send + 'static) {
+        if let Some(e) = self.failure() {
+            return done(Err(e));
+        }
+        let body = match serde_json::to_string(&event) {
+            Ok(body) => body,
+            Err(e) => return done(Err(JournalFailed(format!("cannot encode the event: {e}")))),
+        };
+        let cmd = Cmd::Append {
+            event,
+            body,
+            done: Box::new(done),
+        };
+        if let Err(mpsc::error::SendError(cmd)) = self.inner.tx.send(cmd).await {
+            fail(cmd, &JournalFailed("the journal writer has stopped".into()));
+        }
+    }
+
+    /// Run `done` once every event queued before this call is durable.
+    pub async fn barrier(&self, done: impl FnOnce(Result<(), JournalFailed>) + Send + 'static) {
+        if let Err(mpsc::error::SendError(cmd)) = self.inner.tx.send(Cmd::Barrier(Box::new(done))).await {
+            fail(cmd, &JournalFailed("the journal writer has stopped".into()));
+        }
+    }
+
+    /// Set once a write failed.
+    pub fn failure(&self) -> Option<JournalFailed> {
+        self.inner.failed.get().map(|e| JournalFailed(e.clone()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn set_tasks_resumed(&self, n: u64) {
+        if let Ok(mut r) = self.inner.recovery.lock() {
+            r.tasks_resumed = n;
+        }
+    }
+
+    pub fn stats(&self) -> JournalStats {
+        let c = &self.inner.counters;
+        JournalStats {
+            path: self.inner.path.display().to_string(),
+            durability: self.inner.durability,
+            events_appended: c.appended.load(Ordering::Relaxed),
+            commits: c.commits.load(Ordering::Relaxed),
+            largest_batch: c.largest_batch.load(Ordering::Relaxed),
+            last_seq: c.last_seq.load(Ordering::Relaxed),
+            snapshots: c.snapshots.load(Ordering::Relaxed),
+            recovery: self.inner.recovery.lock().map(|r| r.clone()).unwrap_or_default(),
+            error: self.inner.failed.get().cloned(),
+        }
+    }
+
+    /// Commit what is queued, close the file and release the lock, waiting
+    /// for the writer to finish. Appends after this fail. Idempotent.
+    pub async fn close(&self) {
+        let handle = self.inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = self.inner.tx.send(Cmd::Close).await;
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn fail(cmd: Cmd, error: &JournalFailed) {
+    match cmd {
+        Cmd::Append { done, .. } | Cmd::Barrier(done) => done(Err(error.clone())),
+        Cmd::Close => {}
+    }
+}
+
+/// Take `PATH.lock` (never blocks) and write our pid into it.
+fn lock(path: &Path) -> Result<File, JournalError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| JournalError::io(path, format!("cannot open its lock file {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(JournalError::Locked {
+                path: path.to_owned(),
+                holder: if holder.is_empty() {
+                    "unknown".into()
+                } else {
+                    holder.into()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(JournalError::io(
+                path,
+                format!("cannot lock {}: {e}", lock_path.display()),
+            ));
+        }
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    Ok(file)
+}
+
+/// Check a journal without starting anything (`hostlab journal check`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    pub path: String,
+    pub events_stored: u64,
+    pub last_seq: u64,
+    pub snapshot_seq: Option<u64>,
+    pub books: usize,
+    pub tasks_done: u64,
+    pub tasks_unfinished: usize,
+    pub replay_micros: u64,
+}
+
+pub fn check(path: &Path) -> Result<CheckReport, JournalError> {
+    let _lock = lock(path)?;
+    let store = Store::open_for_check(path)?;
+    let (events_stored, snapshot_seq) = store.counts()?;
+    let loaded = store.load(StateLimits::default(), false)?;
+    Ok(CheckReport {
+        path: store.path().display().to_string(),
+        events_stored,
+        last_seq: loaded.last_seq,
+        snapshot_seq,
+        books: loaded.state.books.len(),
+        tasks_done: loaded.state.tasks_done,
+        tasks_unfinished: loaded.state.pending.len(),
+        replay_micros: loaded.stats.micros,
+    })
+}
+
+/// What `hostlab journal repair` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepairReport {
+    pub path: String,
+    /// Where the damaged original was moved.
+    pub damaged_copy: String,
+    pub events_kept: u64,
+    pub last_seq: u64,
+}
+
+/// Keep the longest intact part of a damaged journal: the original (and its
+/// `-wal`) is renamed to `PATH.damaged-<unix time>`, and a new journal with
+/// what could be read takes its place. A journal that passes its check is
+/// left alone.
+pub fn repair(path: &Path) -> Result<RepairReport, JournalError> {
+    let _lock = lock(path)?;
+    if Store::open_for_check(path)
+        .and_then(|s| s.load(StateLimits::default(), false))
+        .is_ok()
+    {
+        return Err(JournalError::io(path, "passes its check; nothing to repair".into()));
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let with_suffix = |p: &Path, suffix: &str| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let damaged = with_suffix(path, &format!(".damaged-{stamp}"));
+    for suffix in ["", "-wal", "-shm"] {
+        let from = with_suffix(path, suffix);
+        if from.exists() {
+            std::fs::rename(&from, with_suffix(&damaged, suffix))
+                .map_err(|e| JournalError::io(path, format!("cannot move {} aside: {e}", from.display())))?;
+        }
+    }
+    let (events_kept, last_seq) = Store::salvage(&damaged, path, StateLimits::default())?;
+    Ok(RepairReport {
+        path: path.display().to_string(),
+        damaged_copy: damaged.display().to_string(),
+        events_kept,
+        last_seq,
+    })
+}
+
+/// Rebuild the state by replaying every stored event from the start,
+/// ignoring snapshots (tests compare it with normal recovery).
+pub fn replay_full_log(path: &Path, limits: StateLimits) -> Result<DurableState, JournalError> {
+    let _lock = lock(path)?;
+    let store = Store::open_for_check(path)?;
+    Ok(store.load(limits, true)?.state)
+}
+
+struct Writer {
+    store: Store,
+    /// The state after every committed event: what a snapshot stores.
+    shadow: DurableState,
+    next_seq: u64,
+    since_snapshot: u64,
+    snapshot_every: u64,
+    compact: bool,
+    counters: Arc<Counters>,
+    failed: Arc<OnceLock<String>>,
+    _lock: File,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Cmd>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            if let Some(close) = batch.iter().position(|cmd| matches!(cmd, Cmd::Close)) {
+                let after = batch.split_off(close);
+                self.commit(&mut batch);
+                let closed = JournalFailed("the journal is closed (the server is stopping)".into());
+                rx.close();
+                after
+                    .into_iter()
+                    .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+                    .for_each(|cmd| fail(cmd, &closed));
+                return;
+            }
+            self.commit(&mut batch);
+        }
+    }
+
+    /// Write every event of `batch` in one transaction, then run the callbacks
+    /// in queue order.
+    fn commit(&mut self, batch: &mut Vec<Cmd>) {
+        if let Some(e) = self.failed.get() {
+            let error = JournalFailed(e.clone());
+            batch.drain(..).for_each(|cmd| fail(cmd, &error));
+            return;
+        }
+        let events: Vec<(&'static str, &str)> = batch
+            .iter()
+            .filter_map(|cmd| match cmd {
+                Cmd::Append { event, body, .. } => Some((event.kind(), body.as_str())),
+                Cmd::Barrier(_) | Cmd::Close => None,
+            })
+            .collect();
+        let n = events.len() as u64;
+        let mut result = Ok(());
+        if n > 0 {
+            let started = Instant::now();
+            let mut shadow_after = None;
+            for cmd in batch.iter() {
+                if let Cmd::Append { event, .. } = cmd {
+                    self.shadow.apply(event);
+                }
+            }
+            self.since_snapshot += n;
+            let snapshot_due = self.snapshot_every > 0 && self.since_snapshot >= self.snapshot_every;
+            if snapshot_due {
+                shadow_after = Some(&self.shadow);
+            }
+            result = self.store.append(self.next_seq, &events, shadow_after, self.compact);
+            if result.is_ok() {
+                self.next_seq += n;
+                let c = &self.counters;
+                c.appended.fetch_add(n, Ordering::Relaxed);
+                c.commits.fetch_add(1, Ordering::Relaxed);
+                c.largest_batch.fetch_max(n, Ordering::Relaxed);
+                c.last_seq.store(self.next_seq - 1, Ordering::Relaxed);
+                if snapshot_due {
+                    self.since_snapshot = 0;
+                    c.snapshots.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            tracing::trace!(events = n, took = ?started.elapsed(), "journal commit");
+        }
+        drop(events);
+        match result {
+            Ok(()) => batch.drain(..).for_each(|cmd| match cmd {
+                Cmd::Append { done, .. } | Cmd::Barrier(done) => done(Ok(())),
+                Cmd::Close => {}
+            }),
+            Err(e) => {
+                let message = format!("writing to {} failed: {e}", self.store.path().display());
+                tracing::error!("{message}; state commands now get 503 until the server is restarted");
+                let _ = self.failed.set(message.clone());
+                let error = JournalFailed(message);
+                batch.drain(..).for_each(|cmd| fail(cmd, &error));
+            }
+        }
+    }
+}
+
+/// One actor's use of the journal: it counts the actor's writes in flight,
+/// so the actor's reads can wait for them ([`ActorJournal::after_writes`]).
+#[derive(Clone)]
+pub struct ActorJournal {
+    journal: Journal,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl ActorJournal {
+    pub fn new(journal: Journal) -> Self {
+        Self {
+            journal,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Append `event`; `done` runs once it is durable.
+    pub async fn persist(&self, event: Event, done: impl FnOnce(Result<(), JournalFailed>) + Send + 'static) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let in_flight = self.in_flight.clone();
+        self.journal
+            .append(event, move |result| {
+                in_flight.fetch_sub(1, Ordering::AcqRel);
+                done(result);
+            })
+            .await;
+    }
+
+    /// Run `then` once this actor's writes so far are durable: at once when
+    /// none is in flight.
+    pub async fn after_writes(&self, then: impl FnOnce(Result<(), JournalFailed>) + Send + 'static) {
+        if let Some(e) = self.journal.failure() {
+            return then(Err(e));
+        }
+        if self.in_flight.load(Ordering::Acquire) == 0 {
+            then(Ok(()));
+        } else {
+            self.journal.barrier(then).await;
+        }
+    }
+}
+
+/// Answer `reply` with `value` once `event` is durable; at once without a
+/// journal. If the journal failed, the reply is dropped: the caller sees the
+/// actor as unavailable and [`crate::ops::LocalActors`] says why.
+pub async fn persist_then<T: Send + 'static>(
+    journal: Option<&ActorJournal>,
+    event: impl FnOnce() -> Event,
+    reply: ractor::RpcReplyPort<T>,
+    value: T,
+) {
+    match journal {
+        None => {
+            let _ = reply.send(value);
+        }
+        Some(j) => {
+            j.persist(event(), move |result| {
+                if result.is_ok() {
+                    let _ = reply.send(value);
+                }
+            })
+            .await
+        }
+    }
+}
+
+/// Answer a read once the actor's own writes in flight are durable, so no
+/// client sees a change that could still be lost; at once without a journal.
+pub async fn read_then<T: Send + 'static>(journal: Option<&ActorJournal>, reply: ractor::RpcReplyPort<T>, value: T) {
+    match journal {
+        None => {
+            let _ = reply.send(value);
+        }
+        Some(j) => {
+            j.after_writes(move |result| {
+                if result.is_ok() {
+                    let _ = reply.send(value);
+                }
+            })
+            .await
+        }
+    }
+}

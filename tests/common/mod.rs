@@ -71,7 +71,10 @@ impl Server {
         }
         let mut child = command
             .args(extra)
-            .env("RUST_LOG", "warn,ractor_cluster=error")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_SERVER_LOG").unwrap_or("warn,ractor_cluster=error".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -120,7 +120,7 @@ impl Workload {
             let local = start_actors(&config, None).await?;
             return Ok(Self::with_backend(config, Backend::Local(local)));
         };
-        match open_journal(&jc).await {
+        match open_journal(&jc, false).await {
             Ok(opened) => {
                 let local = start_actors(&config, Some(opened)).await?;
                 Ok(Self::with_backend(config, Backend::Local(local)))
@@ -206,10 +206,11 @@ impl Workload {
     }
 }
 
-async fn open_journal(config: &JournalConfig) -> Result<(Journal, Recovered), JournalError> {
+async fn open_journal(config: &JournalConfig, wait: bool) -> Result<(Journal, Recovered), JournalError> {
     let config = config.clone();
     let path = config.path.clone();
-    tokio::task::spawn_blocking(move || Journal::open(&config))
+    let open = if wait { Journal::open_when_free } else { Journal::open };
+    tokio::task::spawn_blocking(move || open(&config))
         .await
         .map_err(|e| JournalError::Io {
             path,
@@ -223,20 +224,14 @@ pub async fn start_local_actors(config: &WorkloadConfig) -> Result<LocalActors, 
     let Some(jc) = &config.journal else {
         return start_actors(config, None).await;
     };
-    let mut logged = false;
-    loop {
-        match open_journal(jc).await {
-            Ok(opened) => return start_actors(config, Some(opened)).await,
-            Err(JournalError::Locked { holder, .. }) => {
-                if !logged {
-                    tracing::warn!("journal {} is held by pid {holder}; waiting for it", jc.path.display());
-                    logged = true;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(e) => return Err(e.into()),
+    let opened = match open_journal(jc, false).await {
+        Err(JournalError::Locked { holder, .. }) => {
+            tracing::warn!("journal {} is held by pid {holder}; waiting for it", jc.path.display());
+            open_journal(jc, true).await?
         }
-    }
+        other => other?,
+    };
+    start_actors(config, Some(opened)).await
 }
 
 /// Wait for the journal's lock, recover, and start the actors. A damaged
@@ -248,31 +243,27 @@ async fn recover_when_free(
 ) {
     let Some(jc) = config.journal.clone() else { return };
     let waiting = Instant::now();
-    loop {
-        if stopped.load(Ordering::SeqCst) {
+    let started = match open_journal(&jc, true).await {
+        Ok(opened) if stopped.load(Ordering::SeqCst) => {
+            // Stopped while waiting, with nobody left to serve: let go at once.
+            opened.0.close().await;
             return;
         }
-        match open_journal(&jc).await {
-            Ok(opened) => match start_actors(&config, Some(opened)).await {
-                Ok(local) => {
-                    tracing::info!(
-                        "journal {} recovered after waiting {:?}",
-                        jc.path.display(),
-                        waiting.elapsed()
-                    );
-                    let _ = tx.send(Some(Arc::new(local)));
-                    return;
-                }
-                Err(e) => {
-                    eprintln!("hostlab: {e}");
-                    std::process::exit(1);
-                }
-            },
-            Err(JournalError::Locked { .. }) => tokio::time::sleep(Duration::from_millis(10)).await,
-            Err(e) => {
-                eprintln!("hostlab: {e}");
-                std::process::exit(1);
-            }
+        Ok(opened) => start_actors(&config, Some(opened)).await,
+        Err(e) => Err(e.into()),
+    };
+    match started {
+        Ok(local) => {
+            tracing::info!(
+                "journal {} recovered after waiting {:?}",
+                jc.path.display(),
+                waiting.elapsed()
+            );
+            let _ = tx.send(Some(Arc::new(local)));
+        }
+        Err(e) => {
+            eprintln!("hostlab: {e}");
+            std::process::exit(1);
         }
     }
 }

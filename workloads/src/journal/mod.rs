@@ -237,7 +237,16 @@ impl Journal {
     /// blocking thread. Fails with [`JournalError::Locked`] at once when
     /// another process has it open.
     pub fn open(config: &JournalConfig) -> Result<(Journal, Recovered), JournalError> {
-        let lock = lock(&config.path)?;
+        Self::open_locked(config, lock(&config.path, false)?)
+    }
+
+    /// [`Journal::open`], but wait for another process to let go of the
+    /// journal first: the kernel wakes this thread the moment it does.
+    pub fn open_when_free(config: &JournalConfig) -> Result<(Journal, Recovered), JournalError> {
+        Self::open_locked(config, lock(&config.path, true)?)
+    }
+
+    fn open_locked(config: &JournalConfig, lock: File) -> Result<(Journal, Recovered), JournalError> {
         let (store, loaded) = Store::open(&config.path, config.durability, config.limits)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
@@ -354,8 +363,8 @@ fn fail(cmd: Cmd, error: &JournalFailed) {
     }
 }
 
-/// Take `PATH.lock` (never blocks) and write our pid into it.
-fn lock(path: &Path) -> Result<File, JournalError> {
+/// Take `PATH.lock` (waiting for it only if `wait`) and write our pid into it.
+fn lock(path: &Path, wait: bool) -> Result<File, JournalError> {
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock_path = PathBuf::from(lock_path);
@@ -366,7 +375,12 @@ fn lock(path: &Path) -> Result<File, JournalError> {
         .truncate(false)
         .open(&lock_path)
         .map_err(|e| JournalError::io(path, format!("cannot open its lock file {}: {e}", lock_path.display())))?;
-    match file.try_lock() {
+    let locked = if wait {
+        file.lock().map_err(std::fs::TryLockError::Error)
+    } else {
+        file.try_lock()
+    };
+    match locked {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
@@ -408,7 +422,7 @@ pub struct CheckReport {
 }
 
 pub fn check(path: &Path) -> Result<CheckReport, JournalError> {
-    let _lock = lock(path)?;
+    let _lock = lock(path, false)?;
     let store = Store::open_for_check(path)?;
     let (events_stored, snapshot_seq) = store.counts()?;
     let loaded = store.load(StateLimits::default(), false)?;
@@ -439,7 +453,7 @@ pub struct RepairReport {
 /// what could be read takes its place. A journal that passes its check is
 /// left alone.
 pub fn repair(path: &Path) -> Result<RepairReport, JournalError> {
-    let _lock = lock(path)?;
+    let _lock = lock(path, false)?;
     if Store::open_for_check(path)
         .and_then(|s| s.load(StateLimits::default(), false))
         .is_ok()
@@ -475,7 +489,7 @@ pub fn repair(path: &Path) -> Result<RepairReport, JournalError> {
 /// Rebuild the state by replaying every stored event from the start,
 /// ignoring snapshots (tests compare it with normal recovery).
 pub fn replay_full_log(path: &Path, limits: StateLimits) -> Result<DurableState, JournalError> {
-    let _lock = lock(path)?;
+    let _lock = lock(path, false)?;
     let store = Store::open_for_check(path)?;
     Ok(store.load(limits, true)?.state)
 }

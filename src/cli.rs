@@ -231,6 +231,9 @@ impl PolicyFlags {
     }
 }
 
+/// Paths that never touch the actors' state (so never wait for the journal).
+const STATELESS_PATHS: [&str; 2] = ["/ping", "/healthz"];
+
 impl ServeArgs {
     pub fn into_options(self, inherited: Option<std::net::TcpListener>) -> anyhow::Result<ServeOptions> {
         let journal = match &self.journal {
@@ -253,6 +256,14 @@ impl ServeArgs {
             None => Policy::default(),
         };
         let policy = self.policy_flags.apply(base, self.shutdown_limit)?;
+        if journal.is_some()
+            && let Some(path) = policy.warmup.iter().find(|p| !STATELESS_PATHS.contains(&p.as_str()))
+        {
+            bail!(
+                "--warmup {path} reads the state, which a recycled process gets from the journal only after                  the switch (the old process holds it until then), so that warm-up would wait and fail the                  recycle; with --journal, warm up with {} only",
+                STATELESS_PATHS.join(" or ")
+            );
+        }
         Ok(ServeOptions {
             model: self.model,
             listen: self.listen,

@@ -25,6 +25,16 @@ fn bad_serve_arguments_exit_2_with_a_message() {
         (vec!["serve", "proxy", "--warmup", "ping"], "starting with `/`"),
         (vec!["serve", "proxy", "--recycle-at", "25:00"], "HH:MM"),
         (vec!["serve", "edge", "--listen", "not-an-address"], "invalid"),
+        (vec!["serve", "edge", "--journal-sync", "full"], "--journal"),
+        (
+            vec!["serve", "edge", "--journal", "/tmp/j.db", "--journal-sync", "fast"],
+            "full",
+        ),
+        (vec!["serve", "edge", "--journal", "/tmp"], "directory"),
+        (
+            vec!["serve", "proxy", "--journal", "/tmp/j.db", "--warmup", "/ping,/books"],
+            "/books reads the state",
+        ),
     ] {
         let (code, stderr) = run(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");

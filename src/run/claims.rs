@@ -237,20 +237,68 @@ pub fn verdict_routing(pool: Option<RoutingPoint>, per_task: Option<RoutingPoint
     }
 }
 
-/// Rule for C7 (persistent actors recover): needs journal measurements;
-/// without any it is not measured.
-pub fn verdict_journal(journal_runs: usize) -> (Verdict, String) {
-    if journal_runs == 0 {
-        (
+/// What a run measured with `--journal` (claim C7).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JournalEvidence {
+    /// State runs with a journal: (model, recycle kind, books before, after).
+    pub state_runs: Vec<(String, String, u64, u64)>,
+    /// Fastest replay measured without a snapshot, events/s.
+    pub replay_events_per_sec: Option<f64>,
+    /// Tasks after a SIGKILL: (accepted, resumed, done).
+    pub tasks: Option<(u64, u64, u64)>,
+}
+
+/// Rule for C7 (persistent actors recover state after a crash and resume
+/// unfinished tasks): does not hold if any journal run lost a book, or if
+/// the tasks accepted before a SIGKILL did not all finish exactly once;
+/// holds when every journal measurement kept its state; not measured
+/// without journal runs. The replay rate is reported next to Akka's.
+pub fn verdict_journal(e: &JournalEvidence) -> (Verdict, String) {
+    if e.state_runs.is_empty() && e.tasks.is_none() {
+        return (
             Verdict::NotMeasured,
-            "`--journal` is not built yet: state is in memory only".into(),
-        )
-    } else {
-        (
-            Verdict::NotMeasured,
-            "journal recovery timing is not part of this run yet".into(),
-        )
+            "no --journal measurement in this run (scenarios state and recovery)".into(),
+        );
     }
+    let lost: Vec<String> = e
+        .state_runs
+        .iter()
+        .filter(|(_, _, before, after)| after < before)
+        .map(|(model, kind, before, after)| format!("{model} {kind}: {before} -> {after} books"))
+        .collect();
+    if !lost.is_empty() {
+        return (
+            Verdict::DoesNotHold,
+            format!("books lost with the journal ({})", lost.join(", ")),
+        );
+    }
+    let mut parts = Vec::new();
+    if !e.state_runs.is_empty() {
+        parts.push(format!(
+            "every book kept in {} journal recycles and restarts",
+            e.state_runs.len()
+        ));
+    }
+    if let Some((accepted, resumed, done)) = e.tasks {
+        if done != accepted {
+            return (
+                Verdict::DoesNotHold,
+                format!("{accepted} tasks accepted before a SIGKILL, {done} done afterwards (each must finish once)"),
+            );
+        }
+        parts.push(if resumed > 0 {
+            format!("{accepted} accepted tasks all finished once after a SIGKILL ({resumed} resumed)")
+        } else {
+            format!(
+                "{accepted} accepted tasks all finished once, but none was unfinished at the SIGKILL, so \
+                 resuming was not exercised in this run"
+            )
+        });
+    }
+    if let Some(rate) = e.replay_events_per_sec {
+        parts.push(format!("replay {rate:.0} events/s (Akka.Persistence Redis: 17-37k/s)"));
+    }
+    (Verdict::Holds, parts.join("; "))
 }
 
 /// Rule for C8 (174,000 remoting messages/s per connection): the split
@@ -326,11 +374,27 @@ pub fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
             })
         })
     };
-    let journal_runs = results
-        .entries
-        .iter()
-        .filter(|e| e.state.as_ref().is_some_and(|s| s.journal))
-        .count();
+    let journal = JournalEvidence {
+        state_runs: results
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let s = e.state.as_ref().filter(|s| s.journal)?;
+                Some((e.model.clone(), s.kind.clone(), s.books_before, s.books_after))
+            })
+            .collect(),
+        replay_events_per_sec: results
+            .entries
+            .iter()
+            .filter_map(|e| e.recovery.as_ref().filter(|r| !r.snapshot && r.tasks_accepted == 0))
+            .map(|r| r.replay_events_per_sec)
+            .filter(|r| *r > 0.0)
+            .reduce(f64::max),
+        tasks: results.entries.iter().find_map(|e| {
+            let r = e.recovery.as_ref().filter(|r| r.tasks_accepted > 0)?;
+            Some((r.tasks_accepted, r.tasks_resumed, r.tasks_done))
+        }),
+    };
     let split_rps = find(rows, "throughput", "split", BOOKS).and_then(|r| r.rps.map(|s| s.median));
 
     let row = |id, claim, source, measured: String, (verdict, reason): (Verdict, String)| ClaimRow {
@@ -413,8 +477,10 @@ pub fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
             "C7",
             "Persistent actors recover state after a crash; replay 17-37k events/s",
             "Akka.NET docs; Akka.Persistence.Redis PR #114",
-            "-".into(),
-            verdict_journal(journal_runs),
+            journal
+                .replay_events_per_sec
+                .map_or("-".into(), |r| format!("replay {r:.0} events/s")),
+            verdict_journal(&journal),
         ),
         row(
             "C8",
@@ -540,7 +606,26 @@ mod tests {
 
     #[test]
     fn journal_and_remoting_rules() {
-        assert_eq!(verdict_journal(0).0, Verdict::NotMeasured);
+        let none = JournalEvidence::default();
+        assert_eq!(verdict_journal(&none).0, Verdict::NotMeasured);
+        let kept = JournalEvidence {
+            state_runs: vec![("proxy".into(), "crash".into(), 100, 100)],
+            replay_events_per_sec: Some(600_000.0),
+            tasks: Some((200, 40, 200)),
+        };
+        let (verdict, reason) = verdict_journal(&kept);
+        assert_eq!(verdict, Verdict::Holds);
+        assert!(reason.contains("40 resumed") && reason.contains("600000"), "{reason}");
+        let lost = JournalEvidence {
+            state_runs: vec![("proxy".into(), "crash".into(), 100, 0)],
+            ..kept.clone()
+        };
+        assert_eq!(verdict_journal(&lost).0, Verdict::DoesNotHold);
+        let twice = JournalEvidence {
+            tasks: Some((200, 40, 201)),
+            ..kept
+        };
+        assert_eq!(verdict_journal(&twice).0, Verdict::DoesNotHold);
         assert_eq!(verdict_remoting(None, 174_000.0).0, Verdict::NotMeasured);
         assert_eq!(verdict_remoting(Some(200_000.0), 174_000.0).0, Verdict::Holds);
         assert_eq!(verdict_remoting(Some(50_000.0), 174_000.0).0, Verdict::NotMeasured);

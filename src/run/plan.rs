@@ -14,11 +14,12 @@ use crate::load::{allowed_cpus, parse_cpu_list};
 
 /// The scenarios, in the order they run (throughput first: the latency
 /// scenario's rates come from edge's measured capacity).
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "throughput",
     "latency",
     "recycle",
     "state",
+    "recovery",
     "coldstart",
     "routing",
     "crosscheck",
@@ -49,6 +50,10 @@ pub struct RunPlan {
     pub books: u64,
     /// Distinct task ids of the routing scenario.
     pub routing_tasks: u64,
+    /// Journal sizes (events) the recovery scenario restarts from.
+    pub recovery_events: Vec<u64>,
+    /// Tasks accepted before the recovery scenario's SIGKILL.
+    pub recovery_tasks: u64,
     pub client_cpus: Vec<usize>,
     pub server_cpus: Vec<usize>,
     /// Set when the generator and the servers share CPUs.
@@ -165,6 +170,12 @@ impl RunPlan {
             latency_fractions: vec![0.25, 0.5, 0.75],
             books: 100,
             routing_tasks: 10_000,
+            recovery_events: if quick {
+                vec![10_000, 100_000]
+            } else {
+                vec![10_000, 100_000, 300_000]
+            },
+            recovery_tasks: 200,
             client_cpus,
             server_cpus,
             shared_cpu_warning,
@@ -195,7 +206,15 @@ impl RunPlan {
             "throughput" => n * (3.0 * r * per_run + 1.0),
             "latency" => n * self.latency_fractions.len() as f64 * r * (self.latency_duration.as_secs_f64() + 0.5),
             "recycle" => recyclers * 6.0 * (self.recycle_duration.as_secs_f64() + 2.0),
-            "state" => recyclers * 5.0 * 2.0 + 3.0,
+            "state" => (recyclers * 5.0 * 2.0 + 3.0) * 2.0,
+            "recovery" => {
+                self.recovery_events
+                    .iter()
+                    .map(|&n| n as f64 / 20_000.0 + 2.0)
+                    .sum::<f64>()
+                    * 2.0
+                    + 5.0
+            }
             "coldstart" => (recyclers * 3.0 + 1.0) * r * 0.5 + 2.0,
             "routing" => 2.0 * 8.0,
             "crosscheck" => 3.0 * (self.duration.as_secs_f64() + 0.5),

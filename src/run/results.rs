@@ -105,6 +105,8 @@ pub struct Entry {
     pub routing: Option<RoutingFigures>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crosscheck: Option<CrossCheckFigures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryFigures>,
 }
 
 /// Figures of one load run (the `hostlab load --json` keys that matter here).
@@ -230,6 +232,32 @@ pub struct StateFigures {
     pub books_added: u64,
     pub books_before: u64,
     pub books_after: u64,
+}
+
+/// One restart from a journal (`variant` says which: `N events`,
+/// `N events + snapshot`, or `tasks after SIGKILL`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RecoveryFigures {
+    /// Events in the journal before the restart.
+    pub events: u64,
+    /// Recovery started from a snapshot taken at the last event.
+    pub snapshot: bool,
+    /// Spawn to ready line of the restarted process.
+    pub startup_ms: f64,
+    /// The process's own figure: reading the snapshot and replaying events.
+    pub recovery_ms: f64,
+    pub events_replayed: u64,
+    /// events_replayed / recovery time (0 when nothing was replayed).
+    pub replay_events_per_sec: f64,
+    pub books_expected: u64,
+    pub books_recovered: u64,
+    /// Tasks accepted (`Prefer: respond-async`, 202) before the SIGKILL.
+    pub tasks_accepted: u64,
+    /// Of those, unfinished at the kill and resumed by the new process.
+    pub tasks_resumed: u64,
+    /// Tasks the new process reports done (each accepted task once: equal
+    /// to tasks_accepted).
+    pub tasks_done: u64,
 }
 
 /// One routing mode under 10,000 distinct task ids.

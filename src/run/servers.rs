@@ -342,7 +342,21 @@ impl Http {
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> anyhow::Result<(u16, Bytes)> {
+        self.request_with(method, url, body, &[]).await
+    }
+
+    /// [`Http::request`] with extra headers.
+    pub async fn request_with(
+        &self,
+        method: http::Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, Bytes)> {
         let mut builder = http::Request::builder().method(method.clone()).uri(url);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
         let body = match body {
             Some(v) => {
                 builder = builder.header(http::header::CONTENT_TYPE, "application/json");

@@ -6,6 +6,7 @@
 pub mod coldstart;
 pub mod crosscheck;
 pub mod latency;
+pub mod recovery;
 pub mod recycle;
 pub mod routing;
 pub mod state;
@@ -35,6 +36,7 @@ pub async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
             "coldstart" => coldstart::run(ctx).await,
             "routing" => routing::run(ctx).await,
             "crosscheck" => crosscheck::run(ctx).await,
+            "recovery" => recovery::run(ctx).await,
             other => Err(anyhow!("unknown scenario {other}")),
         };
         ctx.console.end_scenario();

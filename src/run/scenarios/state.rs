@@ -1,12 +1,13 @@
 //! State ("Where are all my books?"): add books, recycle each way, count the
-//! books afterwards, per model. Without a journal the state is in memory
-//! only; `--journal` is not built yet, so runs with it are listed as not
-//! measured.
+//! books afterwards, per model, without a journal (state in memory only,
+//! claim C4) and with `--journal` (a fresh SQLite file per run in the output
+//! folder's `journals/`, claim C7).
 
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 
+use super::recovery;
 use super::recycle::{KINDS, flags, trigger, wait_for_phase};
 use crate::run::Ctx;
 use crate::run::results::{Entry, StateFigures};
@@ -24,34 +25,52 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    ctx.skip(
-        None,
-        "state",
-        "with --journal: not measured, the journal is not built yet (state is in memory only)".into(),
-    );
+    let journals = recovery::journal_dir(ctx)?;
     for model in models {
-        if model == "edge" || model == "edge-actix" {
-            ctx.console.step("state", &model, "process restart");
-            match restart(ctx, &model).await {
-                Ok(entry) => ctx.push(entry),
-                Err(e) => ctx.fail(&model, "state", e.context("process restart")),
+        for journal in [false, true] {
+            let with = if journal { " + journal" } else { "" };
+            // A fresh journal per run, kept in the output folder.
+            let journal_flags = |kind: &str| -> Vec<String> {
+                if !journal {
+                    return Vec::new();
+                }
+                let path = journals.join(format!("state-{model}-{kind}.db"));
+                recovery::remove_journal(&path);
+                vec!["--journal".into(), path.display().to_string()]
+            };
+            if model == "edge" || model == "edge-actix" {
+                let kind = "process restart";
+                ctx.console.step("state", &model, &format!("{kind}{with}"));
+                match restart(ctx, &model, &journal_flags("restart"), journal).await {
+                    Ok(entry) => ctx.push(entry),
+                    Err(e) => ctx.fail(&model, "state", e.context(format!("{kind}{with}"))),
+                }
+                continue;
             }
-        } else {
             // The two overlapped kinds differ only in warm-up, which no book depends on.
             for (kind, kind_flags) in KINDS.iter().filter(|(k, _)| *k != "overlapped-no-warmup") {
-                ctx.console.step("state", &model, kind);
-                let server = match ctx.start(&model, &flags(kind_flags)).await {
+                ctx.console.step("state", &model, &format!("{kind}{with}"));
+                let mut args = flags(kind_flags);
+                if journal {
+                    // With a journal, warm-up may not read the state: the new
+                    // process gets the journal only after the switch.
+                    for a in args.iter_mut().filter(|a| a.contains("/books")) {
+                        *a = "/ping,/healthz".into();
+                    }
+                }
+                args.extend(journal_flags(kind));
+                let server = match ctx.start(&model, &args).await {
                     Ok(server) => server,
                     Err(e) => {
-                        ctx.fail(&model, "state", e.context(*kind));
+                        ctx.fail(&model, "state", e.context(format!("{kind}{with}")));
                         continue;
                     }
                 };
                 let outcome = recycle(ctx, &server, kind).await;
                 server.stop().await;
                 match outcome {
-                    Ok((before, after)) => ctx.push(entry(&model, kind, ctx.plan.books, before, after)),
-                    Err(e) => ctx.fail(&model, "state", e.context(format!("{kind} recycle"))),
+                    Ok((before, after)) => ctx.push(entry(&model, kind, journal, ctx.plan.books, before, after)),
+                    Err(e) => ctx.fail(&model, "state", e.context(format!("{kind} recycle{with}"))),
                 }
             }
         }
@@ -60,15 +79,19 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn entry(model: &str, kind: &str, added: u64, before: u64, after: u64) -> Entry {
+fn entry(model: &str, kind: &str, journal: bool, added: u64, before: u64, after: u64) -> Entry {
     Entry {
         model: model.into(),
         scenario: "state".into(),
-        variant: kind.into(),
+        variant: if journal {
+            format!("{kind} + journal")
+        } else {
+            kind.into()
+        },
         repeat: 1,
         state: Some(StateFigures {
             kind: kind.into(),
-            journal: false,
+            journal,
             books_added: added,
             books_before: before,
             books_after: after,
@@ -78,8 +101,8 @@ fn entry(model: &str, kind: &str, added: u64, before: u64, after: u64) -> Entry 
 }
 
 /// A model without a process manager: stop the process, start a new one.
-async fn restart(ctx: &mut Ctx, model: &str) -> anyhow::Result<Entry> {
-    let server = ctx.start(model, &[]).await?;
+async fn restart(ctx: &mut Ctx, model: &str, extra: &[String], journal: bool) -> anyhow::Result<Entry> {
+    let server = ctx.start(model, extra).await?;
     let seeded = async {
         server.wait_serving(&ctx.http).await?;
         seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
@@ -88,10 +111,10 @@ async fn restart(ctx: &mut Ctx, model: &str) -> anyhow::Result<Entry> {
     .await;
     server.stop().await;
     let before = seeded?;
-    let server = ctx.start(model, &[]).await?;
+    let server = ctx.start(model, extra).await?;
     let after = book_count(&ctx.http, &server.url).await;
     server.stop().await;
-    Ok(entry(model, "process restart", ctx.plan.books, before, after?))
+    Ok(entry(model, "process restart", journal, ctx.plan.books, before, after?))
 }
 
 /// Seeds, recycles one way, waits until it is done, counts.

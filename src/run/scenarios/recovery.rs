@@ -1,0 +1,232 @@
+//! Recovery (claim C7): how fast a restarted process rebuilds its state from
+//! the journal, with and without a snapshot, and whether tasks that were
+//! accepted but unfinished when the process was SIGKILLed resume and finish
+//! exactly once. Measured on `edge`: every model runs the same journal code
+//! in the process that holds the actors (the state scenario covers them all).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use hostlab_workloads::books::Book;
+use hostlab_workloads::journal::{Durability, Event, Journal, JournalConfig};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+use crate::run::Ctx;
+use crate::run::results::{Entry, RecoveryFigures};
+use crate::run::servers::Server;
+
+pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    if !ctx.plan.has_model("edge") {
+        ctx.skip(None, "recovery", "needs the edge model, which was not selected".into());
+        return Ok(());
+    }
+    let dir = journal_dir(ctx)?;
+    for &events in &ctx.plan.recovery_events.clone() {
+        for snapshot in [false, true] {
+            let variant = format!("{events} events{}", if snapshot { " + snapshot" } else { "" });
+            ctx.console.step("recovery", "edge", &variant);
+            let path = dir.join(format!(
+                "recovery-{events}{}.db",
+                if snapshot { "-snapshot" } else { "" }
+            ));
+            let outcome = restart_from(ctx, &path, events, snapshot).await;
+            // Large and rebuilt from nothing each run: not worth keeping.
+            remove_journal(&path);
+            match outcome {
+                Ok(figures) => ctx.push(entry(&variant, figures)),
+                Err(e) => ctx.fail("edge", "recovery", e.context(variant)),
+            }
+        }
+    }
+    ctx.console.step("recovery", "edge", "tasks after SIGKILL");
+    match resume_tasks(ctx, &dir.join("recovery-tasks.db")).await {
+        Ok(figures) => ctx.push(entry("tasks after SIGKILL", figures)),
+        Err(e) => ctx.fail("edge", "recovery", e.context("tasks after SIGKILL")),
+    }
+    ctx.save()
+}
+
+/// The run's journals live in its output folder.
+pub fn journal_dir(ctx: &Ctx) -> anyhow::Result<PathBuf> {
+    let dir = ctx.plan.out.join("journals");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(std::path::absolute(dir)?)
+}
+
+/// Delete a journal and its side files (a fresh start for the next use).
+pub fn remove_journal(path: &Path) {
+    for suffix in ["", "-wal", "-shm", ".lock"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn entry(variant: &str, figures: RecoveryFigures) -> Entry {
+    Entry {
+        model: "edge".into(),
+        scenario: "recovery".into(),
+        variant: variant.into(),
+        repeat: 1,
+        startup_ms: Some(figures.startup_ms),
+        recovery: Some(figures),
+        ..Entry::default()
+    }
+}
+
+/// Write `events` BookAdded events (through the journal's own writer), then
+/// start `serve edge` on the file and read how it recovered.
+async fn restart_from(ctx: &Ctx, path: &Path, events: u64, snapshot: bool) -> anyhow::Result<RecoveryFigures> {
+    remove_journal(path);
+    let mut config = JournalConfig::new(path);
+    // Writing the test data is not what is measured: commit it fast.
+    config.durability = Durability::Normal;
+    config.snapshot_every = if snapshot { events } else { 0 };
+    config.compact = false;
+    let open = config.clone();
+    let (journal, _) = tokio::task::spawn_blocking(move || Journal::open(&open)).await??;
+    let mut last = None;
+    for id in 1..=events {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let book = Book {
+            id,
+            title: format!("Recovered book {id}"),
+            author: "hostlab".into(),
+            year: Some(2000),
+        };
+        let event = Event::BookAdded {
+            book,
+            idempotency_key: Some(format!("key-{id}")),
+        };
+        journal.append(event, move |r| drop(tx.send(r))).await;
+        last = Some(rx);
+    }
+    if let Some(rx) = last {
+        rx.await?.map_err(|e| anyhow!("{e}"))?;
+    }
+    journal.close().await;
+
+    let server = start(ctx, path).await?;
+    let stats = ctx.http.get_json(&format!("{}/stats", server.url)).await;
+    let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
+    server.stop().await;
+    let stats = stats?;
+    let recovery = &stats["journal"]["recovery"];
+    let recovery_ms = recovery["ms"].as_f64().unwrap_or(0.0);
+    let events_replayed = recovery["events_replayed"].as_u64().unwrap_or(0);
+    Ok(RecoveryFigures {
+        events,
+        snapshot,
+        startup_ms,
+        recovery_ms,
+        events_replayed,
+        replay_events_per_sec: if events_replayed > 0 && recovery_ms > 0.0 {
+            events_replayed as f64 / (recovery_ms / 1e3)
+        } else {
+            0.0
+        },
+        books_expected: events,
+        books_recovered: stats["books"].as_u64().unwrap_or(0),
+        ..RecoveryFigures::default()
+    })
+}
+
+async fn start(ctx: &Ctx, path: &Path) -> anyhow::Result<Server> {
+    let path = path.display().to_string();
+    let server = ctx
+        .start(
+            "edge",
+            &["--journal".into(), path, "--snapshot-every".into(), "0".into()],
+        )
+        .await?;
+    server.wait_serving(&ctx.http).await?;
+    Ok(server)
+}
+
+fn task(id: &str) -> Value {
+    let rows: Vec<Value> = (0..5_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                json!({"account": "4000-100", "debit_cents": 125, "credit_cents": 0})
+            } else {
+                json!({"account": "5000-200", "debit_cents": 0, "credit_cents": 125})
+            }
+        })
+        .collect();
+    json!({"id": id, "kind": "validate", "rows": rows})
+}
+
+/// Accept tasks (202), SIGKILL the process right after the last one, start
+/// it again on the same journal and wait until every accepted task is done.
+async fn resume_tasks(ctx: &Ctx, path: &Path) -> anyhow::Result<RecoveryFigures> {
+    remove_journal(path);
+    let server = start(ctx, path).await?;
+    let accepted = ctx.plan.recovery_tasks;
+    // 16 clients at once, so tasks queue up behind each other and some are
+    // still unfinished when the process is killed.
+    let mut senders = tokio::task::JoinSet::new();
+    for client in 0..16 {
+        let (http, url) = (ctx.http.clone(), format!("{}/tasks", server.url));
+        senders.spawn(async move {
+            for i in (client..accepted).step_by(16) {
+                let body = task(&format!("resume-{i}"));
+                let (status, answer) = http
+                    .request_with(http::Method::POST, &url, Some(&body), &[("prefer", "respond-async")])
+                    .await?;
+                if status != 202 {
+                    bail!(
+                        "POST /tasks (respond-async) answered {status}: {}",
+                        String::from_utf8_lossy(&answer)
+                    );
+                }
+            }
+            Ok(())
+        });
+    }
+    let sent: anyhow::Result<()> = async {
+        while let Some(done) = senders.join_next().await {
+            done??;
+        }
+        Ok(())
+    }
+    .await;
+    if let Some(&pid) = server.pids().first() {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+    server.stop().await;
+    sent?;
+
+    let server = start(ctx, path).await?;
+    let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
+    let outcome = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let stats = ctx.http.get_json(&format!("{}/stats", server.url)).await?;
+            let done = stats["tasks"]["done"].as_u64().unwrap_or(0);
+            if done >= accepted || Instant::now() > deadline {
+                // Let anything left finish, so a task run twice would show.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return ctx.http.get_json(&format!("{}/stats", server.url)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    .await;
+    server.stop().await;
+    remove_journal(path);
+    let stats = outcome?;
+    let recovery = &stats["journal"]["recovery"];
+    Ok(RecoveryFigures {
+        events: recovery["events_replayed"].as_u64().unwrap_or(0),
+        startup_ms,
+        recovery_ms: recovery["ms"].as_f64().unwrap_or(0.0),
+        events_replayed: recovery["events_replayed"].as_u64().unwrap_or(0),
+        tasks_accepted: accepted,
+        tasks_resumed: recovery["tasks_resumed"].as_u64().unwrap_or(0),
+        tasks_done: stats["tasks"]["done"].as_u64().unwrap_or(0),
+        ..RecoveryFigures::default()
+    })
+}

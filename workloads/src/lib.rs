@@ -35,6 +35,9 @@ pub struct WorkloadConfig {
     pub tasks: TaskLimits,
     /// Longest an HTTP handler waits for an actor's reply before answering 503.
     pub ask_timeout: Duration,
+    /// Longest a client may take to send a whole JSON body before it gets
+    /// 408 `request_timeout` (slow-client protection).
+    pub body_read_timeout: Duration,
 }
 
 impl WorkloadConfig {
@@ -46,6 +49,7 @@ impl WorkloadConfig {
             books: BookStoreLimits::default(),
             tasks: TaskLimits::default(),
             ask_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -460,13 +460,13 @@ async fn a_frozen_upstream_gets_an_answer_within_the_upstream_timeout() {
     }
 }
 
-/// About twice what the actors can take: heavy 5,000-row tasks from 16
-/// clients against 2 actors with 2-message mailboxes. Some requests get 503
+/// Well past what the actors can take: heavy 5,000-row tasks from 16
+/// clients against 2 actors with 1-message mailboxes. Some requests get 503
 /// `overloaded`, admitted ones finish within the ask timeout, memory stays
 /// bounded, and the server serves normally once the burst ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_sheds_with_503_and_recovers() {
-    let server = start("edge", &["--mailbox", "2", "--routing", "pool:2"]);
+    let server = start("edge", &["--mailbox", "1", "--routing", "pool:2"]);
     let rss = |pid: u32| -> u64 {
         let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
         statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
@@ -496,12 +496,14 @@ async fn overload_sheds_with_503_and_recovers() {
     );
     let max_ok_ms = Arc::new(AtomicU64::new(0));
     let peak_rss = Arc::new(AtomicU64::new(0));
+    let bodies: Vec<Vec<String>> = (0..16)
+        .map(|c| (0..2).map(|i| task(format!("t{c}-{i}"))).collect())
+        .collect();
     let until = Instant::now() + Duration::from_secs(4);
     let mut clients = Vec::new();
-    for c in 0..16 {
+    for bodies in bodies {
         let (client, url) = (client.clone(), server.url("/tasks"));
         let (ok, shed, other, max_ok_ms) = (ok.clone(), shed.clone(), other.clone(), max_ok_ms.clone());
-        let bodies: Vec<String> = (0..4).map(|i| task(format!("t{c}-{i}"))).collect();
         clients.push(tokio::spawn(async move {
             let mut i = 0;
             while Instant::now() < until {

@@ -51,6 +51,8 @@ fn main() -> ExitCode {
 /// Logs go to stderr (stdout carries the ready line and results).
 /// `RUST_LOG` overrides the default of lifecycle messages only.
 fn init_logging() {
+    // actix_http logs every malformed request at error level: a hostile
+    // client must not be able to flood the log (docs/security.md).
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         "warn,ractor_cluster=error,actix_http=off,hostlab=info,hostlab_hosts=info,hostlab_workloads=info".into()
     });

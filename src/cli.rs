@@ -122,16 +122,67 @@ pub struct ServeArgs {
     /// plus newer events); 0 = never snapshot.
     #[arg(long, default_value_t = 10_000, requires = "journal")]
     pub snapshot_every: u64,
-    /// Admin endpoint of proxy and inprocess (loopback only): GET /status,
-    /// POST /recycle. Port 0 picks a free port (shown in the ready line).
+    /// Admin endpoint of proxy, inprocess and split: GET /status, POST
+    /// /recycle. Port 0 picks a free port (shown in the ready line). A
+    /// non-loopback address needs --admin-token.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
+    /// Bearer token every admin call must then carry
+    /// (`Authorization: Bearer TOKEN`); required when --admin is not a
+    /// loopback address.
+    #[arg(long, env = "HOSTLAB_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Process policy TOML file (keys as the flags below, e.g.
     /// `idle-timeout = "20m"`); flags given on the command line win.
     #[arg(long)]
     pub policy: Option<PathBuf>,
     #[command(flatten)]
+    pub limit_flags: LimitFlags,
+    #[command(flatten)]
     pub policy_flags: PolicyFlags,
+}
+
+/// Limits against hostile and slow clients and a slow upstream (see docs/security.md).
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Limits (every server)")]
+pub struct LimitFlags {
+    /// Client connections open at once; each further one gets 503
+    /// `overloaded` and is closed [default: 10000, fewer if the open-files
+    /// limit cannot hold two descriptors per connection].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Longest a client may take to send a request's headers (also how long
+    /// an idle keep-alive connection stays open); then the connection is closed.
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a whole request body (408).
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    pub body_read_timeout: Duration,
+    /// proxy: longest wait for the app's response headers (504) and between
+    /// parts of its body [default: 30s]; split: longest wait for the actor
+    /// service's reply (503 `backend_unavailable`) [default: 10s].
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub upstream_timeout: Option<Duration>,
+}
+
+impl LimitFlags {
+    fn limits(&self) -> hostlab_hosts::limits::Limits {
+        let defaults = hostlab_hosts::limits::Limits::default();
+        hostlab_hosts::limits::Limits {
+            max_connections: self.max_connections.map_or(defaults.max_connections, |n| n as usize),
+            header_read_timeout: self.header_read_timeout,
+            body_read_timeout: self.body_read_timeout,
+            upstream_timeout: self.upstream_timeout,
+        }
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be more than 0 (e.g. 500ms, 30s)".into()),
+        Err(e) => Err(format!("{e} (use e.g. 500ms, 30s, 2m)")),
+    }
 }
 
 /// IIS/ANCM-style process policies of `proxy` and `inprocess` (see docs/policies.md).
@@ -260,8 +311,20 @@ impl ServeArgs {
             && let Some(path) = policy.warmup.iter().find(|p| !STATELESS_PATHS.contains(&p.as_str()))
         {
             bail!(
-                "--warmup {path} reads the state, which a recycled process gets from the journal only after                  the switch (the old process holds it until then), so that warm-up would wait and fail the                  recycle; with --journal, warm up with {} only",
+                "--warmup {path} reads the state, which a recycled process gets from the journal only after \
+                 the switch (the old process holds it until then), so that warm-up would wait and fail the \
+                 recycle; with --journal, warm up with {} only",
                 STATELESS_PATHS.join(" or ")
+            );
+        }
+        let admin_token = self.admin_token.filter(|t| !t.is_empty());
+        if let Some(admin) = self.admin
+            && !admin.ip().is_loopback()
+            && admin_token.is_none()
+        {
+            bail!(
+                "--admin {admin} is not a loopback address: anyone who can reach it could recycle the app; \
+                 set --admin-token TOKEN (or HOSTLAB_ADMIN_TOKEN), or use 127.0.0.1"
             );
         }
         Ok(ServeOptions {
@@ -272,6 +335,8 @@ impl ServeArgs {
             shutdown_limit: policy.shutdown_limit,
             policy,
             admin: self.admin,
+            admin_token,
+            limits: self.limit_flags.limits(),
             actors: self.actors,
             journal,
             inherited,

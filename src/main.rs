@@ -53,8 +53,11 @@ fn main() -> ExitCode {
 /// Logs go to stderr (stdout carries the ready line and results).
 /// `RUST_LOG` overrides the default of lifecycle messages only.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "warn,ractor_cluster=error,hostlab=info,hostlab_hosts=info,hostlab_workloads=info".into());
+    // actix_http logs every malformed request at error level: a hostile
+    // client must not be able to flood the log (docs/security.md).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        "warn,ractor_cluster=error,actix_http=off,hostlab=info,hostlab_hosts=info,hostlab_workloads=info".into()
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,4 +1,6 @@
-//! The admin endpoint of the front models (`--admin ADDR`, loopback only):
+//! The admin endpoint of the front models (`--admin ADDR`; loopback only
+//! unless `--admin-token` is set, and then every call must carry
+//! `Authorization: Bearer TOKEN`):
 //! `GET /status` (phase, pids, recycles, the last recycle's timings, the
 //! front's access counters) and `POST /recycle` (recycle now, answer with
 //! the recycle's report once it is done).
@@ -29,11 +31,12 @@ struct Admin {
 /// Bind the admin endpoint and serve it in the background; returns its address.
 pub async fn serve(
     addr: SocketAddr,
+    token: Option<String>,
     manager: Manager,
     front: Option<Arc<FrontState>>,
     actors_pid: Option<Arc<AtomicU32>>,
 ) -> Result<SocketAddr, ServeError> {
-    if !addr.ip().is_loopback() {
+    if !addr.ip().is_loopback() && token.is_none() {
         return Err(ServeError::AdminNotLoopback(addr));
     }
     let listener = tokio::net::TcpListener::bind(addr)
@@ -62,6 +65,15 @@ pub async fn serve(
             front,
             actors_pid,
         });
+    let router = match token {
+        Some(token) => {
+            let token: Arc<[u8]> = token.into_bytes().into();
+            router.layer(axum::middleware::from_fn(move |req, next| {
+                require_token(token.clone(), req, next)
+            }))
+        }
+        None => router,
+    };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!("admin endpoint failed: {e}");
@@ -103,6 +115,30 @@ async fn recycle(State(admin): State<Admin>) -> Response {
             "the front is shutting down",
         ),
     }
+}
+
+/// Let a call through only with `Authorization: Bearer TOKEN`; the token is
+/// compared in constant time, so the answer's timing does not tell how much
+/// of a guess was right.
+async fn require_token(token: Arc<[u8]>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use subtle::ConstantTimeEq;
+    let given = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    if bool::from(given.ct_eq(&token)) {
+        return next.run(req).await;
+    }
+    let mut response = admin_error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this admin endpoint needs `Authorization: Bearer TOKEN` with the --admin-token it was started with",
+    );
+    response
+        .headers_mut()
+        .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+    response
 }
 
 fn admin_error(status: StatusCode, code: &str, message: &str) -> Response {

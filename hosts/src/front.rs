@@ -25,6 +25,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 
+use crate::limits::{self, AmbiguousFraming, ConnectionGate, FramingSniffer, Limits};
+
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -81,9 +83,14 @@ impl AccessCounters {
     }
 }
 
-/// State shared by all connections of one front process.
+/// State shared by all connections of one server process.
 pub struct FrontState {
     pub counters: AccessCounters,
+    /// Whether requests go through the front pipeline's modules (`proxy`,
+    /// `inprocess`, the split front) or straight to the service (`edge`,
+    /// `app`: no front, only the limits every server enforces).
+    modules: bool,
+    gate: ConnectionGate,
     draining: AtomicBool,
     /// Bumped to make every connection close once it is idle (before an
     /// idle suspend: a frozen process cannot answer its keep-alive clients).
@@ -95,9 +102,22 @@ pub struct FrontState {
 }
 
 impl FrontState {
-    pub fn new() -> Arc<FrontState> {
+    /// A front: the pipeline's modules around every request.
+    pub fn new(limits: Limits) -> Arc<FrontState> {
+        Self::with_modules(limits, true)
+    }
+
+    /// A server facing clients without a front (`edge`, `app`): the same
+    /// connection handling, limits and draining, no per-request modules.
+    pub fn bare(limits: Limits) -> Arc<FrontState> {
+        Self::with_modules(limits, false)
+    }
+
+    fn with_modules(limits: Limits, modules: bool) -> Arc<FrontState> {
         Arc::new(FrontState {
             counters: AccessCounters::default(),
+            modules,
+            gate: ConnectionGate::new(limits),
             draining: AtomicBool::new(false),
             close_idle: watch::Sender::new(0),
             request_ids: AtomicU64::new(0),
@@ -123,6 +143,7 @@ impl FrontState {
 async fn handle<S>(
     state: Arc<FrontState>,
     peer_ip: HeaderValue,
+    ambiguous: AmbiguousFraming,
     inner: S,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible>
@@ -130,6 +151,21 @@ where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Send,
     S::Future: Send,
 {
+    if ambiguous.is_set() {
+        return Ok(limits::ambiguous_framing());
+    }
+    if let Some(refused) = limits::check_request(&req) {
+        return Ok(refused);
+    }
+    if !state.modules {
+        let Ok(mut response) = inner.oneshot(req.map(Body::new)).await;
+        if state.is_draining() {
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        return Ok(response);
+    }
     let counters = &state.counters;
     counters.requests.fetch_add(1, Ordering::Relaxed);
     // A guard, not a decrement at the end: hyper drops this future when the
@@ -263,6 +299,9 @@ pub async fn serve<S>(
                 continue;
             }
         };
+        let Some((tcp, permit)) = state.gate.admit(tcp) else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         // One inner service per connection: the proxy keeps its upstream
         // connection there (HTTP/1 requests on a connection are sequential).
@@ -272,11 +311,16 @@ pub async fn serve<S>(
         state.counters.connections_open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             let peer_ip = HeaderValue::from_str(&peer.ip().to_string()).expect("an IP address is a valid header value");
+            let (tcp, ambiguous) = FramingSniffer::new(tcp);
             let service = hyper::service::service_fn({
                 let state = state.clone();
-                move |req| handle(state.clone(), peer_ip.clone(), inner.clone(), req)
+                move |req| handle(state.clone(), peer_ip.clone(), ambiguous.clone(), inner.clone(), req)
             });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service);
+            let conn = state
+                .gate
+                .limits()
+                .http1_builder()
+                .serve_connection(TokioIo::new(tcp), service);
             tokio::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,
@@ -300,6 +344,7 @@ pub async fn serve<S>(
                 tracing::debug!("connection from {peer}: {e}");
             }
             state.counters.connections_open.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
             closed.notify_waiters();
         });
     }

@@ -69,12 +69,12 @@ impl Supervisor {
         };
         let manager = Manager::start(hosting, options.policy.clone()).await;
         let admin_addr = match options.admin {
-            Some(a) => Some(admin::serve(a, manager.clone(), None, actors_pid).await?),
+            Some(a) => Some(admin::serve(a, options.admin_token.clone(), manager.clone(), None, actors_pid).await?),
             None => None,
         };
         signals::recycle_on_sighup(manager.clone());
         tokio::spawn(start_on_demand(listener.try_clone()?, manager.clone()));
-        tokio::spawn(refuse_while_failed(listener, manager.clone()));
+        tokio::spawn(refuse_while_failed(listener, manager.clone(), options.limits));
         announce_ready(options.model, addr, admin_addr);
         Ok(Supervisor { manager })
     }
@@ -113,7 +113,7 @@ async fn start_on_demand(listener: std::net::TcpListener, manager: Manager) {
 
 /// After rapid-fail protection tripped no worker runs; like HTTP.sys for a
 /// stopped application pool, answer 503 instead of leaving clients hanging.
-async fn refuse_while_failed(listener: std::net::TcpListener, manager: Manager) {
+async fn refuse_while_failed(listener: std::net::TcpListener, manager: Manager, limits: crate::limits::Limits) {
     let Ok(listener) = TcpListener::from_std(listener) else {
         return;
     };
@@ -126,7 +126,7 @@ async fn refuse_while_failed(listener: std::net::TcpListener, manager: Manager) 
         });
         let serving = front::serve(
             listener_clone(&listener),
-            FrontState::new(),
+            FrontState::new(limits),
             move || refuse,
             drain_rx,
             Duration::from_millis(100),
@@ -172,7 +172,13 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
     let result = runtime.block_on(async move {
         let workload = match options.actors {
             Some(service) => {
-                let remote = RemoteActors::connect(service, options.workload_config().ask_timeout)
+                // The reply deadline for the actor service is the split
+                // front's upstream timeout (--upstream-timeout).
+                let reply_timeout = options
+                    .limits
+                    .upstream_timeout
+                    .unwrap_or(options.workload_config().ask_timeout);
+                let remote = RemoteActors::connect(service, reply_timeout)
                     .await
                     .map_err(hostlab_workloads::StartError::from)?;
                 // A front is not ready before its link is: wait (bounded) so a
@@ -193,7 +199,7 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
         let shared_addr = shared.local_addr()?;
         let private = TcpListener::from_std(bind_std("127.0.0.1:0".parse().expect("valid address"))?)?;
         let private_addr = private.local_addr()?;
-        let state = FrontState::new();
+        let state = FrontState::new(options.limits);
         let limit = options.policy.shutdown_limit;
 
         // The private port serves warm-up requests until the worker exits.
@@ -201,7 +207,7 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
         let private_router = router.clone();
         tokio::spawn(front::serve(
             private,
-            FrontState::new(),
+            FrontState::new(options.limits),
             move || private_router.clone(),
             private_rx,
             limit,

@@ -13,6 +13,7 @@ pub mod child;
 mod edge;
 pub mod front;
 mod inprocess;
+pub mod limits;
 pub mod manager;
 pub mod policy;
 mod proxy;
@@ -115,8 +116,13 @@ pub struct ServeOptions {
     pub shutdown_limit: Duration,
     /// Process policy of the front models (ignored by `edge`).
     pub policy: policy::Policy,
-    /// Admin endpoint of the front models (loopback only).
+    /// Admin endpoint of the front models.
     pub admin: Option<SocketAddr>,
+    /// Bearer token every admin call must carry (required for a
+    /// non-loopback `admin` address).
+    pub admin_token: Option<String>,
+    /// Connection, header, body and upstream limits (docs/security.md).
+    pub limits: limits::Limits,
     /// The split model's actor service (`serve front --actors ADDR`).
     pub actors: Option<SocketAddr>,
     /// `--journal`: the processes that hold actors (edge, app, worker, the
@@ -141,6 +147,17 @@ impl ServeOptions {
             args.extend(["--journal-sync".into(), journal.durability.to_string()]);
             args.extend(["--snapshot-every".into(), journal.snapshot_every.to_string()]);
         }
+        let limits = &self.limits;
+        args.extend(["--max-connections".into(), limits.max_connections.to_string()]);
+        for (flag, d) in [
+            ("--header-read-timeout", Some(limits.header_read_timeout)),
+            ("--body-read-timeout", Some(limits.body_read_timeout)),
+            ("--upstream-timeout", limits.upstream_timeout),
+        ] {
+            if let Some(d) = d {
+                args.extend([flag.into(), humantime::format_duration(d).to_string()]);
+            }
+        }
         if model == "worker" || model == "front" {
             let idle = humantime::format_duration(self.policy.idle_timeout).to_string();
             args.extend([
@@ -159,6 +176,7 @@ impl ServeOptions {
         config.routing = self.routing;
         config.mailbox = self.mailbox;
         config.journal = self.journal.clone();
+        config.body_read_timeout = self.limits.body_read_timeout;
         config
     }
 }
@@ -176,7 +194,7 @@ pub enum ServeError {
         "`hostlab serve worker` runs under `hostlab serve inprocess`, which hands it the listening socket; start `inprocess` instead"
     )]
     NoInheritedSocket,
-    #[error("the admin endpoint must listen on a loopback address (127.0.0.1 or ::1), not {0}")]
+    #[error("the admin endpoint may listen on {0}, not a loopback address, only with --admin-token TOKEN set")]
     AdminNotLoopback(SocketAddr),
     #[error("cannot listen on {addr}: {source}; pick a free port, or port 0 to let the system choose")]
     Bind { addr: SocketAddr, source: std::io::Error },

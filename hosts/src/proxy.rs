@@ -12,18 +12,17 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use http::{Request, Response, StatusCode};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
+use crate::limits::{DEFAULT_PROXY_UPSTREAM_TIMEOUT, Limits, refusal};
 use crate::manager::{Generation, Manager, Unavailable};
 
-/// Longest the front waits for the app's response headers.
-pub const UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest the front waits to open a loopback connection to the app.
+/// Longest the front waits to open a loopback connection to the app (502 after it).
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The proxy's inner service, one per client connection: pick the current
@@ -40,23 +39,39 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Upstream {
     manager: Manager,
     connection: Arc<Mutex<Option<UpstreamConnection>>>,
+    limits: Limits,
 }
 
 struct UpstreamConnection {
     generation: u64,
     sender: SendRequest<Body>,
+    /// When its last response came. The app closes a connection idle for its
+    /// header-read timeout (the same as the front's); one idle for half of
+    /// that is not reused, so a request never races the app's close.
+    last_used: Instant,
 }
 
 impl Upstream {
     /// A fresh upstream slot for one client connection.
-    pub fn for_client_connection(manager: Manager) -> Upstream {
+    pub fn for_client_connection(manager: Manager, limits: Limits) -> Upstream {
         Upstream {
             manager,
             connection: Arc::new(Mutex::new(None)),
+            limits,
         }
     }
 
-    async fn forward(self, mut req: Request<Body>) -> Response<Body> {
+    async fn forward(self, req: Request<Body>) -> Response<Body> {
+        // A chunked body is read whole before anything goes upstream, and
+        // sent on with a Content-Length (as nginx does by default): a broken
+        // or ambiguous body never reaches the app, and the app sees one
+        // framing only. Bodies with a Content-Length stream through; hyper
+        // has checked their framing, and the app's own body deadline holds.
+        let mut req = match buffer_chunked(req, self.limits.body_read_timeout).await {
+            Ok(req) => req,
+            Err(refused) => return refused,
+        };
+        let timeout = self.limits.upstream_timeout.unwrap_or(DEFAULT_PROXY_UPSTREAM_TIMEOUT);
         let guard = match self.manager.acquire().await {
             Ok(guard) => guard,
             Err(e) => return unavailable(e),
@@ -68,10 +83,10 @@ impl Upstream {
             let path = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
             *req.uri_mut() = path.parse().expect("a path and query is a valid URI");
         }
-        let sent = tokio::time::timeout(UPSTREAM_RESPONSE_TIMEOUT, self.send(generation, req)).await;
+        let sent = tokio::time::timeout(timeout, self.send(generation, req)).await;
         drop(guard);
         match sent {
-            Ok(Ok(response)) => response.map(Body::new),
+            Ok(Ok(response)) => response.map(|body| Body::new(IdleTimeout::new(body, timeout))),
             Ok(Err(e)) => error(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -80,7 +95,7 @@ impl Upstream {
             Err(_) => error(
                 StatusCode::GATEWAY_TIMEOUT,
                 "gateway_timeout",
-                &format!("the app sent no response within {UPSTREAM_RESPONSE_TIMEOUT:?}"),
+                &format!("the app sent no response within {timeout:?} (--upstream-timeout)"),
             ),
         }
     }
@@ -122,6 +137,7 @@ impl Upstream {
             && !fresh
             && kept.generation == generation.number
             && !kept.sender.is_closed()
+            && kept.last_used.elapsed() < self.limits.header_read_timeout / 2
         {
             return Ok(kept.sender);
         }
@@ -146,7 +162,106 @@ impl Upstream {
     }
 
     fn put_back(&self, generation: u64, sender: SendRequest<Body>) {
-        *self.connection.lock().expect("not poisoned") = Some(UpstreamConnection { generation, sender });
+        *self.connection.lock().expect("not poisoned") = Some(UpstreamConnection {
+            generation,
+            sender,
+            last_used: Instant::now(),
+        });
+    }
+}
+
+/// Read a chunked request body whole (at most the largest body any route
+/// accepts, within the body deadline) and hand the request on with a
+/// `Content-Length`; other requests pass unchanged. The refusals close the
+/// client connection.
+async fn buffer_chunked(req: Request<Body>, deadline: Duration) -> Result<Request<Body>, Response<Body>> {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use http_body_util::{BodyExt, Limited};
+    if !req.headers().contains_key(TRANSFER_ENCODING) {
+        return Ok(req);
+    }
+    let (mut parts, body) = req.into_parts();
+    let limit = hostlab_workloads::MAX_REQUEST_BODY_BYTES;
+    let collected = tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await;
+    let bytes = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            let error = hostlab_workloads::api::ApiError::too_large(limit);
+            return Err(refusal(error.status, error.code, &error.message));
+        }
+        Ok(Err(e)) => {
+            return Err(refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                &format!("could not read the chunked body: {e}"),
+            ));
+        }
+        Err(_) => {
+            let error = hostlab_workloads::api::ApiError::request_timeout(deadline);
+            return Err(refusal(error.status, error.code, &error.message));
+        }
+    };
+    parts.headers.remove(TRANSFER_ENCODING);
+    parts.headers.insert(CONTENT_LENGTH, bytes.len().into());
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// A response body that fails when the next part does not arrive within
+/// the timeout: an app that stalls mid-body must not hold the client
+/// forever (the client sees the response cut short and the connection closed).
+struct IdleTimeout<B> {
+    body: B,
+    timeout: Duration,
+    /// Made on the first wait only: most bodies arrive with their headers,
+    /// and then no timer is ever set.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<B> IdleTimeout<B> {
+    fn new(body: B, timeout: Duration) -> Self {
+        IdleTimeout {
+            body,
+            timeout,
+            sleep: None,
+        }
+    }
+}
+
+impl<B> hyper::body::Body for IdleTimeout<B>
+where
+    B: hyper::body::Body<Data = bytes::Bytes, Error = hyper::Error> + Unpin,
+{
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.sleep = None;
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    let message = format!("the app sent no more of its response body within {timeout:?}");
+                    return Poll::Ready(Some(Err(message.into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -203,9 +318,18 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
             app_args: options.child_args("app"),
         };
         let manager = Manager::start(hosting, options.policy.clone()).await;
-        let state = FrontState::new();
+        let state = FrontState::new(options.limits);
         let admin_addr = match options.admin {
-            Some(a) => Some(admin::serve(a, manager.clone(), Some(state.clone()), None).await?),
+            Some(a) => Some(
+                admin::serve(
+                    a,
+                    options.admin_token.clone(),
+                    manager.clone(),
+                    Some(state.clone()),
+                    None,
+                )
+                .await?,
+            ),
             None => None,
         };
         signals::recycle_on_sighup(manager.clone());
@@ -215,7 +339,8 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
             state,
             {
                 let manager = manager.clone();
-                move || Upstream::for_client_connection(manager.clone())
+                let limits = options.limits;
+                move || Upstream::for_client_connection(manager.clone(), limits)
             },
             drain_rx,
             options.policy.shutdown_limit,

@@ -81,6 +81,16 @@ impl ApiError {
         }
     }
 
+    /// 408 for a body not received within `limit`; the connection is closed
+    /// (the rest of the body may still be on its way).
+    pub fn request_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request body did not arrive within {limit:?}; send it faster or in a smaller request"),
+        )
+    }
+
     /// 413 for a body over `limit` bytes.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
@@ -98,6 +108,11 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after_s {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -107,10 +122,10 @@ impl IntoResponse for ApiError {
 /// of the wrong shape (missing or unknown fields, wrong types).
 pub struct JsonBody<T, const LIMIT: usize>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT> {
+impl<T: DeserializeOwned, const LIMIT: usize> FromRequest<AppState> for JsonBody<T, LIMIT> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         if !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -134,25 +149,36 @@ impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S> for
             }
             return Err(ApiError::too_large(LIMIT));
         }
-        let mut bytes = bytes::BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    format!("could not read the body: {e}"),
-                )
-            })?;
-            let Ok(data) = frame.into_data() else { continue };
-            if bytes.len() + data.len() > LIMIT {
-                discard(&mut body, OVERSIZE_DISCARD_BYTES).await;
-                return Err(ApiError::too_large(LIMIT));
-            }
-            bytes.extend_from_slice(&data);
-        }
-        let bytes = bytes.freeze();
+        // One deadline for the whole body, not per read: a client trickling
+        // a byte now and then must not hold the request open forever.
+        let deadline = state.config.body_read_timeout;
+        let bytes = tokio::time::timeout(deadline, read_limited(&mut body, LIMIT))
+            .await
+            .map_err(|_| ApiError::request_timeout(deadline))??;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Read the whole body: 400 when it cannot be read (a broken chunked
+/// encoding, a client gone), 413 past `limit` bytes.
+async fn read_limited(body: &mut Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("could not read the body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        if bytes.len() + data.len() > limit {
+            discard(body, OVERSIZE_DISCARD_BYTES).await;
+            return Err(ApiError::too_large(limit));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes.freeze())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -42,6 +42,9 @@ pub struct WorkloadConfig {
     /// Longest a state command waits for the journal's recovery (while
     /// another process still holds the journal) before it gets 503 `recovering`.
     pub recovery_wait: Duration,
+    /// Longest a client may take to send a whole JSON body before it gets
+    /// 408 `request_timeout` (slow-client protection).
+    pub body_read_timeout: Duration,
 }
 
 impl WorkloadConfig {
@@ -55,6 +58,7 @@ impl WorkloadConfig {
             ask_timeout: Duration::from_secs(10),
             journal: None,
             recovery_wait: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -34,8 +34,10 @@ pub enum Command {
     Load(crate::load::LoadArgs),
     /// The main job: every model x scenario, results written to a folder.
     Run(RunArgs),
-    /// One recycle experiment under fixed-rate load (not built yet).
-    Recycle(RestArgs),
+    /// One recycle experiment under fixed-rate load: the recycle scenario of
+    /// `hostlab run` for one model and one kind (timeline, failures by class,
+    /// unavailability, peak p99, time to recover), written to a result folder.
+    Recycle(RecycleArgs),
     /// Re-render report.md, summary.csv and charts from DIR/results.json.
     Report(ReportArgs),
     /// Per-metric ratios between two runs, flagging changes beyond noise.
@@ -76,11 +78,30 @@ pub struct CompareArgs {
     pub b: PathBuf,
 }
 
-/// Arguments of subcommands that are not built yet.
 #[derive(Debug, Args)]
-pub struct RestArgs {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub rest: Vec<String>,
+pub struct RecycleArgs {
+    /// A model with a recyclable part: proxy, inprocess or split.
+    pub model: String,
+    /// overlapped (with warm-up /ping,/books), overlapped-no-warmup,
+    /// stop-start, crash (SIGKILL of the app), idle (idle terminate, then the
+    /// next request), suspend (idle suspend, then the next request).
+    #[arg(long, default_value = "overlapped")]
+    pub kind: String,
+    /// Fixed request rate of the load (GET /ping), requests per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Length of the load run; the recycle happens a third of the way in.
+    #[arg(long, default_value = "6s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Output folder (default results/recycle-<UTC timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// CPUs for the load generator (e.g. 0).
+    #[arg(long)]
+    pub client_cpus: Option<String>,
+    /// CPUs for all server processes of the model (e.g. 1).
+    #[arg(long)]
+    pub server_cpus: Option<String>,
 }
 
 #[derive(Debug, Args)]

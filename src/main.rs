@@ -33,13 +33,18 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Load(args) => load::main(args),
-        cli::Command::Run(args) => run::main(args),
+        // A plan that cannot be made is a bad argument: exit 2.
+        cli::Command::Run(args) => match run::plan::RunPlan::from_args(args) {
+            Ok(plan) => run::execute(plan),
+            Err(e) => return bad_arguments(&e),
+        },
+        cli::Command::Recycle(args) => match run::recycle_plan(args) {
+            Ok(plan) => run::execute(plan),
+            Err(e) => return bad_arguments(&e),
+        },
         cli::Command::Report(args) => run::report_main(&args.dir),
         cli::Command::Compare(args) => run::compare_main(&args.a, &args.b),
         cli::Command::Journal(command) => journal::main(command),
-        cli::Command::Recycle(_) => Err(anyhow::anyhow!(
-            "this subcommand is not built yet; see `hostlab --help` and the README for what works today"
-        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +53,11 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn bad_arguments(e: &anyhow::Error) -> ExitCode {
+    eprintln!("hostlab: error: {e:#}");
+    ExitCode::from(2)
 }
 
 /// Logs go to stderr (stdout carries the ready line and results).

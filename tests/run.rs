@@ -189,3 +189,35 @@ fn short_run_writes_results_report_and_charts_that_report_and_compare_read() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("results.json"));
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// `hostlab recycle`: one model, one kind, a result folder with its timeline.
+#[test]
+fn one_recycle_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rc");
+    let run = hostlab(&[
+        "recycle",
+        "proxy",
+        "--kind",
+        "crash",
+        "--rate",
+        "300",
+        "--duration",
+        "2s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    check_ok(&run, "hostlab recycle");
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let entries = results["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "one experiment: {entries:?}");
+    assert_eq!(entries[0]["recycle"]["kind"], "crash");
+    assert!(!entries[0]["load"]["timeline"].as_array().unwrap().is_empty());
+    assert!(String::from_utf8_lossy(&run.stdout).contains("proxy crash"));
+
+    let bad = hostlab(&["recycle", "edge"]);
+    assert_eq!(bad.status.code(), Some(2), "edge has nothing to recycle");
+    let bad = hostlab(&["recycle", "proxy", "--kind", "reboot"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("stop-start"));
+}

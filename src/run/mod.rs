@@ -11,7 +11,7 @@ mod claims;
 mod compare;
 mod console;
 mod export;
-mod plan;
+pub mod plan;
 mod results;
 mod scenarios;
 mod servers;
@@ -96,8 +96,57 @@ impl Ctx {
     }
 }
 
-pub fn main(args: RunArgs) -> anyhow::Result<()> {
-    let plan = RunPlan::from_args(args)?;
+/// `hostlab recycle MODEL --kind K`: the recycle scenario for one model and
+/// one kind, written as a result set like any run. Errors are bad arguments.
+pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
+    use scenarios::recycle::{KINDS, MODELS};
+    if !MODELS.contains(&args.model.as_str()) {
+        bail!(
+            "`{}` has no recyclable part; `hostlab recycle` takes one of {}",
+            args.model,
+            MODELS.join(", ")
+        );
+    }
+    let kind = match args.kind.as_str() {
+        "idle" => "idle-terminate",
+        "suspend" => "idle-suspend",
+        other => other,
+    };
+    if !KINDS.iter().any(|(k, _)| *k == kind) {
+        let names: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+        bail!(
+            "unknown recycle kind `{kind}`; use one of {} (or idle, suspend)",
+            names.join(", ")
+        );
+    }
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        bail!("--rate must be a positive number of requests per second");
+    }
+    let out = args.out.unwrap_or_else(|| {
+        PathBuf::from("results").join(format!(
+            "recycle-{}",
+            plan::timestamp_dir_name(std::time::SystemTime::now())
+        ))
+    });
+    let mut plan = RunPlan::from_args(RunArgs {
+        quick: true,
+        models: vec![args.model],
+        scenarios: vec!["recycle".into()],
+        duration: None,
+        repeats: Some(1),
+        out: Some(out),
+        client_cpus: args.client_cpus,
+        server_cpus: args.server_cpus,
+    })?;
+    plan.recycle_kinds = vec![kind.to_string()];
+    plan.recycle_rate = args.rate;
+    plan.recycle_duration = args.duration;
+    plan.recycle_at = args.duration / 3;
+    Ok(plan)
+}
+
+/// Runs a plan (`hostlab run`, `hostlab recycle`) and writes its result set.
+pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
     let cores = online_cpus();
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("cannot create the output folder {}", plan.out.display()))?;

@@ -42,6 +42,8 @@ pub struct RunPlan {
     /// Closed-loop connections.
     pub connections: usize,
     pub recycle_rate: f64,
+    /// Recycle kinds to run (all of `recycle::KINDS` unless `hostlab recycle` narrowed it).
+    pub recycle_kinds: Vec<String>,
     pub recycle_duration: Duration,
     pub recycle_at: Duration,
     pub latency_duration: Duration,
@@ -160,6 +162,10 @@ impl RunPlan {
             repeats,
             connections: 64,
             recycle_rate: 1000.0,
+            recycle_kinds: super::scenarios::recycle::KINDS
+                .iter()
+                .map(|(k, _)| k.to_string())
+                .collect(),
             recycle_duration,
             recycle_at: recycle_duration / 3,
             latency_duration: if quick {

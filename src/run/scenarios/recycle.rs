@@ -69,7 +69,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
     for model in models {
-        for (kind, kind_flags) in KINDS {
+        let wanted = ctx.plan.recycle_kinds.clone();
+        for (kind, kind_flags) in KINDS.iter().filter(|(k, _)| wanted.iter().any(|w| w == k)) {
             ctx.console.step("recycle", &model, kind);
             let server = match ctx.start(&model, &flags(kind_flags)).await {
                 Ok(server) => server,

@@ -8,6 +8,7 @@ pub mod crosscheck;
 pub mod latency;
 pub mod recycle;
 pub mod routing;
+pub mod soak;
 pub mod state;
 pub mod throughput;
 
@@ -35,6 +36,7 @@ pub async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
             "coldstart" => coldstart::run(ctx).await,
             "routing" => routing::run(ctx).await,
             "crosscheck" => crosscheck::run(ctx).await,
+            "soak" => soak::run(ctx).await,
             other => Err(anyhow!("unknown scenario {other}")),
         };
         ctx.console.end_scenario();

@@ -373,10 +373,12 @@ pub struct RunArgs {
     /// Comma-separated models to include (default: every built model).
     #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
-    /// Comma-separated scenarios to include (default: all).
+    /// Comma-separated scenarios to include (default: all but the opt-in
+    /// `soak`, which runs only when named here).
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<String>,
-    /// Measured duration of each load run (e.g. 10s).
+    /// Measured duration of each load run (e.g. 10s); also the length of
+    /// each soak run [soak default: 10m].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
     /// Repeats of each measurement (median, min and max are reported).

@@ -221,3 +221,67 @@ fn one_recycle_experiment() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("stop-start"));
 }
+
+/// The opt-in soak, very briefly (one model, a few seconds, recycles every
+/// third of it): results.json carries the soak figures and report.md the
+/// verdict line. Whether it passes is the real soak's business (docs/run.md).
+#[test]
+fn brief_soak_writes_failures_rss_growth_and_a_verdict() {
+    let out_dir = std::env::temp_dir().join(format!("hostlab-soak-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = hostlab(&[
+        "run",
+        "--models",
+        "proxy",
+        "--scenarios",
+        "soak",
+        "--duration",
+        "3s",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    check_ok(&out, "hostlab run --scenarios soak");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["settings"]["soak_duration_s"], 3.0);
+    assert_eq!(json["settings"]["soak_recycle_every_s"], 1.0);
+    let entries = json["entries"].as_array().unwrap();
+    let soak = entries
+        .iter()
+        .find(|e| e["scenario"] == "soak" && e["model"] == "proxy" && !e["soak"].is_null())
+        .unwrap_or_else(|| panic!("no soak entry for proxy: {entries:?}"));
+    let k = &soak["soak"];
+    assert!(k["capacity_per_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(k["fraction"], 0.5);
+    assert!(k["rate_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(k["recycles"].as_u64().unwrap() >= 1, "recycled during the soak: {k}");
+    for class in ["4xx", "5xx", "refused", "reset", "timeout", "io"] {
+        assert!(k["failed"][class].as_u64().is_some(), "failed.{class}");
+    }
+    assert!(k["rss_start_bytes"].as_u64().unwrap() > 0);
+    assert!(k["rss_end_bytes"].as_u64().unwrap() > 0);
+    assert!(k["rss_growth_percent"].as_f64().is_some());
+    assert_eq!(k["rss_growth_limit_percent"], 5.0);
+    let samples = k["rss_samples"].as_array().unwrap();
+    assert!(samples.len() >= 2, "a sample before each recycle and one at the end");
+    let roles: Vec<&str> = samples[0]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"proxy") && roles.contains(&"app"),
+        "front and app sampled: {roles:?}"
+    );
+    let pass = k["pass"].as_bool().unwrap();
+    let verdict = k["verdict"].as_str().unwrap();
+    assert!(verdict.starts_with(if pass { "pass" } else { "fail" }), "{verdict}");
+    assert!(soak["load"]["requests"]["total"].as_u64().unwrap() > 0);
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("## Soak") && report.contains("Soak verdict: **"),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&out_dir);
+}

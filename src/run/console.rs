@@ -150,6 +150,16 @@ pub fn summary(rows: &[SummaryRow], claims: &[ClaimRow]) -> String {
             out.push_str(&format!("  {} {}: {}\n", r.model, r.variant, r.detail));
         }
     }
+    let soaks: Vec<&SummaryRow> = rows
+        .iter()
+        .filter(|r| r.scenario == "soak" && r.variant != "capacity probe")
+        .collect();
+    if !soaks.is_empty() {
+        out.push_str("Soak:\n");
+        for r in soaks {
+            out.push_str(&format!("  {}: {}\n", r.model, r.detail));
+        }
+    }
     if !claims.is_empty() {
         out.push_str("Claims:\n");
         for c in claims {

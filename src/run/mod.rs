@@ -258,6 +258,8 @@ fn settings(plan: &RunPlan) -> Settings {
         recycle_at_s: plan.recycle_at.as_secs_f64(),
         latency_duration_s: plan.latency_duration.as_secs_f64(),
         latency_fractions: plan.latency_fractions.clone(),
+        soak_duration_s: plan.soak_duration.as_secs_f64(),
+        soak_recycle_every_s: plan.soak_recycle_every.as_secs_f64(),
     }
 }
 

@@ -25,6 +25,16 @@ pub const SCENARIOS: [&str; 8] = [
     "crosscheck",
 ];
 
+/// Scenarios that run only when `--scenarios` names them (after the
+/// default ones): the soak lasts 10 minutes per model.
+pub const OPT_IN_SCENARIOS: [&str; 1] = ["soak"];
+
+/// Soak length without `--duration`.
+pub const SOAK_DURATION: Duration = Duration::from_secs(10 * 60);
+/// Longest time between the soak's overlapped recycles (shorter soaks
+/// recycle every third of their length, so each still recycles twice).
+pub const SOAK_RECYCLE_EVERY: Duration = Duration::from_secs(30);
+
 /// Everything a run needs to know before it starts.
 #[derive(Debug, Clone)]
 pub struct RunPlan {
@@ -48,6 +58,10 @@ pub struct RunPlan {
     pub recycle_at: Duration,
     pub latency_duration: Duration,
     pub latency_fractions: Vec<f64>,
+    /// Each soak run (`--duration`, else 10 min).
+    pub soak_duration: Duration,
+    /// Time between the soak's overlapped recycles.
+    pub soak_recycle_every: Duration,
     /// Books seeded before `GET /books` and counted by the state scenario.
     pub books: u64,
     /// Distinct task ids of the routing scenario.
@@ -99,15 +113,17 @@ impl RunPlan {
                 .map(|s| s.trim().replace("cross-check", "crosscheck"))
                 .collect();
             for s in &wanted {
-                if !SCENARIOS.contains(&s.as_str()) {
+                if !SCENARIOS.contains(&s.as_str()) && !OPT_IN_SCENARIOS.contains(&s.as_str()) {
                     bail!(
-                        "unknown scenario `{s}` in --scenarios; choose from {}",
-                        SCENARIOS.join(", ")
+                        "unknown scenario `{s}` in --scenarios; choose from {} (and the opt-in {})",
+                        SCENARIOS.join(", "),
+                        OPT_IN_SCENARIOS.join(", ")
                     );
                 }
             }
             SCENARIOS
                 .iter()
+                .chain(OPT_IN_SCENARIOS.iter())
                 .filter(|s| wanted.iter().any(|w| w == *s))
                 .map(|s| s.to_string())
                 .collect()
@@ -139,6 +155,7 @@ impl RunPlan {
         });
 
         let quick = args.quick;
+        let soak_duration = args.duration.unwrap_or(SOAK_DURATION);
         let duration = args.duration.unwrap_or(if quick {
             Duration::from_secs(3)
         } else {
@@ -174,6 +191,8 @@ impl RunPlan {
                 duration.mul_f64(0.8)
             },
             latency_fractions: vec![0.25, 0.5, 0.75],
+            soak_duration,
+            soak_recycle_every: SOAK_RECYCLE_EVERY.min(soak_duration / 3),
             books: 100,
             routing_tasks: 10_000,
             recovery_events: if quick {
@@ -224,6 +243,7 @@ impl RunPlan {
             "coldstart" => (recyclers * 3.0 + 1.0) * r * 0.5 + 2.0,
             "routing" => 2.0 * 8.0,
             "crosscheck" => 3.0 * (self.duration.as_secs_f64() + 0.5),
+            "soak" => recyclers * (self.soak_duration.as_secs_f64() + per_run + 2.0),
             _ => 0.0,
         }
     }
@@ -237,6 +257,36 @@ pub fn timestamp_dir_name(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(args: &[&str]) -> anyhow::Result<RunPlan> {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["hostlab", "run", "--out", "/tmp/x"].iter().chain(args))?;
+        match cli.command {
+            crate::cli::Command::Run(args) => RunPlan::from_args(args),
+            _ => unreachable!("parsed a run command"),
+        }
+    }
+
+    #[test]
+    fn soak_runs_only_when_named() {
+        let default = plan(&["--models", "edge"]).unwrap();
+        assert!(!default.scenarios.iter().any(|s| s == "soak"));
+        let quick = plan(&["--quick", "--models", "edge"]).unwrap();
+        assert!(!quick.scenarios.iter().any(|s| s == "soak"));
+        let soak = plan(&["--models", "proxy", "--scenarios", "soak,throughput"]).unwrap();
+        assert_eq!(soak.scenarios, ["throughput", "soak"], "opt-in scenarios run last");
+        assert_eq!(soak.soak_duration, SOAK_DURATION);
+        assert_eq!(soak.soak_recycle_every, Duration::from_secs(30));
+        let short = plan(&["--models", "proxy", "--scenarios", "soak", "--duration", "3s"]).unwrap();
+        assert_eq!(short.soak_duration, Duration::from_secs(3));
+        assert_eq!(
+            short.soak_recycle_every,
+            Duration::from_secs(1),
+            "a short soak still recycles"
+        );
+        let bad = plan(&["--scenarios", "sok"]).unwrap_err().to_string();
+        assert!(bad.contains("soak"), "{bad}");
+    }
 
     #[test]
     fn folder_name_has_no_colons() {

@@ -68,6 +68,13 @@ pub struct Settings {
     pub latency_duration_s: f64,
     /// Fractions of edge's /ping capacity the latency scenario runs at.
     pub latency_fractions: Vec<f64>,
+    /// Length of each model's soak run (`--scenarios soak`; absent in runs
+    /// older than the soak scenario).
+    #[serde(default)]
+    pub soak_duration_s: f64,
+    /// Time between the soak's overlapped recycles.
+    #[serde(default)]
+    pub soak_recycle_every_s: f64,
 }
 
 /// A model or scenario that did not run.
@@ -107,6 +114,8 @@ pub struct Entry {
     pub crosscheck: Option<CrossCheckFigures>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryFigures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakFigures>,
 }
 
 /// Figures of one load run (the `hostlab load --json` keys that matter here).
@@ -286,6 +295,64 @@ pub struct CrossCheckFigures {
     pub hostlab_over_tool: f64,
 }
 
+/// One model's soak: fixed-rate load at a share of its capacity with
+/// overlapped recycles, and the RSS of its processes over time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SoakFigures {
+    /// Closed-loop req/s of the soak request on this model (the capacity probe).
+    pub capacity_per_sec: f64,
+    /// The generator was busy enough in the probe to have been the limit:
+    /// the real capacity is higher, so the soak ran below `fraction` of it.
+    pub capacity_generator_limited: bool,
+    /// Share of the capacity the soak ran at (0.5).
+    pub fraction: f64,
+    pub rate_per_sec: f64,
+    pub duration_s: f64,
+    pub recycle_every_s: f64,
+    /// Overlapped recycles the admin endpoint accepted.
+    pub recycles: u64,
+    /// Recycles the manager counted (admin `GET /status` after the run).
+    pub recycles_reported: Option<u64>,
+    /// When each recycle was triggered, from the start of the load run.
+    pub recycle_at_ms: Vec<u64>,
+    /// Why a recycle request failed, one line each.
+    pub recycle_errors: Vec<String>,
+    /// Failed requests over the whole run, by class.
+    pub failed: ErrorClasses,
+    /// Total RSS of the model's processes at the first sample (just before
+    /// the first recycle) and at the last (after the load).
+    pub rss_start_bytes: u64,
+    pub rss_end_bytes: u64,
+    /// `(end - start) / start`, percent.
+    pub rss_growth_percent: f64,
+    pub rss_growth_limit_percent: f64,
+    /// Before every recycle and once after the load.
+    pub rss_samples: Vec<RssSample>,
+    /// No failed request, every recycle accepted, RSS growth within the limit.
+    pub pass: bool,
+    /// The verdict in words: `pass: ...` or `fail: <each broken rule>`.
+    pub verdict: String,
+}
+
+/// RSS of every process of a model at one moment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RssSample {
+    /// From the start of the load run.
+    pub t_ms: u64,
+    pub total_bytes: u64,
+    pub processes: Vec<SoakProcess>,
+}
+
+/// One server process in an [`RssSample`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SoakProcess {
+    pub pid: u32,
+    /// From its command line `hostlab serve ROLE`: the model's name for the
+    /// first process, `app`, `worker`, `front` or `actors` for its parts.
+    pub role: String,
+    pub rss_bytes: u64,
+}
+
 impl LoadFigures {
     /// The figures of a load report; `keep_timeline` keeps its intervals.
     pub fn from_report(r: &LoadReport, keep_timeline: bool) -> LoadFigures {
@@ -365,6 +432,8 @@ mod tests {
                 recycle_at_s: 1.0,
                 latency_duration_s: 1.0,
                 latency_fractions: vec![0.5],
+                soak_duration_s: 600.0,
+                soak_recycle_every_s: 30.0,
             },
             entries: vec![Entry {
                 model: "edge".into(),

@@ -136,6 +136,20 @@ fn detail(entries: &[Entry]) -> String {
             c.second_request_ms
         );
     }
+    if let Some(k) = &e.soak {
+        return format!(
+            "{:.0} req/s for {:.0} s, {} recycles, failed {} ({}), RSS {:.1} -> {:.1} MiB ({:+.1} %): {}",
+            k.rate_per_sec,
+            k.duration_s,
+            k.recycles,
+            k.failed.total(),
+            k.failed.describe(),
+            mib(k.rss_start_bytes),
+            mib(k.rss_end_bytes),
+            k.rss_growth_percent,
+            k.verdict
+        );
+    }
     if let Some(c) = &e.crosscheck {
         return format!(
             "{}: {:.0} req/s, hostlab/{} = {:.2}",

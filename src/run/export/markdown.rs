@@ -3,6 +3,7 @@
 //! charts embedded.
 
 use std::fmt::Write;
+use std::time::Duration;
 
 use super::charts::Chart;
 use crate::run::claims::ClaimRow;
@@ -96,6 +97,7 @@ pub fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow], chart
     coldstart(&mut out, rows);
     routing(&mut out, rows);
     crosscheck(&mut out, rows);
+    soak(&mut out, rows);
     if !results.skipped.is_empty() {
         let _ = writeln!(out, "## Not measured\n");
         for k in &results.skipped {
@@ -467,4 +469,68 @@ fn crosscheck(out: &mut String, rows: &[SummaryRow]) {
         }
     }
     out.push('\n');
+}
+
+fn soak(out: &mut String, rows: &[SummaryRow]) {
+    let soaks: Vec<_> = rows
+        .iter()
+        .filter(|r| r.scenario == "soak")
+        .flat_map(|r| r.entries.iter())
+        .filter_map(|e| Some((e, e.soak.as_ref()?)))
+        .collect();
+    if soaks.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Soak: overlapped recycles under load\n\n\
+         Each model at half its own measured capacity for the request, an overlapped recycle every \
+         {}; RSS is the total of every process of the model (front, app or worker, actor service), \
+         sampled before each recycle and after the load. Pass: 0 failed requests and RSS growth \
+         <= {:.0} %.\n\n\
+         | model | request | capacity req/s | rate req/s | duration s | recycles | failed (by class) | p99 ms | max ms | RSS start MiB | RSS end MiB | growth | verdict |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        humantime::format_duration(Duration::from_millis((soaks[0].1.recycle_every_s * 1e3) as u64)),
+        soaks[0].1.rss_growth_limit_percent
+    );
+    for (e, k) in &soaks {
+        let (p99, max) = e.load.as_ref().map_or(("-".into(), "-".into()), |l| {
+            (ms(l.latency_us.p99 as f64), ms(l.latency_us.max as f64))
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0}{} | {:.0} | {:.0} | {} | {} ({}) | {} | {} | {:.1} | {:.1} | {:+.1} % | **{}** |",
+            e.model,
+            e.variant,
+            k.capacity_per_sec,
+            if k.capacity_generator_limited { "*" } else { "" },
+            k.rate_per_sec,
+            k.duration_s,
+            k.recycles,
+            k.failed.total(),
+            k.failed.describe(),
+            p99,
+            max,
+            mib(k.rss_start_bytes),
+            mib(k.rss_end_bytes),
+            k.rss_growth_percent,
+            k.verdict
+        );
+    }
+    if soaks.iter().any(|(_, k)| k.capacity_generator_limited) {
+        let _ = writeln!(
+            out,
+            "\n\\* the load generator was the limit of the capacity probe: the model's capacity is higher, \
+             so its soak ran below half of it."
+        );
+    }
+    let all_pass = soaks.iter().all(|(_, k)| k.pass);
+    let _ = writeln!(
+        out,
+        "\nSoak verdict: **{}** ({} of {} models pass: zero failures and RSS growth <= {:.0} %).\n",
+        if all_pass { "pass" } else { "fail" },
+        soaks.iter().filter(|(_, k)| k.pass).count(),
+        soaks.len(),
+        soaks[0].1.rss_growth_limit_percent
+    );
 }

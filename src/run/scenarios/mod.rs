@@ -9,6 +9,7 @@ pub mod latency;
 pub mod recovery;
 pub mod recycle;
 pub mod routing;
+pub mod soak;
 pub mod state;
 pub mod throughput;
 
@@ -37,6 +38,7 @@ pub async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
             "routing" => routing::run(ctx).await,
             "crosscheck" => crosscheck::run(ctx).await,
             "recovery" => recovery::run(ctx).await,
+            "soak" => soak::run(ctx).await,
             other => Err(anyhow!("unknown scenario {other}")),
         };
         ctx.console.end_scenario();

@@ -405,8 +405,32 @@ fn print_summary(since: SystemTime) {
 
 criterion_group!(benches, hosting);
 
+/// Pin this process, and so every server it starts (children inherit the
+/// affinity), to one CPU: `HOSTLAB_BENCH_CPU`, else the last one allowed.
+/// On one CPU a request's round trip is the CPU time of its whole path
+/// (client, server hops, kernel), with no cross-CPU wake-ups: on an idle VM
+/// those added 50-90 us to every figure and swamped the differences.
+fn pin_to_one_cpu() -> usize {
+    use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+    let allowed = sched_getaffinity(Pid::from_raw(0)).expect("sched_getaffinity");
+    let last = (0..CpuSet::count())
+        .rev()
+        .find(|&c| allowed.is_set(c).unwrap_or(false))
+        .unwrap_or(0);
+    let cpu = std::env::var("HOSTLAB_BENCH_CPU")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(last);
+    let mut set = CpuSet::new();
+    set.set(cpu).expect("a valid CPU number in HOSTLAB_BENCH_CPU");
+    sched_setaffinity(Pid::from_raw(0), &set).expect("sched_setaffinity");
+    cpu
+}
+
 fn main() {
     let started = SystemTime::now();
+    let cpu = pin_to_one_cpu();
+    eprintln!("hosting bench: client and servers pinned to CPU {cpu}");
     benches();
     Criterion::default().configure_from_args().final_summary();
     print_summary(started);

@@ -2,7 +2,10 @@
 //! (inprocess) or the actor service (split) at random moments, three times.
 //! No request hangs (each gets an answer, an error status or a closed
 //! connection, within its timeout), the supervisor recovers, and no process
-//! is left behind after the model stops.
+//! is left behind after the model stops. The model runs with `--journal`
+//! and one client keeps adding books: every book acknowledged (201) before,
+//! between and after the kills is there at the end, and the journal passes
+//! `hostlab journal check`.
 
 mod common;
 
@@ -52,7 +55,19 @@ fn random_delay(seed: &mut u64) -> Duration {
 }
 
 async fn kill_under_load(model: &str, key: &str) {
-    let server = Server::start(model, &["--start-mode", "always-running", "--admin", "127.0.0.1:0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.db").display().to_string();
+    let server = Server::start(
+        model,
+        &[
+            "--start-mode",
+            "always-running",
+            "--admin",
+            "127.0.0.1:0",
+            "--journal",
+            &journal,
+        ],
+    );
     let admin = server.admin_url();
     let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -61,8 +76,27 @@ async fn kill_under_load(model: &str, key: &str) {
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
     );
+    let acked = Arc::new(AtomicU64::new(0));
     let mut load = Vec::new();
-    for _ in 0..4 {
+    {
+        let (client, url, stop, acked) = (client.clone(), server.url("/books"), stop.clone(), acked.clone());
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let book = serde_json::json!({"title": "Kept through faults", "author": "A"});
+                if client
+                    .post(&url)
+                    .json(&book)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 201)
+                {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    for _ in 0..3 {
         let (client, url, stop) = (client.clone(), server.url("/books"), stop.clone());
         let (ok, failed, hung) = (ok.clone(), failed.clone(), hung.clone());
         load.push(tokio::spawn(async move {
@@ -108,14 +142,34 @@ async fn kill_under_load(model: &str, key: &str) {
         failed.load(Ordering::Relaxed),
         hung.load(Ordering::Relaxed),
     );
-    eprintln!("{model}: {ok} ok, {failed} failed during the kills, {hung} hung");
+    let acked = acked.load(Ordering::Relaxed);
+    eprintln!("{model}: {ok} ok, {failed} failed during the kills, {hung} hung, {acked} books acknowledged");
     assert_eq!(hung, 0, "{model}: requests hung");
     assert!(ok > 0, "{model}");
+    let stats: Value = client
+        .get(server.url("/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // A book whose 201 was lost with its connection may be there too.
+    assert!(
+        stats["books"].as_u64().unwrap() >= acked,
+        "{model}: acknowledged books lost: {stats}"
+    );
     let front = server.pid;
     server.stop();
     for p in killed.into_iter().chain([pid, front]) {
         assert!(wait_gone(p).await, "{model}: process {p} outlived the model");
     }
+    let check = common::hostlab().args(["journal", "check", &journal]).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{model}: the journal is damaged after the kills: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

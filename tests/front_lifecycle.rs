@@ -240,6 +240,11 @@ mod cases {
         assert_ne!(health["pid"].as_u64().unwrap() as u32, pid, "a new process served it");
         let status = front.status().await;
         assert_eq!(status["cold_starts"], 2, "{status}");
+        if model == "proxy" {
+            // Both cold starts held their request until the app was ready.
+            assert_eq!(status["held"]["requests"], 2, "{status}");
+            assert!(status["held"]["total_delay_ms"].as_f64().unwrap() > 0.0, "{status}");
+        }
         front.server.stop();
     }
 

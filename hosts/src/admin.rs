@@ -98,6 +98,9 @@ async fn status(State(admin): State<Admin>) -> Response {
         "cold_starts": status.cold_starts,
         "last_start_to_ready_ms": status.last_start_to_ready_ms,
         "last_recycle": status.last_recycle,
+        // proxy only: inprocess and split fronts' connections wait in the
+        // shared socket's accept queue, where nothing counts them.
+        "held": {"requests": status.held_requests, "total_delay_ms": status.held_total_ms},
         "access": admin.front.as_ref().map(|f| f.counters.snapshot()),
         "policy": status.policy,
     }))

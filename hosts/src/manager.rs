@@ -158,6 +158,11 @@ pub struct Status {
     pub cold_starts: u64,
     pub last_recycle: Option<RecycleReport>,
     pub last_start_to_ready_ms: Option<u64>,
+    /// Requests the front held while no app generation could take them (a
+    /// start, restart, resume or switch) and then served: how many, and the
+    /// sum of their waits.
+    pub held_requests: u64,
+    pub held_total_ms: f64,
     pub policy: Policy,
 }
 
@@ -180,6 +185,8 @@ struct Shared {
     /// Milliseconds since `epoch` of the latest request (idle timeout).
     last_request_ms: AtomicU64,
     waiting: AtomicUsize,
+    held_requests: AtomicU64,
+    held_us: AtomicU64,
     epoch: Instant,
     last_start_error: Mutex<Option<String>>,
 }
@@ -209,10 +216,14 @@ impl Manager {
                 cold_starts: 0,
                 last_recycle: None,
                 last_start_to_ready_ms: None,
+                held_requests: 0,
+                held_total_ms: 0.0,
                 policy: policy.clone(),
             }),
             last_request_ms: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
+            held_requests: AtomicU64::new(0),
+            held_us: AtomicU64::new(0),
             epoch: Instant::now(),
             last_start_error: Mutex::new(None),
             policy,
@@ -248,6 +259,8 @@ impl Manager {
     pub fn status(&self) -> Status {
         let mut status = self.shared.status.lock().unwrap().clone();
         status.phase = self.phase();
+        status.held_requests = self.shared.held_requests.load(Ordering::Relaxed);
+        status.held_total_ms = self.shared.held_us.load(Ordering::Relaxed) as f64 / 1000.0;
         status
     }
 
@@ -317,8 +330,15 @@ impl Manager {
             return Err(Unavailable::QueueFull(limit));
         }
         let wait = self.shared.policy.startup_limit + self.shared.policy.shutdown_limit;
+        let held = Instant::now();
         let result = tokio::time::timeout(wait, self.wait_for_generation()).await;
         self.shared.waiting.fetch_sub(1, Ordering::SeqCst);
+        if matches!(result, Ok(Ok(_))) {
+            self.shared.held_requests.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .held_us
+                .fetch_add(held.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         result.unwrap_or(Err(Unavailable::StartTimeout(wait)))
     }
 

@@ -260,7 +260,7 @@ fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
     let _ = writeln!(
         out,
         "## Recycle under fixed-rate load\n\nIdle kinds: the app went idle first; the event is the first request after it (t = 0).\n\n\
-         | model | kind | failed (by class) | unavailable ms | longest gap without success ms | baseline p99 ms | peak p99 ms | time to recover ms | manager: start-to-ready / warm-up / drain / unavailable ms |\n|---|---|---|---|---|---|---|---|---|"
+         | model | kind | failed (by class) | unavailable ms | longest gap without success ms | baseline p99 ms | peak p99 ms | time to recover ms | held by the front (total delay ms) | manager: start-to-ready / warm-up / drain / unavailable ms |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in rows {
         for e in &r.entries {
@@ -283,9 +283,23 @@ fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
                     }
                 })
                 .unwrap_or_else(|| "-".into());
+            // Counted by the proxy front only (see docs/run.md).
+            let held = rc
+                .admin_status
+                .as_ref()
+                .filter(|_| r.model == "proxy")
+                .and_then(|s| {
+                    let h = &s["held"];
+                    Some(format!(
+                        "{} ({:.1})",
+                        h["requests"].as_u64()?,
+                        h["total_delay_ms"].as_f64()?
+                    ))
+                })
+                .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
-                "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} |",
                 r.model,
                 rc.kind,
                 a.failed_requests,
@@ -295,6 +309,7 @@ fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
                 ms(a.baseline_p99_us as f64),
                 ms(a.peak_p99_us as f64),
                 a.time_to_recover_ms,
+                held,
                 manager
             );
         }

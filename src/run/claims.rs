@@ -244,8 +244,9 @@ pub struct JournalEvidence {
     pub state_runs: Vec<(String, String, u64, u64)>,
     /// Fastest replay measured without a snapshot, events/s.
     pub replay_events_per_sec: Option<f64>,
-    /// Tasks after a SIGKILL: (accepted, resumed, done).
-    pub tasks: Option<(u64, u64, u64)>,
+    /// Accepted tasks across a restart, per experiment: (what, accepted,
+    /// resumed, done).
+    pub tasks: Vec<(String, u64, u64, u64)>,
 }
 
 /// Rule for C7 (persistent actors recover state after a crash and resume
@@ -254,7 +255,7 @@ pub struct JournalEvidence {
 /// holds when every journal measurement kept its state; not measured
 /// without journal runs. The replay rate is reported next to Akka's.
 pub fn verdict_journal(e: &JournalEvidence) -> (Verdict, String) {
-    if e.state_runs.is_empty() && e.tasks.is_none() {
+    if e.state_runs.is_empty() && e.tasks.is_empty() {
         return (
             Verdict::NotMeasured,
             "no --journal measurement in this run (scenarios state and recovery)".into(),
@@ -279,21 +280,19 @@ pub fn verdict_journal(e: &JournalEvidence) -> (Verdict, String) {
             e.state_runs.len()
         ));
     }
-    if let Some((accepted, resumed, done)) = e.tasks {
+    for (what, accepted, resumed, done) in &e.tasks {
         if done != accepted {
             return (
                 Verdict::DoesNotHold,
-                format!("{accepted} tasks accepted before a SIGKILL, {done} done afterwards (each must finish once)"),
+                format!("{what}: {accepted} tasks accepted, {done} done after the restart (each must finish once)"),
             );
         }
-        parts.push(if resumed > 0 {
-            format!("{accepted} accepted tasks all finished once after a SIGKILL ({resumed} resumed)")
-        } else {
-            format!(
-                "{accepted} accepted tasks all finished once, but none was unfinished at the SIGKILL, so \
-                 resuming was not exercised in this run"
-            )
-        });
+        parts.push(format!(
+            "{what}: {accepted} accepted tasks all finished once ({resumed} resumed)"
+        ));
+    }
+    if !e.tasks.is_empty() && e.tasks.iter().all(|(_, _, resumed, _)| *resumed == 0) {
+        parts.push("no task was unfinished at a restart, so resuming was not exercised".into());
     }
     if let Some(rate) = e.replay_events_per_sec {
         parts.push(format!("replay {rate:.0} events/s (Akka.Persistence Redis: 17-37k/s)"));
@@ -390,10 +389,14 @@ pub fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
             .map(|r| r.replay_events_per_sec)
             .filter(|r| *r > 0.0)
             .reduce(f64::max),
-        tasks: results.entries.iter().find_map(|e| {
-            let r = e.recovery.as_ref().filter(|r| r.tasks_accepted > 0)?;
-            Some((r.tasks_accepted, r.tasks_resumed, r.tasks_done))
-        }),
+        tasks: results
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let r = e.recovery.as_ref().filter(|r| r.tasks_accepted > 0)?;
+                Some((e.variant.clone(), r.tasks_accepted, r.tasks_resumed, r.tasks_done))
+            })
+            .collect(),
     };
     let split_rps = find(rows, "throughput", "split", BOOKS).and_then(|r| r.rps.map(|s| s.median));
 
@@ -611,18 +614,23 @@ mod tests {
         let kept = JournalEvidence {
             state_runs: vec![("proxy".into(), "crash".into(), 100, 100)],
             replay_events_per_sec: Some(600_000.0),
-            tasks: Some((200, 40, 200)),
+            tasks: vec![("after SIGKILL".into(), 200, 40, 200)],
         };
         let (verdict, reason) = verdict_journal(&kept);
         assert_eq!(verdict, Verdict::Holds);
         assert!(reason.contains("40 resumed") && reason.contains("600000"), "{reason}");
+        let none_resumed = JournalEvidence {
+            tasks: vec![("after SIGKILL".into(), 200, 0, 200)],
+            ..kept.clone()
+        };
+        assert!(verdict_journal(&none_resumed).1.contains("not exercised"));
         let lost = JournalEvidence {
             state_runs: vec![("proxy".into(), "crash".into(), 100, 0)],
             ..kept.clone()
         };
         assert_eq!(verdict_journal(&lost).0, Verdict::DoesNotHold);
         let twice = JournalEvidence {
-            tasks: Some((200, 40, 201)),
+            tasks: vec![("after SIGKILL".into(), 200, 40, 201)],
             ..kept
         };
         assert_eq!(verdict_journal(&twice).0, Verdict::DoesNotHold);

@@ -267,6 +267,9 @@ pub struct RecoveryFigures {
     /// Tasks the new process reports done (each accepted task once: equal
     /// to tasks_accepted).
     pub tasks_done: u64,
+    /// From starting the process to every resumed task done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_done_ms: Option<f64>,
 }
 
 /// One routing mode under 10,000 distinct task ids.

@@ -46,6 +46,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         Ok(figures) => ctx.push(entry("tasks after SIGKILL", figures)),
         Err(e) => ctx.fail("edge", "recovery", e.context("tasks after SIGKILL")),
     }
+    ctx.console.step("recovery", "edge", "unfinished tasks in the journal");
+    match resume_unfinished(ctx, &dir.join("recovery-unfinished.db")).await {
+        Ok(figures) => ctx.push(entry("unfinished tasks in the journal", figures)),
+        Err(e) => ctx.fail("edge", "recovery", e.context("unfinished tasks in the journal")),
+    }
     ctx.save()
 }
 
@@ -157,6 +162,67 @@ fn task(id: &str) -> Value {
         })
         .collect();
     json!({"id": id, "kind": "validate", "rows": rows})
+}
+
+/// A journal as a crash between acceptance and completion leaves it: tasks
+/// accepted (journaled, 202 sent) and none completed. A task here is only
+/// unfinished while its actor is busy, and validation is quick, so a real
+/// SIGKILL rarely catches one (see [`resume_tasks`]); this writes that state
+/// with the journal's own writer, starts `serve edge` on it and waits until
+/// every task is done: all must be resumed, and each must finish once.
+async fn resume_unfinished(ctx: &Ctx, path: &Path) -> anyhow::Result<RecoveryFigures> {
+    remove_journal(path);
+    let tasks = ctx.plan.recovery_tasks;
+    let mut config = JournalConfig::new(path);
+    config.durability = Durability::Normal;
+    let open = config.clone();
+    let (journal, _) = tokio::task::spawn_blocking(move || Journal::open(&open)).await??;
+    let mut last = None;
+    for i in 0..tasks {
+        let task: hostlab_workloads::tasks::TaskRequest = serde_json::from_value(task(&format!("unfinished-{i}")))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        journal
+            .append(Event::TaskAccepted { task }, move |r| drop(tx.send(r)))
+            .await;
+        last = Some(rx);
+    }
+    if let Some(rx) = last {
+        rx.await?.map_err(|e| anyhow!("{e}"))?;
+    }
+    journal.close().await;
+
+    let started = Instant::now();
+    let server = start(ctx, path).await?;
+    let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
+    let outcome = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let stats = ctx.http.get_json(&format!("{}/stats", server.url)).await?;
+            if stats["tasks"]["done"].as_u64().unwrap_or(0) >= tasks || Instant::now() > deadline {
+                let all_done_ms = started.elapsed().as_secs_f64() * 1e3;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let stats = ctx.http.get_json(&format!("{}/stats", server.url)).await?;
+                return anyhow::Ok((stats, all_done_ms));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    .await;
+    server.stop().await;
+    remove_journal(path);
+    let (stats, all_done_ms) = outcome?;
+    let recovery = &stats["journal"]["recovery"];
+    Ok(RecoveryFigures {
+        events: tasks,
+        startup_ms,
+        recovery_ms: recovery["ms"].as_f64().unwrap_or(0.0),
+        events_replayed: recovery["events_replayed"].as_u64().unwrap_or(0),
+        tasks_accepted: tasks,
+        tasks_resumed: recovery["tasks_resumed"].as_u64().unwrap_or(0),
+        tasks_done: stats["tasks"]["done"].as_u64().unwrap_or(0),
+        all_done_ms: Some(all_done_ms),
+        ..RecoveryFigures::default()
+    })
 }
 
 /// Accept tasks (202), SIGKILL the process right after the last one, start

@@ -50,7 +50,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum JournalCommand {
     /// Verify a journal (SQLite structure, checksums, event numbering) and
-    /// print what it holds. Exit 0 if intact, 1 if damaged. Read-only.
+    /// print what it holds. Exit 0 if intact, 1 if damaged. Never changes the data file.
     Check {
         /// The journal file.
         path: PathBuf,

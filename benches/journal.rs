@@ -104,13 +104,7 @@ fn recovery(c: &mut Criterion) {
         let path = dir.path().join(format!("{}.db", if snapshot { "snap" } else { "log" }));
         let journal = open(&path, Durability::Normal, if snapshot { EVENTS } else { 0 });
         rt.block_on(async {
-            let mut last = None;
-            for id in 1..=EVENTS {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                journal.append(event(id), move |r| drop(tx.send(r))).await;
-                last = Some(rx);
-            }
-            last.unwrap().await.unwrap().unwrap();
+            journal.append_all((1..=EVENTS).map(event)).await.unwrap();
             journal.close().await;
         });
         let config = JournalConfig::new(&path);

@@ -234,6 +234,21 @@ async fn a_damaged_journal_stops_startup_and_is_left_alone() {
     server.stop();
 }
 
+/// A front model with a journal, an admin endpoint and its app running.
+fn start_front(model: &str, journal: &str) -> Server {
+    Server::start(
+        model,
+        &[
+            "--journal",
+            journal,
+            "--admin",
+            "127.0.0.1:0",
+            "--start-mode",
+            "always-running",
+        ],
+    )
+}
+
 async fn add_books(server: &Server, n: usize) {
     let c = client();
     for i in 0..n {
@@ -266,17 +281,7 @@ async fn overlapped_recycles_hand_the_journal_over_without_failures() {
     for model in ["proxy", "inprocess"] {
         let dir = tempfile::tempdir().unwrap();
         let journal = journal_arg(dir.path());
-        let server = Server::start(
-            model,
-            &[
-                "--journal",
-                &journal,
-                "--admin",
-                "127.0.0.1:0",
-                "--start-mode",
-                "always-running",
-            ],
-        );
+        let server = start_front(model, &journal);
         let admin = server.admin_url();
         add_books(&server, 10).await;
         let url = server.url("/books");
@@ -323,17 +328,7 @@ async fn crashed_state_holders_recover_their_books() {
     for (model, holder) in [("proxy", "app"), ("inprocess", "app"), ("split", "actors")] {
         let dir = tempfile::tempdir().unwrap();
         let journal = journal_arg(dir.path());
-        let server = Server::start(
-            model,
-            &[
-                "--journal",
-                &journal,
-                "--admin",
-                "127.0.0.1:0",
-                "--start-mode",
-                "always-running",
-            ],
-        );
+        let server = start_front(model, &journal);
         let admin = server.admin_url();
         add_books(&server, 7).await;
         let status = get_json(&format!("{admin}/status")).await;

@@ -93,25 +93,16 @@ async fn restart_from(ctx: &Ctx, path: &Path, events: u64, snapshot: bool) -> an
     config.compact = false;
     let open = config.clone();
     let (journal, _) = tokio::task::spawn_blocking(move || Journal::open(&open)).await??;
-    let mut last = None;
-    for id in 1..=events {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let book = Book {
+    let books = (1..=events).map(|id| Event::BookAdded {
+        book: Book {
             id,
             title: format!("Recovered book {id}"),
             author: "hostlab".into(),
             year: Some(2000),
-        };
-        let event = Event::BookAdded {
-            book,
-            idempotency_key: Some(format!("key-{id}")),
-        };
-        journal.append(event, move |r| drop(tx.send(r))).await;
-        last = Some(rx);
-    }
-    if let Some(rx) = last {
-        rx.await?.map_err(|e| anyhow!("{e}"))?;
-    }
+        },
+        idempotency_key: Some(format!("key-{id}")),
+    });
+    journal.append_all(books).await.map_err(|e| anyhow!("{e}"))?;
     journal.close().await;
 
     let server = start(ctx, path).await?;
@@ -177,18 +168,12 @@ async fn resume_unfinished(ctx: &Ctx, path: &Path) -> anyhow::Result<RecoveryFig
     config.durability = Durability::Normal;
     let open = config.clone();
     let (journal, _) = tokio::task::spawn_blocking(move || Journal::open(&open)).await??;
-    let mut last = None;
+    let mut accepted = Vec::new();
     for i in 0..tasks {
         let task: hostlab_workloads::tasks::TaskRequest = serde_json::from_value(task(&format!("unfinished-{i}")))?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        journal
-            .append(Event::TaskAccepted { task }, move |r| drop(tx.send(r)))
-            .await;
-        last = Some(rx);
+        accepted.push(Event::TaskAccepted { task });
     }
-    if let Some(rx) = last {
-        rx.await?.map_err(|e| anyhow!("{e}"))?;
-    }
+    journal.append_all(accepted).await.map_err(|e| anyhow!("{e}"))?;
     journal.close().await;
 
     let started = Instant::now();

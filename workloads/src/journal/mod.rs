@@ -308,6 +308,24 @@ impl Journal {
         }
     }
 
+    /// Append every event, then wait until the last one is durable (events
+    /// commit in order, so all of them are). For bulk writes: tests, benches
+    /// and the run's prepared journals.
+    pub async fn append_all(&self, events: impl IntoIterator<Item = Event>) -> Result<(), JournalFailed> {
+        let mut last = None;
+        for event in events {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.append(event, move |r| drop(tx.send(r))).await;
+            last = Some(rx);
+        }
+        match last {
+            Some(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(JournalFailed("the journal writer has stopped".into()))),
+            None => Ok(()),
+        }
+    }
+
     /// Run `done` once every event queued before this call is durable.
     pub async fn barrier(&self, done: impl FnOnce(Result<(), JournalFailed>) + Send + 'static) {
         if let Err(mpsc::error::SendError(cmd)) = self.inner.tx.send(Cmd::Barrier(Box::new(done))).await {

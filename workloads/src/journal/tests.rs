@@ -79,17 +79,9 @@ fn config(dir: &Path, snapshot_every: u64, compact: bool) -> JournalConfig {
     c
 }
 
-/// Append every event and wait until the last one is durable.
+/// Append every event and wait until they are durable.
 async fn append_all(journal: &Journal, events: Vec<Event>) {
-    let mut acks = Vec::new();
-    for event in events {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        journal.append(event, move |r| drop(tx.send(r))).await;
-        acks.push(rx);
-    }
-    for ack in acks {
-        ack.await.unwrap().unwrap();
-    }
+    journal.append_all(events).await.unwrap();
 }
 
 async fn open(config: &JournalConfig) -> Result<(Journal, Recovered), JournalError> {

@@ -2,11 +2,7 @@
 //! subcommand to the crate or module that does the work; child processes of
 //! the hosting models are this same executable started with `serve`.
 
-mod cli;
-mod journal;
-mod load;
-mod run;
-
+use hostlab::{cli, journal, load, run};
 use std::process::ExitCode;
 
 use clap::Parser;

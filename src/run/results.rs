@@ -251,6 +251,10 @@ pub struct RecoveryFigures {
     pub events: u64,
     /// Recovery started from a snapshot taken at the last event.
     pub snapshot: bool,
+    /// The journal was written by the tool itself (books for a replay, or
+    /// tasks accepted and never finished), not left by a real crash.
+    #[serde(default)]
+    pub synthetic: bool,
     /// Spawn to ready line of the restarted process.
     pub startup_ms: f64,
     /// The process's own figure: reading the snapshot and replaying events.
@@ -277,14 +281,23 @@ pub struct RecoveryFigures {
 pub struct RoutingFigures {
     pub routing: String,
     pub tasks_sent: u64,
+    /// Tasks answered 200.
     pub tasks_ok: u64,
+    /// Tasks answered otherwise or not at all (`tasks_sent - tasks_ok`).
+    #[serde(default)]
+    pub tasks_failed: u64,
+    /// Why the first failed task failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure: Option<String>,
     pub distinct_ids: u64,
     pub rows_per_task: u64,
     pub concurrency: usize,
     pub tasks_per_sec: f64,
     pub live_actors: u64,
-    pub rss_before_bytes: u64,
-    pub rss_after_bytes: u64,
+    /// `GET /stats` `rss_bytes` before and after the tasks; `None` when the
+    /// server could not read its memory (it then reports `null`).
+    pub rss_before_bytes: Option<u64>,
+    pub rss_after_bytes: Option<u64>,
 }
 
 /// One target measured by hostlab load and by another tool.
@@ -312,6 +325,9 @@ pub struct SoakFigures {
     pub rate_per_sec: f64,
     pub duration_s: f64,
     pub recycle_every_s: f64,
+    /// Overlapped recycles the soak asked for (`POST /recycle` sent).
+    #[serde(default)]
+    pub recycles_requested: u64,
     /// Overlapped recycles the admin endpoint accepted.
     pub recycles: u64,
     /// Recycles the manager counted (admin `GET /status` after the run).
@@ -323,17 +339,21 @@ pub struct SoakFigures {
     /// Failed requests over the whole run, by class.
     pub failed: ErrorClasses,
     /// Total RSS of the model's processes at the first sample (just before
-    /// the first recycle) and at the last (after the load).
-    pub rss_start_bytes: u64,
-    pub rss_end_bytes: u64,
-    /// `(end - start) / start`, percent.
-    pub rss_growth_percent: f64,
+    /// the first recycle) and at the last (after the load); `None` when a
+    /// process of that sample could not be read (never a partial sum).
+    pub rss_start_bytes: Option<u64>,
+    pub rss_end_bytes: Option<u64>,
+    /// `(end - start) / start`, percent; `None` without both figures.
+    pub rss_growth_percent: Option<f64>,
     pub rss_growth_limit_percent: f64,
     /// Before every recycle and once after the load.
     pub rss_samples: Vec<RssSample>,
-    /// No failed request, every recycle accepted, RSS growth within the limit.
+    /// Requests answered, every recycle requested was accepted and counted
+    /// by the manager, no failed request, RSS growth measured and within
+    /// the limit.
     pub pass: bool,
-    /// The verdict in words: `pass: ...` or `fail: <each broken rule>`.
+    /// The verdict in words: `pass: ...`, `fail: <each broken rule>` or
+    /// `not measured: <what is missing>`.
     pub verdict: String,
 }
 
@@ -342,8 +362,13 @@ pub struct SoakFigures {
 pub struct RssSample {
     /// From the start of the load run.
     pub t_ms: u64,
-    pub total_bytes: u64,
+    /// Sum over `processes`; `None` when one of the model's processes
+    /// could not be read (see `unreadable`).
+    pub total_bytes: Option<u64>,
     pub processes: Vec<SoakProcess>,
+    /// Processes of the model whose role or RSS could not be read, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
 }
 
 /// One server process in an [`RssSample`].

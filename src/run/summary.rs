@@ -102,10 +102,10 @@ fn detail(entries: &[Entry]) -> String {
     }
     if let Some(r) = &e.routing {
         return format!(
-            "{} live actors, RSS {:.1} -> {:.1} MiB, {:.0} tasks/s",
+            "{} live actors, RSS {} -> {} MiB, {:.0} tasks/s",
             r.live_actors,
-            mib(r.rss_before_bytes),
-            mib(r.rss_after_bytes),
+            mib_text(r.rss_before_bytes),
+            mib_text(r.rss_after_bytes),
             r.tasks_per_sec
         );
     }
@@ -138,15 +138,15 @@ fn detail(entries: &[Entry]) -> String {
     }
     if let Some(k) = &e.soak {
         return format!(
-            "{:.0} req/s for {:.0} s, {} recycles, failed {} ({}), RSS {:.1} -> {:.1} MiB ({:+.1} %): {}",
+            "{:.0} req/s for {:.0} s, {} recycles, failed {} ({}), RSS {} -> {} MiB ({} %): {}",
             k.rate_per_sec,
             k.duration_s,
             k.recycles,
             k.failed.total(),
             k.failed.describe(),
-            mib(k.rss_start_bytes),
-            mib(k.rss_end_bytes),
-            k.rss_growth_percent,
+            mib_text(k.rss_start_bytes),
+            mib_text(k.rss_end_bytes),
+            k.rss_growth_percent.map_or("-".into(), |g| format!("{g:+.1}")),
             k.verdict
         );
     }
@@ -161,6 +161,11 @@ fn detail(entries: &[Entry]) -> String {
 
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// A figure that may be missing, in MiB with one decimal, or `-`.
+pub fn mib_text(bytes: Option<u64>) -> String {
+    bytes.map_or("-".into(), |b| format!("{:.1}", mib(b)))
 }
 
 /// The row of a scenario, model and variant.

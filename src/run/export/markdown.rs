@@ -9,7 +9,7 @@ use super::charts::Chart;
 use crate::run::claims::ClaimRow;
 use crate::run::results::Results;
 use crate::run::stats::Spread;
-use crate::run::summary::{SummaryRow, mib};
+use crate::run::summary::{SummaryRow, mib_text};
 
 fn ms(us: f64) -> String {
     format!("{:.2}", us / 1e3)
@@ -97,7 +97,7 @@ pub fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow], chart
     coldstart(&mut out, rows);
     routing(&mut out, rows);
     crosscheck(&mut out, rows);
-    soak(&mut out, rows);
+    soak(&mut out, results, rows);
     if !results.skipped.is_empty() {
         let _ = writeln!(out, "## Not measured\n");
         for k in &results.skipped {
@@ -446,15 +446,15 @@ fn routing(out: &mut String, rows: &[SummaryRow]) {
             let Some(x) = &e.routing else { continue };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {:.0} | {} | {:.1} | {:.1} |",
+                "| {} | {} | {} | {} | {:.0} | {} | {} | {} |",
                 r.model,
                 x.routing,
                 x.distinct_ids,
                 x.tasks_ok,
                 x.tasks_per_sec,
                 x.live_actors,
-                mib(x.rss_before_bytes),
-                mib(x.rss_after_bytes)
+                mib_text(x.rss_before_bytes),
+                mib_text(x.rss_after_bytes)
             );
         }
     }
@@ -490,14 +490,19 @@ fn crosscheck(out: &mut String, rows: &[SummaryRow]) {
     out.push('\n');
 }
 
-fn soak(out: &mut String, rows: &[SummaryRow]) {
+fn soak(out: &mut String, results: &Results, rows: &[SummaryRow]) {
     let soaks: Vec<_> = rows
         .iter()
         .filter(|r| r.scenario == "soak")
         .flat_map(|r| r.entries.iter())
         .filter_map(|e| Some((e, e.soak.as_ref()?)))
         .collect();
+    let wanted = crate::run::scenarios::soak::wanted(&results.settings.models);
     if soaks.is_empty() {
+        if results.settings.scenarios.iter().any(|s| s == "soak") && !wanted.is_empty() {
+            let (word, why) = crate::run::scenarios::soak::overall_verdict(&wanted, &[]);
+            let _ = writeln!(out, "## Soak\n\nSoak verdict: **{word}** ({why}).\n");
+        }
         return;
     }
     let _ = writeln!(
@@ -518,7 +523,7 @@ fn soak(out: &mut String, rows: &[SummaryRow]) {
         });
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0}{} | {:.0} | {:.0} | {} | {} ({}) | {} | {} | {:.1} | {:.1} | {:+.1} % | **{}** |",
+            "| {} | {} | {:.0}{} | {:.0} | {:.0} | {} | {} ({}) | {} | {} | {} | {} | {} % | **{}** |",
             e.model,
             e.variant,
             k.capacity_per_sec,
@@ -530,9 +535,9 @@ fn soak(out: &mut String, rows: &[SummaryRow]) {
             k.failed.describe(),
             p99,
             max,
-            mib(k.rss_start_bytes),
-            mib(k.rss_end_bytes),
-            k.rss_growth_percent,
+            mib_text(k.rss_start_bytes),
+            mib_text(k.rss_end_bytes),
+            k.rss_growth_percent.map_or("-".into(), |g| format!("{g:+.1}")),
             k.verdict
         );
     }
@@ -543,13 +548,11 @@ fn soak(out: &mut String, rows: &[SummaryRow]) {
              so its soak ran below half of it."
         );
     }
-    let all_pass = soaks.iter().all(|(_, k)| k.pass);
-    let _ = writeln!(
-        out,
-        "\nSoak verdict: **{}** ({} of {} models pass: zero failures and RSS growth <= {:.0} %).\n",
-        if all_pass { "pass" } else { "fail" },
-        soaks.iter().filter(|(_, k)| k.pass).count(),
-        soaks.len(),
-        soaks[0].1.rss_growth_limit_percent
-    );
+    // Every model that should have soaked counts: one without an entry fails it.
+    let each: Vec<(String, bool, String)> = soaks
+        .iter()
+        .map(|(e, k)| (e.model.clone(), k.pass, k.verdict.clone()))
+        .collect();
+    let (word, why) = crate::run::scenarios::soak::overall_verdict(&wanted, &each);
+    let _ = writeln!(out, "\nSoak verdict: **{word}** ({why}).\n");
 }

@@ -116,6 +116,7 @@ async fn restart_from(ctx: &Ctx, path: &Path, events: u64, snapshot: bool) -> an
     Ok(RecoveryFigures {
         events,
         snapshot,
+        synthetic: true,
         startup_ms,
         recovery_ms,
         events_replayed,
@@ -199,6 +200,7 @@ async fn resume_unfinished(ctx: &Ctx, path: &Path) -> anyhow::Result<RecoveryFig
     let recovery = &stats["journal"]["recovery"];
     Ok(RecoveryFigures {
         events: tasks,
+        synthetic: true,
         startup_ms,
         recovery_ms: recovery["ms"].as_f64().unwrap_or(0.0),
         events_replayed: recovery["events_replayed"].as_u64().unwrap_or(0),

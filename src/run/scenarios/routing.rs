@@ -2,8 +2,8 @@
 //! actors) against `per-task` (one actor per task id) with 10,000 distinct
 //! task ids: live actors, memory and task throughput.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::anyhow;
@@ -57,31 +57,41 @@ async fn one(ctx: &Ctx, model: &str, mode: &str, server: &crate::run::servers::S
     let http = ctx.http.clone();
     server.wait_serving(&http).await?;
     let stats_url = format!("{}/stats", server.url);
-    let rss_before = http.get_json(&stats_url).await?["rss_bytes"].as_u64().unwrap_or(0);
+    // `null` when the server cannot read its memory: kept as None, never 0.
+    let rss_before = http.get_json(&stats_url).await?["rss_bytes"].as_u64();
     let n = ctx.plan.routing_tasks;
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
+    let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
     let url = format!("{}/tasks", server.url);
     let probe = CpuProbe::start(&server.pids());
     let started = Instant::now();
     let mut callers = tokio::task::JoinSet::new();
     for _ in 0..CONCURRENCY {
         let (http, next, ok, url): (Http, _, _, String) = (http.clone(), next.clone(), ok.clone(), url.clone());
+        let first_failure = first_failure.clone();
         callers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
-                    return anyhow::Ok(());
+                    return;
                 }
-                let (status, _) = http.post_json(&url, &task_body(&format!("task-{i}"), ROWS)).await?;
-                if status == 200 {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
+                // A failed task is counted (C6 compares modes that answered
+                // every task), not a reason to drop the measurement.
+                let failure = match http.post_json(&url, &task_body(&format!("task-{i}"), ROWS)).await {
+                    Ok((200, _)) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Ok((status, body)) => format!("POST /tasks answered {status}: {body}"),
+                    Err(e) => format!("POST /tasks failed: {e:#}"),
+                };
+                first_failure.lock().unwrap().get_or_insert(failure);
             }
         });
     }
     while let Some(done) = callers.join_next().await {
-        done??;
+        done?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let processes = probe.finish();
@@ -90,6 +100,7 @@ async fn one(ctx: &Ctx, model: &str, mode: &str, server: &crate::run::servers::S
         .as_u64()
         .ok_or_else(|| anyhow!("GET /stats has no actors.live: {stats}"))?;
     let tasks_ok = ok.load(Ordering::Relaxed);
+    let first_failure = first_failure.lock().unwrap().take();
     Ok(Entry {
         model: model.into(),
         scenario: "routing".into(),
@@ -100,13 +111,15 @@ async fn one(ctx: &Ctx, model: &str, mode: &str, server: &crate::run::servers::S
             routing: mode.into(),
             tasks_sent: n,
             tasks_ok,
+            tasks_failed: n - tasks_ok,
+            first_failure,
             distinct_ids: n,
             rows_per_task: ROWS as u64,
             concurrency: CONCURRENCY,
             tasks_per_sec: tasks_ok as f64 / elapsed.max(1e-9),
             live_actors: live,
             rss_before_bytes: rss_before,
-            rss_after_bytes: stats["rss_bytes"].as_u64().unwrap_or(0),
+            rss_after_bytes: stats["rss_bytes"].as_u64(),
         }),
         ..Entry::default()
     })

@@ -142,16 +142,21 @@ async fn one(ctx: &mut Ctx, model: &str, server: &Server) -> anyhow::Result<()> 
     let admin_status = http.get_json(&format!("{admin}/status")).await.ok();
     let recycles_seen = admin_status.as_ref().and_then(|s| s["recycles"].as_u64());
 
-    let rss_start_bytes = samples.first().map_or(0, |s| s.total_bytes);
-    let rss_end_bytes = samples.last().map_or(0, |s| s.total_bytes);
+    let rss_start_bytes = samples.first().and_then(|s| s.total_bytes);
+    let rss_end_bytes = samples.last().and_then(|s| s.total_bytes);
     let rss_growth_percent = growth_percent(rss_start_bytes, rss_end_bytes);
     let failed = report.measured.requests.errors;
-    let (pass, verdict) = verdict(
-        failed.total(),
-        &failed.describe(),
-        recycle_errors.len(),
+    let recycles_requested = recycle_at_ms.len() as u64;
+    let recycles = recycles_requested - recycle_errors.len() as u64;
+    let (pass, verdict) = verdict(&SoakEvidence {
+        answered: report.measured.requests.ok,
+        failed: failed.total(),
+        failed_classes: failed.describe(),
+        recycles_requested,
+        recycles_accepted: recycles,
+        recycles_reported: recycles_seen,
         rss_growth_percent,
-    );
+    });
     let mut entry = load_entry(model, "soak", VARIANT, 1, &report, true, Vec::new());
     entry.soak = Some(SoakFigures {
         capacity_per_sec: capacity,
@@ -160,7 +165,8 @@ async fn one(ctx: &mut Ctx, model: &str, server: &Server) -> anyhow::Result<()> 
         rate_per_sec: rate,
         duration_s: duration.as_secs_f64(),
         recycle_every_s: every.as_secs_f64(),
-        recycles: recycle_at_ms.len() as u64 - recycle_errors.len() as u64,
+        recycles_requested,
+        recycles,
         recycles_reported: recycles_seen,
         recycle_at_ms,
         recycle_errors,
@@ -177,23 +183,25 @@ async fn one(ctx: &mut Ctx, model: &str, server: &Server) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// RSS of every process of the model now, each with its role.
+/// RSS of every process of the model now, each with its role. A process
+/// that cannot be read is listed in `unreadable` and leaves the total
+/// unknown: a sum without it would look like a drop in memory.
 fn sample_rss(server: &Server, t0: Instant) -> RssSample {
-    let processes: Vec<SoakProcess> = server
-        .pids()
-        .into_iter()
-        .filter_map(|pid| {
-            Some(SoakProcess {
-                pid,
-                role: role(pid)?,
-                rss_bytes: hostlab_workloads::rss_bytes(pid)?,
-            })
-        })
-        .collect();
+    let mut processes = Vec::new();
+    let mut unreadable = Vec::new();
+    for pid in server.pids() {
+        match (role(pid), hostlab_workloads::rss_bytes(pid)) {
+            (Some(role), Some(rss_bytes)) => processes.push(SoakProcess { pid, role, rss_bytes }),
+            (None, _) => unreadable.push(format!("pid {pid}: no `hostlab serve ROLE` command line")),
+            (_, None) => unreadable.push(format!("pid {pid}: RSS not readable")),
+        }
+    }
     RssSample {
         t_ms: t0.elapsed().as_millis() as u64,
-        total_bytes: processes.iter().map(|p| p.rss_bytes).sum(),
+        total_bytes: (unreadable.is_empty() && !processes.is_empty())
+            .then(|| processes.iter().map(|p| p.rss_bytes).sum()),
         processes,
+        unreadable,
     }
 }
 
@@ -209,37 +217,127 @@ fn role(pid: u32) -> Option<String> {
     args.next()
 }
 
-/// Growth from `start` to `end` in percent of `start` (0 when `start` is 0).
-pub fn growth_percent(start: u64, end: u64) -> f64 {
-    if start == 0 {
-        return 0.0;
-    }
-    (end as f64 - start as f64) / start as f64 * 100.0
+/// Growth from `start` to `end` in percent of `start`; `None` without
+/// both figures or from a zero start (no base to grow from).
+pub fn growth_percent(start: Option<u64>, end: Option<u64>) -> Option<f64> {
+    let (start, end) = (start.filter(|s| *s > 0)?, end?);
+    Some((end as f64 - start as f64) / start as f64 * 100.0)
 }
 
-/// Pass when no request failed, every recycle was accepted, and RSS grew at
-/// most [`RSS_GROWTH_LIMIT_PERCENT`]; the verdict says which rule failed.
-pub fn verdict(failed: u64, failed_classes: &str, recycle_errors: usize, rss_growth_percent: f64) -> (bool, String) {
-    let mut why = Vec::new();
-    if failed > 0 {
-        why.push(format!("{failed} failed requests ({failed_classes})"));
+/// What one model's soak measured, as the verdict needs it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SoakEvidence {
+    /// Requests answered successfully over the run.
+    pub answered: u64,
+    pub failed: u64,
+    /// The failed requests by class, in words.
+    pub failed_classes: String,
+    /// `POST /recycle` sent, accepted, and the manager's own count.
+    pub recycles_requested: u64,
+    pub recycles_accepted: u64,
+    pub recycles_reported: Option<u64>,
+    pub rss_growth_percent: Option<f64>,
+}
+
+/// Pass when requests were answered, no request failed, every recycle
+/// requested was accepted and counted by the manager, and RSS grew at most
+/// [`RSS_GROWTH_LIMIT_PERCENT`]. A broken rule fails the soak; missing
+/// evidence (no request answered, no recycle, no manager count, no RSS
+/// figure) makes it "not measured", never a pass. The text names each.
+pub fn verdict(e: &SoakEvidence) -> (bool, String) {
+    let mut broken = Vec::new();
+    let mut missing = Vec::new();
+    if e.failed > 0 {
+        broken.push(format!("{} failed requests ({})", e.failed, e.failed_classes));
     }
-    if recycle_errors > 0 {
-        why.push(format!("{recycle_errors} recycles refused"));
-    }
-    if rss_growth_percent > RSS_GROWTH_LIMIT_PERCENT {
-        why.push(format!(
-            "RSS grew {rss_growth_percent:+.1} % (limit {RSS_GROWTH_LIMIT_PERCENT} %)"
+    if e.recycles_accepted < e.recycles_requested {
+        broken.push(format!(
+            "{} of {} recycles refused",
+            e.recycles_requested - e.recycles_accepted,
+            e.recycles_requested
         ));
     }
-    if why.is_empty() {
-        (
-            true,
-            format!("pass: 0 failed, RSS {rss_growth_percent:+.1} % (limit {RSS_GROWTH_LIMIT_PERCENT} %)"),
-        )
-    } else {
-        (false, format!("fail: {}", why.join("; ")))
+    match e.recycles_reported {
+        Some(reported) if reported != e.recycles_requested => broken.push(format!(
+            "the manager counted {reported} recycles, {} were requested",
+            e.recycles_requested
+        )),
+        Some(_) => {}
+        None => missing.push("no recycle count from the manager".to_string()),
     }
+    match e.rss_growth_percent {
+        Some(g) if g > RSS_GROWTH_LIMIT_PERCENT => {
+            broken.push(format!("RSS grew {g:+.1} % (limit {RSS_GROWTH_LIMIT_PERCENT} %)"))
+        }
+        Some(_) => {}
+        None => missing.push("no RSS growth (a process's memory could not be read)".to_string()),
+    }
+    if e.answered == 0 {
+        missing.push("no request answered".into());
+    }
+    if e.recycles_requested == 0 {
+        missing.push("no recycle in the soak (shorter than its recycle interval)".into());
+    }
+    if !broken.is_empty() {
+        broken.extend(missing);
+        return (false, format!("fail: {}", broken.join("; ")));
+    }
+    if !missing.is_empty() {
+        return (false, format!("not measured: {}", missing.join("; ")));
+    }
+    let g = e.rss_growth_percent.unwrap_or_default();
+    (
+        true,
+        format!(
+            "pass: {} answered, 0 failed, {} of {} recycles, RSS {g:+.1} % (limit {RSS_GROWTH_LIMIT_PERCENT} %)",
+            e.answered, e.recycles_accepted, e.recycles_requested
+        ),
+    )
+}
+
+/// The models of a run's selection that soak (in selection order).
+pub fn wanted(selected: &[String]) -> Vec<String> {
+    selected
+        .iter()
+        .filter(|m| MODELS.contains(&m.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The soak verdict over every model that should have soaked: a model
+/// without an entry (it failed to start, or its run errored) fails it, as
+/// does any model's own failure; a model not measured leaves it not
+/// measured. `results`: (model, pass, verdict text) of each soak entry.
+pub fn overall_verdict(wanted: &[String], results: &[(String, bool, String)]) -> (&'static str, String) {
+    if wanted.is_empty() {
+        return (
+            "not measured",
+            "no model with an overlapped recycle was selected".into(),
+        );
+    }
+    let mut parts = Vec::new();
+    let (mut failed, mut missing) = (false, false);
+    for model in wanted {
+        match results.iter().find(|(m, _, _)| m == model) {
+            None => {
+                failed = true;
+                parts.push(format!("{model}: no soak result (see Not measured)"));
+            }
+            Some((_, pass, text)) => {
+                failed |= !pass && text.starts_with("fail");
+                missing |= !pass && !text.starts_with("fail");
+                parts.push(format!("{model}: {}", text.split(':').next().unwrap_or(text)));
+            }
+        }
+    }
+    let word = if failed {
+        "fail"
+    } else if missing {
+        "not measured"
+    } else {
+        "pass"
+    };
+    (word, parts.join(", "))
 }
 
 #[cfg(test)]
@@ -248,20 +346,114 @@ mod tests {
 
     #[test]
     fn growth_is_relative_to_the_start() {
-        assert_eq!(growth_percent(100, 105), 5.0);
-        assert_eq!(growth_percent(200, 100), -50.0);
-        assert_eq!(growth_percent(0, 100), 0.0);
+        assert_eq!(growth_percent(Some(100), Some(105)), Some(5.0));
+        assert_eq!(growth_percent(Some(200), Some(100)), Some(-50.0));
+    }
+
+    #[test]
+    fn growth_without_a_base_is_unknown_not_zero() {
+        assert_eq!(growth_percent(Some(0), Some(100)), None);
+        assert_eq!(growth_percent(None, Some(100)), None);
+        assert_eq!(growth_percent(Some(100), None), None);
+    }
+
+    fn good() -> SoakEvidence {
+        SoakEvidence {
+            answered: 1000,
+            failed: 0,
+            failed_classes: "none".into(),
+            recycles_requested: 19,
+            recycles_accepted: 19,
+            recycles_reported: Some(19),
+            rss_growth_percent: Some(5.0),
+        }
+    }
+
+    #[test]
+    fn verdict_passes_only_with_all_evidence() {
+        let (pass, text) = verdict(&good());
+        assert!(pass, "5 % is within the limit: {text}");
+        assert!(text.starts_with("pass") && text.contains("19 of 19"), "{text}");
+        assert!(
+            verdict(&SoakEvidence {
+                rss_growth_percent: Some(-2.0),
+                ..good()
+            })
+            .0
+        );
     }
 
     #[test]
     fn verdict_names_each_broken_rule() {
-        assert!(verdict(0, "none", 0, 5.0).0, "5 % is within the limit");
-        let (pass, text) = verdict(3, "3 5xx", 1, 7.5);
+        let (pass, text) = verdict(&SoakEvidence {
+            failed: 3,
+            failed_classes: "3 5xx".into(),
+            recycles_accepted: 18,
+            rss_growth_percent: Some(7.5),
+            ..good()
+        });
         assert!(!pass);
         assert!(
-            text.contains("3 failed") && text.contains("1 recycles") && text.contains("+7.5 %"),
+            text.starts_with("fail")
+                && text.contains("3 failed")
+                && text.contains("1 of 19 recycles")
+                && text.contains("+7.5 %"),
             "{text}"
         );
-        assert!(verdict(0, "none", 0, -2.0).1.starts_with("pass"));
+        let (pass, text) = verdict(&SoakEvidence {
+            recycles_reported: Some(18),
+            ..good()
+        });
+        assert!(
+            !pass && text.contains("counted 18 recycles, 19 were requested"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn missing_or_zero_evidence_is_not_measured() {
+        for (evidence, missing) in [
+            (
+                SoakEvidence {
+                    rss_growth_percent: None,
+                    ..good()
+                },
+                "no RSS growth",
+            ),
+            (
+                SoakEvidence {
+                    recycles_reported: None,
+                    ..good()
+                },
+                "no recycle count",
+            ),
+            (SoakEvidence { answered: 0, ..good() }, "no request answered"),
+            (
+                SoakEvidence {
+                    recycles_requested: 0,
+                    recycles_accepted: 0,
+                    recycles_reported: Some(0),
+                    ..good()
+                },
+                "no recycle in the soak",
+            ),
+        ] {
+            let (pass, text) = verdict(&evidence);
+            assert!(!pass, "{text}");
+            assert!(text.starts_with("not measured") && text.contains(missing), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_model_without_an_entry_fails_the_soak() {
+        let wanted: Vec<String> = ["proxy", "inprocess"].map(String::from).to_vec();
+        let ok = |m: &str| (m.to_string(), true, "pass: fine".to_string());
+        assert_eq!(overall_verdict(&wanted, &[ok("proxy"), ok("inprocess")]).0, "pass");
+        let (word, text) = overall_verdict(&wanted, &[ok("proxy")]);
+        assert_eq!(word, "fail");
+        assert!(text.contains("inprocess: no soak result"), "{text}");
+        let unmeasured = ("inprocess".to_string(), false, "not measured: no RSS".to_string());
+        assert_eq!(overall_verdict(&wanted, &[ok("proxy"), unmeasured]).0, "not measured");
+        assert_eq!(overall_verdict(&[], &[]).0, "not measured");
     }
 }

@@ -89,6 +89,21 @@ impl Ctx {
         });
     }
 
+    /// Records a skip for every selected model the scenario does not run
+    /// (those outside `runs`), so no model drops out of a scenario silently.
+    pub fn skip_models_outside(&mut self, scenario: &str, runs: &[&str], reason: &str) {
+        let dropped: Vec<String> = self
+            .plan
+            .models
+            .iter()
+            .filter(|m| !runs.contains(&m.as_str()))
+            .cloned()
+            .collect();
+        for model in dropped {
+            self.skip(Some(&model), scenario, reason.to_string());
+        }
+    }
+
     /// Rewrites results.json, so a failure later still leaves this data.
     pub fn save(&mut self) -> anyhow::Result<()> {
         self.results.environment.elapsed_s = self.started.elapsed().as_secs_f64();

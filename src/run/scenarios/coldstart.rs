@@ -20,8 +20,17 @@ const FRONT_VARIANTS: [(&str, &str, &str); 3] = [
 /// Cold starts are cheap: at least this many repeats whatever `--repeats` says.
 const MIN_REPEATS: u32 = 3;
 
+/// Models whose first request this scenario measures.
+pub const MODELS: [&str; 4] = ["edge", "edge-actix", "proxy", "inprocess"];
+
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    let models = ctx.plan.models_among(&["edge", "edge-actix", "proxy", "inprocess"]);
+    ctx.skip_models_outside(
+        "coldstart",
+        &MODELS,
+        "cold start covers edge, edge-actix, proxy and inprocess: split's front starts against an \
+         already running actor service, and nginx is the system's server, not ours",
+    );
+    let models = ctx.plan.models_among(&MODELS);
     if models.is_empty() {
         ctx.skip(
             None,

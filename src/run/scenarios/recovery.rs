@@ -23,6 +23,12 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         ctx.skip(None, "recovery", "needs the edge model, which was not selected".into());
         return Ok(());
     }
+    ctx.skip_models_outside(
+        "recovery",
+        &["edge"],
+        "recovery is measured on edge only: every model runs the same journal code, and the state \
+         scenario restarts each model on its journal",
+    );
     let dir = journal_dir(ctx)?;
     for &events in &ctx.plan.recovery_events.clone() {
         for snapshot in [false, true] {

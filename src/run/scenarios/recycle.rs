@@ -59,6 +59,11 @@ pub fn flags(kind_flags: &[&str]) -> Vec<String> {
 const CONNECTIONS: usize = 32;
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    ctx.skip_models_outside(
+        "recycle",
+        &MODELS,
+        "no recyclable part (only proxy, inprocess and split have a process manager)",
+    );
     let models = ctx.plan.models_among(&MODELS);
     if models.is_empty() {
         ctx.skip(

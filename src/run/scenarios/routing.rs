@@ -33,6 +33,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         );
         return Ok(());
     };
+    ctx.skip_models_outside(
+        "routing",
+        &[model],
+        &format!("routing is a property of the workload, the same in every model: measured once, on {model}"),
+    );
     for mode in MODES {
         ctx.console.step("routing", model, mode);
         let server = match ctx.start(model, &["--routing".to_string(), mode.to_string()]).await {

@@ -38,6 +38,11 @@ const PROBE_LIMIT: Duration = Duration::from_secs(5);
 const CONNECTIONS: usize = 64;
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    ctx.skip_models_outside(
+        "soak",
+        &MODELS,
+        "no overlapped recycle (only proxy, inprocess and split soak)",
+    );
     let models = ctx.plan.models_among(&MODELS);
     if models.is_empty() {
         ctx.skip(

@@ -14,9 +14,13 @@ use crate::run::results::{Entry, StateFigures};
 use crate::run::servers::{Http, Server, book_count, seed_books};
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    let models = ctx
-        .plan
-        .models_among(&["edge", "edge-actix", "proxy", "inprocess", "split"]);
+    const MODELS: [&str; 5] = ["edge", "edge-actix", "proxy", "inprocess", "split"];
+    ctx.skip_models_outside(
+        "state",
+        &MODELS,
+        "nginx is the system's server in front of an app without a journal or a process manager of ours",
+    );
+    let models = ctx.plan.models_among(&MODELS);
     if models.is_empty() {
         ctx.skip(
             None,

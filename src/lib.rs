@@ -6,4 +6,5 @@
 pub mod cli;
 pub mod journal;
 pub mod load;
+pub mod ready;
 pub mod run;

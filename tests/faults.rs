@@ -164,7 +164,7 @@ async fn kill_under_load(model: &str, key: &str) {
     for p in killed.into_iter().chain([pid, front]) {
         assert!(wait_gone(p).await, "{model}: process {p} outlived the model");
     }
-    let check = common::hostlab().args(["journal", "check", &journal]).output().unwrap();
+    let check = common::output(common::hostlab().args(["journal", "check", &journal]));
     assert!(
         check.status.success(),
         "{model}: the journal is damaged after the kills: {}",

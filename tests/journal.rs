@@ -205,7 +205,7 @@ async fn a_damaged_journal_stops_startup_and_is_left_alone() {
         assert_eq!(r.status(), 201);
     }
     server.stop();
-    let ok = hostlab().args(["journal", "check", &journal]).output().unwrap();
+    let ok = common::output(hostlab().args(["journal", "check", &journal]));
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("books: 5"));
 
@@ -214,10 +214,7 @@ async fn a_damaged_journal_stops_startup_and_is_left_alone() {
     bytes[at] = b'd';
     std::fs::write(&journal, &bytes).unwrap();
 
-    let out = hostlab()
-        .args(["serve", "edge", "--listen", "127.0.0.1:0", "--journal", &journal])
-        .output()
-        .unwrap();
+    let out = common::output(hostlab().args(["serve", "edge", "--listen", "127.0.0.1:0", "--journal", &journal]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty(), "no ready line");
@@ -225,9 +222,9 @@ async fn a_damaged_journal_stops_startup_and_is_left_alone() {
     assert!(stderr.contains("hostlab journal check"), "{stderr}");
     assert_eq!(std::fs::read(&journal).unwrap(), bytes, "the file is left as it was");
 
-    let check = hostlab().args(["journal", "check", &journal]).output().unwrap();
+    let check = common::output(hostlab().args(["journal", "check", &journal]));
     assert_eq!(check.status.code(), Some(1));
-    let repair = hostlab().args(["journal", "repair", &journal]).output().unwrap();
+    let repair = common::output(hostlab().args(["journal", "repair", &journal]));
     assert!(repair.status.success(), "{}", String::from_utf8_lossy(&repair.stderr));
     let server = Server::start("edge", &["--journal", &journal]);
     assert_eq!(books(&server).await.len(), 3, "the events before the damaged one");

@@ -4,21 +4,19 @@
 //! these must pass on a busy 2-core machine.
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hostlab::ready;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde_json::Value;
+use tempfile::TempPath;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
@@ -28,14 +26,19 @@ const HOSTLAB: &str = env!("CARGO_BIN_EXE_hostlab");
 
 // ---------------------------------------------------------------- harness
 
-fn temp_path(ext: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "hostlab-load-test-{}-{}.{ext}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
+/// A fresh temporary file name, removed when dropped (also when a test panics).
+fn temp_path(ext: &str) -> TempPath {
+    tempfile::Builder::new()
+        .prefix("hostlab-load-test-")
+        .suffix(&format!(".{ext}"))
+        .tempfile()
+        .expect("a temporary file")
+        .into_temp_path()
 }
+
+/// How long a `hostlab load` run may take on a busy machine before it is
+/// killed as hung.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A finished `hostlab load` run.
 struct LoadRun {
@@ -58,25 +61,25 @@ impl LoadRun {
     }
 }
 
-/// A `hostlab load` child writing its JSON result to a temporary file.
+/// A `hostlab load` child writing its JSON result to a temporary file;
+/// killed when dropped.
 struct LoadChild {
-    child: Child,
-    json: PathBuf,
+    child: ready::Running,
+    json: TempPath,
     started: Instant,
 }
 
 fn spawn_load(args: &[&str]) -> LoadChild {
     let json = temp_path("json");
-    let child = Command::new(HOSTLAB)
-        .arg("load")
-        .args(args)
-        .arg("--no-progress")
-        .arg("--json")
-        .arg(&json)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start hostlab load");
+    let child = ready::spawn(
+        ready::command(HOSTLAB)
+            .arg("load")
+            .args(args)
+            .arg("--no-progress")
+            .arg("--json")
+            .arg(&*json),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     LoadChild {
         child,
         json,
@@ -86,17 +89,16 @@ fn spawn_load(args: &[&str]) -> LoadChild {
 
 impl LoadChild {
     fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.child.pid() as i32
     }
 
     fn finish(self) -> LoadRun {
-        let out = self.child.wait_with_output().expect("wait for hostlab load");
+        let out = self.child.wait_within(RUN_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
         let elapsed = self.started.elapsed();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let text = std::fs::read_to_string(&self.json)
             .unwrap_or_else(|e| panic!("no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}"));
-        let _ = std::fs::remove_file(&self.json);
         LoadRun {
             status: out.status,
             json: serde_json::from_str(&text).expect("valid JSON"),
@@ -230,22 +232,17 @@ fn closed_port_url() -> String {
 /// `hostlab serve edge` as a child process; killed (after a SIGCONT, in
 /// case the test stopped it) when dropped, also when the test panics.
 struct EdgeServer {
-    child: Child,
+    child: ready::Running,
     url: String,
 }
 
 impl EdgeServer {
     fn start() -> Self {
-        let mut child = Command::new(HOSTLAB)
-            .args(["serve", "edge", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start hostlab serve edge");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = ready::spawn_ready(
+            ready::command(HOSTLAB).args(["serve", "edge", "--listen", "127.0.0.1:0"]),
+            ready::READY_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let url = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("url="))
@@ -255,15 +252,7 @@ impl EdgeServer {
     }
 
     fn signal(&self, signal: Signal) {
-        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
-    }
-}
-
-impl Drop for EdgeServer {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.signal(signal).unwrap();
     }
 }
 
@@ -476,7 +465,7 @@ fn bad_arguments_exit_2() {
         vec!["https://127.0.0.1:1/"],
         vec!["http://127.0.0.1:1/", "-d", "ten seconds"],
     ] {
-        let out = Command::new(HOSTLAB).arg("load").args(&args).output().unwrap();
+        let out = ready::output_within(ready::command(HOSTLAB).arg("load").args(&args), RUN_TIMEOUT).unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("invalid value"), "{args:?}: {stderr}");
@@ -485,10 +474,11 @@ fn bad_arguments_exit_2() {
 
 #[test]
 fn unresolvable_host_fails_with_exit_1() {
-    let out = Command::new(HOSTLAB)
-        .args(["load", "http://nonexistent.invalid/", "-d", "100ms", "--no-progress"])
-        .output()
-        .unwrap();
+    let out = ready::output_within(
+        ready::command(HOSTLAB).args(["load", "http://nonexistent.invalid/", "-d", "100ms", "--no-progress"]),
+        RUN_TIMEOUT,
+    )
+    .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot resolve"));
 }

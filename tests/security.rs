@@ -580,11 +580,11 @@ async fn overload_sheds_with_503_and_recovers() {
 /// API's error format, and calls with it work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_endpoint_needs_loopback_or_a_token() {
-    let out = common::hostlab()
-        .args(["serve", "proxy", "--listen", "127.0.0.1:0", "--admin", "0.0.0.0:0"])
-        .env_remove("HOSTLAB_ADMIN_TOKEN")
-        .output()
-        .unwrap();
+    let out = common::output(
+        common::hostlab()
+            .args(["serve", "proxy", "--listen", "127.0.0.1:0", "--admin", "0.0.0.0:0"])
+            .env_remove("HOSTLAB_ADMIN_TOKEN"),
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--admin-token"), "{stderr}");

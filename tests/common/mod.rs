@@ -1,38 +1,43 @@
 //! Test harness: start a hosting model as a real process on 127.0.0.1:0, wait
 //! for its ready line, and stop it again (checking that it exited).
 //!
-//! Every child is started with `PR_SET_PDEATHSIG = SIGKILL`, and the guard
-//! kills it on drop, so no server outlives a failed or killed test run.
+//! Every child is started through `hostlab::ready`: `PR_SET_PDEATHSIG =
+//! SIGKILL`, the ready line read within a timeout, stderr captured, and the
+//! guard kills it on drop, so no server outlives a failed or killed test run.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
+use hostlab::ready::{self, READY_TIMEOUT, Running};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// How long a server may take to print its ready line on a busy machine.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a server may take to exit after SIGTERM.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a one-shot `hostlab` command may take on a busy machine.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// `hostlab` with the parent-death signal set (see `hostlab::ready`).
 pub fn hostlab() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hostlab"));
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
-    }
-    cmd
+    ready::command(env!("CARGO_BIN_EXE_hostlab"))
+}
+
+/// Runs `hostlab ARGS` to its end (killed after [`COMMAND_TIMEOUT`]).
+pub fn run_hostlab(args: &[&str]) -> Output {
+    output(hostlab().args(args))
+}
+
+/// Runs a command to its end (killed after [`COMMAND_TIMEOUT`]).
+pub fn output(cmd: &mut Command) -> Output {
+    ready::output_within(cmd, COMMAND_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A running `hostlab serve` process.
 pub struct Server {
-    child: Option<Child>,
+    child: Option<Running>,
     pub model: String,
     /// Base URL from the ready line, e.g. `http://127.0.0.1:41234`.
     pub url: String,
@@ -69,34 +74,13 @@ impl Server {
         if !extra.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
-        let mut child = command
-            .args(extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("TEST_SERVER_LOG").unwrap_or("warn,ractor_cluster=error".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn hostlab serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                panic!("`hostlab serve {model}` printed no ready line: {other:?}");
-            }
-        };
+        command.args(extra).env(
+            "RUST_LOG",
+            std::env::var("TEST_SERVER_LOG").unwrap_or("warn,ractor_cluster=error".into()),
+        );
+        let (child, line) = ready::spawn_ready(&mut command, READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
         let (url, pid) = parse_ready_line(&line, model);
-        assert_eq!(pid, child.id(), "ready line pid is the process's pid");
+        assert_eq!(pid, child.pid(), "ready line pid is the process's pid");
         Server {
             child: Some(child),
             model: model.to_owned(),
@@ -104,6 +88,11 @@ impl Server {
             pid,
             ready_line: line,
         }
+    }
+
+    /// The server's stderr so far (its last 64 KiB).
+    pub fn stderr(&self) -> String {
+        self.child.as_ref().map_or_else(String::new, Running::stderr)
     }
 
     /// The `admin=` URL of the ready line (fronts started with `--admin`).
@@ -124,27 +113,15 @@ impl Server {
     }
 
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+        self.child.as_mut().is_some_and(Running::is_running)
     }
 
     /// Send `signal` and wait for the process to exit; returns its status.
     pub fn stop_with(mut self, signal: Signal) -> ExitStatus {
-        self.signal(signal);
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "`hostlab serve {}` did not exit within {EXIT_TIMEOUT:?} of {signal}",
-                    self.model
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let child = self.child.take().unwrap();
+        match child.stop_with(signal, EXIT_TIMEOUT) {
+            Ok(output) => output.status,
+            Err(e) => panic!("`hostlab serve {}` after {signal}: {e}", self.model),
         }
     }
 
@@ -156,15 +133,6 @@ impl Server {
             status.success(),
             "`hostlab serve {model}` exited with {status} after SIGTERM"
         );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

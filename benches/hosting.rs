@@ -11,17 +11,14 @@
 //! then SIGKILL) right after it, also when a bench panics; PR_SET_PDEATHSIG
 //! covers a killed bench process.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
+use hostlab::ready;
 use hostlab_workloads::{AppState, Workload, WorkloadConfig, app};
 use http::header::{CONTENT_TYPE, HOST};
 use http_body_util::{BodyExt, Full};
@@ -38,7 +35,7 @@ const MODELS: [&str; 4] = ["edge", "inprocess", "proxy", "split"];
 /// Books listed by the `books` group, as in `hostlab run`'s throughput scenario.
 const BOOKS: usize = 100;
 /// Longest a server may take to print its ready line on a busy machine.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const READY_TIMEOUT: Duration = ready::READY_TIMEOUT;
 /// Longest a server may take to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -61,13 +58,14 @@ fn hostlab_exe() -> PathBuf {
 /// A running `hostlab serve MODEL`; stopped on drop.
 struct ServerProcess {
     model: &'static str,
-    child: Child,
+    /// Taken by `drop` for the graceful stop; the guard kills it otherwise.
+    child: Option<ready::Running>,
     addr: SocketAddr,
 }
 
 impl ServerProcess {
     fn start(model: &'static str) -> ServerProcess {
-        let mut cmd = Command::new(hostlab_exe());
+        let mut cmd = ready::command(hostlab_exe());
         cmd.args([
             "serve",
             model,
@@ -76,36 +74,14 @@ impl ServerProcess {
             "--start-mode",
             "always-running",
         ])
-        .env("RUST_LOG", "warn,ractor_cluster=error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        // SAFETY: prctl is async-signal-safe and touches no parent memory.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", hostlab_exe().display()));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = tx.send(lines.next());
-            // Keep draining so the server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(Some(Ok(line))) => line,
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("`hostlab serve {model}` printed no ready line within {READY_TIMEOUT:?}: {other:?}");
-            }
-        };
+        .env("RUST_LOG", "warn,ractor_cluster=error");
+        let (child, line) = ready::spawn_ready(&mut cmd, READY_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
         let addr = ready_addr(&line).unwrap_or_else(|| panic!("not a ready line: {line}"));
-        ServerProcess { model, child, addr }
+        ServerProcess {
+            model,
+            child: Some(child),
+            addr,
+        }
     }
 }
 
@@ -124,25 +100,12 @@ impl Drop for ServerProcess {
     /// SIGTERM (the front stops its own children), wait, SIGKILL after the
     /// limit; then check that no process the server started outlived it.
     fn drop(&mut self) {
-        let pid = self.child.id();
+        let Some(child) = self.child.take() else { return };
+        let pid = child.pid();
         let mut tree = Vec::new();
         descendants(pid, &mut tree);
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if Instant::now() > deadline => {
-                    eprintln!(
-                        "hostlab serve {} ignored SIGTERM for {STOP_TIMEOUT:?}: killing it",
-                        self.model
-                    );
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            }
+        if let Err(e) = child.stop_with(Signal::SIGTERM, STOP_TIMEOUT) {
+            eprintln!("hostlab serve {}: {e}", self.model);
         }
         // Children die with the front (PR_SET_PDEATHSIG); give them a moment.
         let deadline = Instant::now() + Duration::from_secs(5);

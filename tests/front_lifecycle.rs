@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Server, wait_gone};
+use common::{Load, Server, wait_gone};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -60,77 +58,18 @@ impl Front {
     }
 }
 
-/// What a load run saw.
-#[derive(Debug, Default)]
-struct Seen {
-    ok: u64,
-    failed: u64,
-    failures: Vec<String>,
-    max_latency: Duration,
-}
-
-/// 2,000 sequential requests about 1 ms apart plus `concurrent` looping
-/// clients, until the sequential ones are done (bounded by count).
-async fn load(url: String, sequential: u64, concurrent: usize) -> Seen {
-    let client = reqwest::Client::new();
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let mut loopers = Vec::new();
-    for _ in 0..concurrent {
-        let (client, url, stop, ok) = (client.clone(), url.clone(), stop.clone(), ok.clone());
-        loopers.push(tokio::spawn(async move {
-            let mut failures = Vec::new();
-            let mut max = Duration::ZERO;
-            // Bounded: at most 100,000 requests even if `stop` never came.
-            for _ in 0..100_000 {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let started = Instant::now();
-                match client.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(r) => failures.push(format!("status {}", r.status())),
-                    Err(e) => failures.push(format!("{e:?}")),
-                }
-                max = max.max(started.elapsed());
-            }
-            (failures, max)
-        }));
-    }
-    let mut seen = Seen::default();
-    for _ in 0..sequential {
-        let started = Instant::now();
-        match client.get(&url).send().await {
-            Ok(r) if r.status() == 200 => seen.ok += 1,
-            Ok(r) => seen.failures.push(format!("status {}", r.status())),
-            Err(e) => seen.failures.push(format!("{e:?}")),
-        }
-        seen.max_latency = seen.max_latency.max(started.elapsed());
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    stop.store(true, Ordering::Relaxed);
-    for looper in loopers {
-        let (failures, max) = looper.await.unwrap();
-        seen.failures.extend(failures);
-        seen.max_latency = seen.max_latency.max(max);
-    }
-    seen.ok += ok.load(Ordering::Relaxed);
-    seen.failed = seen.failures.len() as u64;
-    seen
-}
-
 mod cases {
     use super::*;
 
     pub async fn overlapped_recycles_under_load_fail_no_request(model: &str) {
         let front = Front::start(model, &["--start-mode", "always-running", "--warmup", "/ping"]);
         let first_pid = front.app_pid().await.expect("always-running starts the app");
-        let load = tokio::spawn(load(front.server.url("/ping"), 2000, 4));
+        // Load runs, with a stop flag, from before the first recycle until
+        // after the last one completed, with successes in between.
+        let load = Load::start(front.server.url("/ping"), 4);
+        load.wait_successes(100, "before the first recycle").await;
         let mut pids = vec![first_pid];
         for n in 1..=3u64 {
-            tokio::time::sleep(Duration::from_millis(300)).await;
             front.server.signal(Signal::SIGHUP);
             let status = front.wait_status("the recycle", |s| s["recycles"] == n).await;
             let report = &status["last_recycle"];
@@ -138,10 +77,10 @@ mod cases {
             assert_eq!(report["unavailable_ms"], 0, "{report}");
             assert_eq!(report["error"], Value::Null, "{report}");
             pids.push(status["pids"]["app"].as_u64().unwrap() as u32);
+            load.wait_successes(100, &format!("after recycle {n}")).await;
         }
-        let seen = load.await.unwrap();
+        let seen = load.stop().await;
         assert_eq!(seen.failed, 0, "overlapped recycles lost requests: {:?}", seen.failures);
-        assert!(seen.ok >= 2000, "{seen:?}");
         let distinct: std::collections::BTreeSet<_> = pids.iter().collect();
         assert_eq!(distinct.len(), 4, "each recycle started a new process: {pids:?}");
         for old in &pids[..3] {
@@ -154,11 +93,12 @@ mod cases {
 
     pub async fn stop_then_start_recycle_leaves_a_gap(model: &str) {
         let front = Front::start(model, &["--start-mode", "always-running", "--overlap", "false"]);
-        let load = tokio::spawn(load(front.server.url("/ping"), 1000, 2));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let load = Load::start(front.server.url("/ping"), 2);
+        load.wait_successes(100, "before the recycle").await;
         front.server.signal(Signal::SIGHUP);
         let status = front.wait_status("the recycle", |s| s["recycles"] == 1).await;
-        let seen = load.await.unwrap();
+        load.wait_successes(100, "after the recycle").await;
+        let seen = load.stop().await;
         let report = &status["last_recycle"];
         assert_eq!(report["overlapped"], false, "{report}");
         let gap_ms = report["unavailable_ms"].as_u64().unwrap();
@@ -222,27 +162,26 @@ mod cases {
     }
 
     pub async fn idle_terminate_cold_starts_the_next_request(model: &str) {
-        let front = Front::start(model, &["--idle-timeout", "1s", "--idle-action", "terminate"]);
+        let front = Front::start(model, &["--idle-timeout", "2s", "--idle-action", "terminate"]);
         assert_eq!(
             front.status().await["phase"],
             "stopped",
             "on-demand: nothing runs before a request"
         );
-        assert_eq!(
-            front.get("/ping").await.status(),
-            200,
-            "the first request starts the app"
-        );
-        let pid = front.app_pid().await.unwrap();
+        // The pid comes from the answer itself: on a busy machine the app may
+        // already be idle-stopped again by the time the status is read.
+        let first = front.get("/healthz").await;
+        assert_eq!(first.status(), 200, "the first request starts the app");
+        let pid = first.json::<Value>().await.unwrap()["pid"].as_u64().unwrap() as u32;
         front.wait_status("the idle stop", |s| s["phase"] == "stopped").await;
         assert!(wait_gone(pid).await, "terminated on idle");
         let health: Value = front.get("/healthz").await.json().await.unwrap();
         assert_ne!(health["pid"].as_u64().unwrap() as u32, pid, "a new process served it");
         let status = front.status().await;
-        assert_eq!(status["cold_starts"], 2, "{status}");
+        assert!(status["cold_starts"].as_u64().unwrap() >= 2, "{status}");
         if model == "proxy" {
             // Both cold starts held their request until the app was ready.
-            assert_eq!(status["held"]["requests"], 2, "{status}");
+            assert_eq!(status["held"]["requests"], status["cold_starts"], "{status}");
             assert!(status["held"]["total_delay_ms"].as_f64().unwrap() > 0.0, "{status}");
         }
         front.server.stop();
@@ -255,7 +194,7 @@ mod cases {
                 "--start-mode",
                 "always-running",
                 "--idle-timeout",
-                "1s",
+                "2s",
                 "--idle-action",
                 "suspend",
             ],
@@ -276,6 +215,7 @@ mod cases {
             .unwrap();
         let health: Value = thawed.json().await.unwrap();
         assert_eq!(health["pid"].as_u64().unwrap() as u32, pid, "the same process, thawed");
+        // Read right after the answer: a new suspend needs another 2 s idle.
         assert_ne!(process_state(pid), Some('T'));
         assert_eq!(front.status().await["phase"], "ready");
         front.server.stop();

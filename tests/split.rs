@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, wait_gone};
+use common::{Load, Server, wait_gone};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -50,28 +50,18 @@ async fn books_and_tasks_survive_front_recycles_under_load() {
     );
     let actors_pid = status(&admin).await["pids"]["actors"].as_u64().unwrap();
 
-    let url = server.url("/books");
-    let load = tokio::spawn(async move {
-        let c = reqwest::Client::new();
-        let mut failures = Vec::new();
-        for _ in 0..1500 {
-            match c.get(&url).send().await {
-                Ok(r) if r.status() == 200 => {}
-                Ok(r) => failures.push(format!("status {}", r.status())),
-                Err(e) => failures.push(format!("{e:?}")),
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        failures
-    });
+    // Load runs, with a stop flag, from before the first recycle until after
+    // the last one completed, with successes in between.
+    let load = Load::start(server.url("/books"), 2);
+    load.wait_successes(50, "before the first recycle").await;
     for n in 1..=3 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
         server.signal(Signal::SIGHUP);
         let s = wait_recycles(&admin, n).await;
         assert_eq!(s["last_recycle"]["error"], Value::Null, "{s}");
+        load.wait_successes(50, &format!("after recycle {n}")).await;
     }
-    let failures = load.await.unwrap();
-    assert!(failures.is_empty(), "front recycles failed requests: {failures:?}");
+    let seen = load.stop().await;
+    assert_eq!(seen.failed, 0, "front recycles failed requests: {:?}", seen.failures);
 
     let books: Vec<Value> = c.get(server.url("/books")).send().await.unwrap().json().await.unwrap();
     assert_eq!(books.len(), 20, "every book survived three front recycles");

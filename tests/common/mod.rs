@@ -175,3 +175,89 @@ pub async fn wait_gone(pid: u32) -> bool {
     }
     true
 }
+
+/// What a [`Load`] saw.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub ok: u64,
+    pub failed: u64,
+    pub failures: Vec<String>,
+    pub max_latency: std::time::Duration,
+}
+
+/// `GET url` from `clients` looping clients until [`Load::stop`]: load that
+/// is certainly running while a test recycles, however slow the machine.
+/// Bounded all the same (each client stops after 200,000 requests or 5 min).
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    clients: Vec<tokio::task::JoinHandle<(Vec<String>, Duration)>>,
+}
+
+impl Load {
+    pub fn start(url: String, clients: usize) -> Load {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ok = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let client = reqwest::Client::new();
+        let clients = (0..clients)
+            .map(|_| {
+                let (client, url, stop, ok) = (client.clone(), url.clone(), stop.clone(), ok.clone());
+                tokio::spawn(async move {
+                    let mut failures = Vec::new();
+                    let mut max = Duration::ZERO;
+                    let give_up = Instant::now() + Duration::from_secs(300);
+                    for _ in 0..200_000 {
+                        if stop.load(Ordering::Relaxed) || Instant::now() > give_up {
+                            break;
+                        }
+                        let started = Instant::now();
+                        match client.get(&url).send().await {
+                            Ok(r) if r.status() == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => failures.push(format!("status {}", r.status())),
+                            Err(e) => failures.push(format!("{e:?}")),
+                        }
+                        max = max.max(started.elapsed());
+                        // About 1 ms apart per client: steady, not a flood.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    (failures, max)
+                })
+            })
+            .collect();
+        Load { stop, ok, clients }
+    }
+
+    /// Successful requests so far.
+    pub fn ok(&self) -> u64 {
+        self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits (at most 60 s) until at least `more` requests succeed after now.
+    pub async fn wait_successes(&self, more: u64, what: &str) {
+        let from = self.ok();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.ok() < from + more {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {more} successful requests {what} within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn stop(self) -> Seen {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut seen = Seen::default();
+        for client in self.clients {
+            let (failures, max) = client.await.unwrap();
+            seen.failures.extend(failures);
+            seen.max_latency = seen.max_latency.max(max);
+        }
+        seen.ok = self.ok.load(std::sync::atomic::Ordering::Relaxed);
+        seen.failed = seen.failures.len() as u64;
+        seen
+    }
+}

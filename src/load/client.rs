@@ -138,9 +138,10 @@ pub async fn worker(schedule: Arc<Schedule>, records: mpsc::Sender<Record>) {
     let plan = &schedule.plan;
     let mut conn: Option<Connection> = None;
     let mut backoff = Backoff::default();
-    let mut pacer = Pacer::new();
+    // Closed loop never waits for a slot: no timer needed.
+    let mut pacer = plan.pacing.rate_per_sec().map(|_| Pacer::new());
     while let Some(slot) = schedule.claim() {
-        if let Some(due) = slot.due {
+        if let (Some(due), Some(pacer)) = (slot.due, pacer.as_mut()) {
             if due >= schedule.warmup_end {
                 schedule.waits.start_counting();
             }

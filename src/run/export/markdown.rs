@@ -485,21 +485,27 @@ fn crosscheck(out: &mut String, rows: &[SummaryRow]) {
     }
     let _ = writeln!(
         out,
-        "## Cross-check: edge GET /ping by other tools\n\n| tool | command | req/s | hostlab load / tool |\n|---|---|---|---|"
+        "## Cross-check: edge GET /ping by other tools\n\nGenerator CPU per request: the tools' from getrusage of the child, \
+         hostlab's from its own process over the measured phase; same CPUs.\n\n\
+         | tool | command | req/s | hostlab load / tool | generator CPU us per request |\n|---|---|---|---|---|"
     );
     for r in rows {
         for e in &r.entries {
             if let Some(c) = &e.crosscheck {
                 let _ = writeln!(
                     out,
-                    "| {} | `{}` | {:.0} | {:.2} |",
-                    c.tool_version, c.command, c.requests_per_sec, c.hostlab_over_tool
+                    "| {} | `{}` | {:.0} | {:.2} | {} |",
+                    c.tool_version,
+                    c.command,
+                    c.requests_per_sec,
+                    c.hostlab_over_tool,
+                    c.cpu_us_per_request.map_or("-".into(), |v| format!("{v:.2}"))
                 );
             } else if let Some(l) = &e.load {
                 let _ = writeln!(
                     out,
-                    "| hostlab load | closed loop, {} connections | {:.0} | 1.00 |",
-                    l.connections, l.requests_per_sec
+                    "| hostlab load | closed loop, {} connections | {:.0} | 1.00 | {:.2} |",
+                    l.connections, l.requests_per_sec, l.generator_cpu_us_per_request
                 );
             }
         }

@@ -406,8 +406,18 @@ fn spectrum_chart<DB: DrawingBackend>(
             }
         })
         .y_desc("latency ms (log scale)")
+        .disable_y_mesh()
         .label_style((FAMILY, 14))
         .draw()
+        .map_err(err)?;
+    // Grid lines at the labelled 1-2-5 ticks only (plotters' own log-axis
+    // mesh draws a line at every candidate point).
+    chart
+        .draw_series(
+            ticks
+                .iter()
+                .map(|t| PathElement::new(vec![(0.0, *t), (4.0, *t)], BLACK.mix(0.15))),
+        )
         .map_err(err)?;
     for (k, c) in curves.iter().enumerate() {
         let color = Palette99::pick(k).to_rgba();

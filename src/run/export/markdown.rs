@@ -253,7 +253,11 @@ fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({timeouts}) | {state} |",
             r.variant,
             r.model,
-            median(&|x| x.rate_per_sec.unwrap_or(0.0)).map_or("-".into(), |v| format!("{v:.0}")),
+            if open {
+                median(&|x| x.rate_per_sec.unwrap_or(0.0)).map_or("-".into(), |v| format!("{v:.0}"))
+            } else {
+                "-".into()
+            },
             spread_rps(r.rps).0,
             l(&|x| x.p50),
             l(&|x| x.p90),

@@ -194,29 +194,22 @@ async fn exchange(
     backoff: &Backoff,
     sent: &mut Option<Instant>,
 ) -> Result<Outcome, Outcome> {
-    loop {
-        if conn.is_none() {
-            backoff.wait().await;
-            *conn = Some(Connection::connect(schedule.addr).await?);
-        }
-        let c = conn.as_mut().expect("connected above");
-        let reused = c.served > 0;
-        *sent = Some(Instant::now());
-        match c.exchange(&schedule.request).await {
-            Ok(response) => {
-                if !response.keep_alive {
-                    *conn = None;
-                }
-                return Ok(Outcome::of_code(response.status));
-            }
-            // A kept-alive connection the server closed while it was idle
-            // fails before any answer: the request is sent again on a new
-            // connection without counting a failure (as hyper's pooled
-            // client and browsers do). A fresh connection gets no retry.
-            Err(f) if reused && f.before_response && f.outcome == Outcome::Reset => *conn = None,
-            Err(f) => return Err(f.outcome),
-        }
+    // A kept-alive connection the server closed while it was idle is
+    // replaced without counting a failure: nothing was sent on it.
+    if conn.as_mut().is_some_and(Connection::stale) {
+        *conn = None;
     }
+    if conn.is_none() {
+        backoff.wait().await;
+        *conn = Some(Connection::connect(schedule.addr).await?);
+    }
+    let c = conn.as_mut().expect("connected above");
+    *sent = Some(Instant::now());
+    let response = c.exchange(&schedule.request).await?;
+    if !response.keep_alive {
+        *conn = None;
+    }
+    Ok(Outcome::of_code(response.status))
 }
 
 #[cfg(test)]

@@ -62,15 +62,6 @@ impl EncodedRequest {
     }
 }
 
-/// A failed exchange: its outcome class, and whether any byte of a
-/// response had arrived (a kept-alive connection that the server closed
-/// while idle fails before that, and the request may be sent again).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
-    pub outcome: Outcome,
-    pub before_response: bool,
-}
-
 /// A complete response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Response {
@@ -127,26 +118,35 @@ impl Connection {
         })
     }
 
+    /// Whether the server has closed this idle connection (or sent
+    /// something unasked, such as a 408 before closing): it must not carry
+    /// the next request. Costs no system call while the reactor has seen
+    /// nothing arrive, since tokio then knows the socket is not readable.
+    pub fn stale(&mut self) -> bool {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+        if self.start != self.end {
+            return true; // bytes after the last response
+        }
+        match self.stream.try_read(&mut self.buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Ok(_) | Err(_) => true,
+        }
+    }
+
     /// Sends `request` and reads its response to the end.
-    pub async fn exchange(&mut self, request: &EncodedRequest) -> Result<Response, Failure> {
-        let early = |outcome| Failure {
-            outcome,
-            before_response: true,
-        };
+    pub async fn exchange(&mut self, request: &EncodedRequest) -> Result<Response, Outcome> {
         self.stream
             .write_all(&request.bytes)
             .await
-            .map_err(|e| early(classify_io(&e)))?;
+            .map_err(|e| classify_io(&e))?;
         let (status, keep_alive, framing) = self.read_head(request.head_only).await?;
-        let late = |outcome| Failure {
-            outcome,
-            before_response: false,
-        };
         match framing {
             Framing::None => {}
-            Framing::Length(n) => self.skip(n).await.map_err(late)?,
-            Framing::Chunked => self.skip_chunked().await.map_err(late)?,
-            Framing::UntilClose => self.skip_to_close().await.map_err(late)?,
+            Framing::Length(n) => self.skip(n).await?,
+            Framing::Chunked => self.skip_chunked().await?,
+            Framing::UntilClose => self.skip_to_close().await?,
         }
         self.served += 1;
         Ok(Response {
@@ -184,11 +184,9 @@ impl Connection {
 
     /// Parses the status line and headers (skipping interim 1xx
     /// responses) and consumes them from the buffer.
-    async fn read_head(&mut self, head_only: bool) -> Result<(u16, bool, Framing), Failure> {
-        let mut got_bytes = false;
+    async fn read_head(&mut self, head_only: bool) -> Result<(u16, bool, Framing), Outcome> {
         loop {
             if self.end > self.start {
-                got_bytes = true;
                 let mut headers = [httparse::EMPTY_HEADER; 64];
                 let mut response = httparse::Response::new(&mut headers);
                 match response.parse(&self.buf[self.start..self.end]) {
@@ -200,27 +198,14 @@ impl Connection {
                         if (100..200).contains(&status) && status != 101 {
                             continue; // interim response: the real one follows
                         }
-                        let Ok(framing) = head.framing(status, head_only) else {
-                            return Err(Failure {
-                                outcome: Outcome::Io,
-                                before_response: false,
-                            });
-                        };
+                        let framing = head.framing(status, head_only).map_err(|()| Outcome::Io)?;
                         return Ok((status, head.keep_alive, framing));
                     }
                     Ok(httparse::Status::Partial) => {}
-                    Err(_) => {
-                        return Err(Failure {
-                            outcome: Outcome::Io,
-                            before_response: false,
-                        });
-                    }
+                    Err(_) => return Err(Outcome::Io),
                 }
             }
-            self.fill().await.map_err(|outcome| Failure {
-                outcome,
-                before_response: !got_bytes,
-            })?;
+            self.fill().await?;
         }
     }
 
@@ -404,6 +389,12 @@ mod tests {
         assert_eq!(got, [(200, true), (404, true), (204, true), (503, false)]);
         assert_eq!(c.served, 4);
         assert_eq!(c.start, c.end, "nothing left over");
+        // The server closed the connection after its last reply.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !c.stale() {
+            assert!(std::time::Instant::now() < deadline, "close never noticed");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     #[tokio::test]
@@ -416,29 +407,15 @@ mod tests {
 
         let addr = serve(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort"]).await;
         let mut c = Connection::connect(addr).await.unwrap();
-        let f = c.exchange(&req).await.unwrap_err();
-        assert_eq!(
-            f,
-            Failure {
-                outcome: Outcome::Reset,
-                before_response: false
-            }
-        );
+        assert_eq!(c.exchange(&req).await.unwrap_err(), Outcome::Reset);
 
-        // Closed with nothing sent back: may be retried on a new connection.
+        // Closed with nothing sent back.
         let addr = serve(vec![b""]).await;
         let mut c = Connection::connect(addr).await.unwrap();
-        let f = c.exchange(&req).await.unwrap_err();
-        assert_eq!(
-            f,
-            Failure {
-                outcome: Outcome::Reset,
-                before_response: true
-            }
-        );
+        assert_eq!(c.exchange(&req).await.unwrap_err(), Outcome::Reset);
 
         let addr = serve(vec![b"HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n"]).await;
         let mut c = Connection::connect(addr).await.unwrap();
-        assert_eq!(c.exchange(&req).await.unwrap_err().outcome, Outcome::Io);
+        assert_eq!(c.exchange(&req).await.unwrap_err(), Outcome::Io);
     }
 }

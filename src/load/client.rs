@@ -2,24 +2,18 @@
 //! connection, all running the same worker loop whatever the pacing and stop
 //! condition, each request ending in exactly one [`Record`].
 
-use std::error::Error as _;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout_at};
 
+use super::pacing::{Pacer, WaitClock};
 use super::plan::{LoadPlan, Pacing, Stop};
 use super::stats::{Outcome, Record};
+use super::wire::{Connection, EncodedRequest};
 
 /// The state the workers share: the plan, the clock and the slot counter.
 #[derive(Debug)]
@@ -32,6 +26,15 @@ pub struct Schedule {
     next_slot: AtomicU64,
     /// Measured (post-warm-up) slots handed out, for [`Stop::Count`].
     measured_slots: AtomicU64,
+    /// Most measured slots the run may hand out: the count of a count
+    /// stop; on a fixed schedule also rate x window, rounded down, so the
+    /// achieved rate can never exceed the offered one.
+    measured_cap: Option<u64>,
+    /// The fixed request, encoded once.
+    request: EncodedRequest,
+    /// Time the workers spent yielding until their slots were due (the CPU
+    /// price of precise pacing), counted from the measured phase on.
+    waits: WaitClock,
 }
 
 /// One request a worker has claimed.
@@ -44,8 +47,17 @@ struct Slot {
 
 impl Schedule {
     pub fn new(plan: LoadPlan, addr: SocketAddr, start: Instant) -> Self {
+        let measured_cap = match (plan.stop, plan.pacing) {
+            (Stop::Count(n), _) => Some(n),
+            (Stop::After(d), Pacing::Fixed { per_sec }) => Some((per_sec * d.as_secs_f64() + 1e-9).floor() as u64),
+            (Stop::After(_), Pacing::Closed) => None,
+        };
+        let request = EncodedRequest::new(&plan.method, &plan.target.path_and_query, &plan.headers, &plan.body);
         Schedule {
             warmup_end: start + plan.warmup,
+            measured_cap,
+            request,
+            waits: WaitClock::new(start),
             plan,
             addr,
             start,
@@ -63,15 +75,25 @@ impl Schedule {
         let due = self.plan.pacing.slot_offset(slot).map(|o| self.start + o);
         let at = due.unwrap_or(claimed);
         if at >= self.warmup_end {
-            let stop = match self.plan.stop {
+            let past_window = match self.plan.stop {
                 Stop::After(d) => at >= self.warmup_end + d,
-                Stop::Count(n) => self.measured_slots.fetch_add(1, Ordering::Relaxed) >= n,
+                Stop::Count(_) => false,
             };
+            let stop = past_window
+                || self
+                    .measured_cap
+                    .is_some_and(|cap| self.measured_slots.fetch_add(1, Ordering::Relaxed) >= cap);
             if stop {
                 return None;
             }
         }
         Some(Slot { due, claimed })
+    }
+
+    /// Time the workers spent yielding until their slots were due, over
+    /// the measured phase (overlapping waits count once).
+    pub fn wait_time(&self) -> Duration {
+        self.waits.total()
     }
 }
 
@@ -109,60 +131,21 @@ impl Backoff {
     }
 }
 
-/// Outcome of a failed socket operation.
-fn classify_io(e: &io::Error) -> Outcome {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => Outcome::Refused,
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::UnexpectedEof => Outcome::Reset,
-        io::ErrorKind::TimedOut => Outcome::Timeout,
-        _ => Outcome::Io,
-    }
-}
-
-/// Outcome of a failed hyper exchange: the socket error underneath if there
-/// is one; a connection closed before the response ended is a reset.
-fn classify_hyper(e: &hyper::Error) -> Outcome {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            return classify_io(io);
-        }
-        source = s.source();
-    }
-    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-        Outcome::Reset
-    } else {
-        Outcome::Io
-    }
-}
-
-type Sender = SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Result<Sender, Outcome> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| classify_io(&e))?;
-    // Requests are small and latency matters: no Nagle delay.
-    stream.set_nodelay(true).map_err(|e| classify_io(&e))?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| classify_hyper(&e))?;
-    // The connection future drives the socket; its errors reach the sender.
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
 /// One connection's worker: claims slots until the stop condition, sends
 /// each request on its keep-alive connection (reconnecting with backoff
 /// when it is gone) and reports one record per slot.
 pub async fn worker(schedule: Arc<Schedule>, records: mpsc::Sender<Record>) {
     let plan = &schedule.plan;
-    let mut conn: Option<Sender> = None;
+    let mut conn: Option<Connection> = None;
     let mut backoff = Backoff::default();
+    // Closed loop never waits for a slot: no timer needed.
+    let mut pacer = plan.pacing.rate_per_sec().map(|_| Pacer::new());
     while let Some(slot) = schedule.claim() {
-        if let Some(due) = slot.due {
-            sleep_until(due.into()).await;
+        if let (Some(due), Some(pacer)) = (slot.due, pacer.as_mut()) {
+            if due >= schedule.warmup_end {
+                schedule.waits.start_counting();
+            }
+            pacer.wait_until(due, &schedule.waits).await;
         }
         let scheduled = slot.due.unwrap_or(slot.claimed);
         let mut sent = None;
@@ -204,39 +187,29 @@ pub async fn worker(schedule: Arc<Schedule>, records: mpsc::Sender<Record>) {
 
 /// Sends one request and reads the whole response. `Ok` carries the status
 /// outcome; `Err` the failure class. `sent` is set when the request is
-/// handed to the connection.
+/// written to the connection.
 async fn exchange(
     schedule: &Schedule,
-    conn: &mut Option<Sender>,
+    conn: &mut Option<Connection>,
     backoff: &Backoff,
     sent: &mut Option<Instant>,
 ) -> Result<Outcome, Outcome> {
-    let plan = &schedule.plan;
-    // A kept-alive connection the server has closed meanwhile is replaced
-    // without counting a failure: nothing was sent on it.
-    let usable = match conn.as_mut() {
-        Some(c) => c.ready().await.is_ok(),
-        None => false,
-    };
-    if !usable {
-        backoff.wait().await;
-        *conn = Some(connect(schedule.addr).await?);
+    // A kept-alive connection the server closed while it was idle is
+    // replaced without counting a failure: nothing was sent on it.
+    if conn.as_mut().is_some_and(Connection::stale) {
+        *conn = None;
     }
-    let sender = conn.as_mut().expect("connected above");
-    sender.ready().await.map_err(|e| classify_hyper(&e))?;
-    let mut request = Request::builder()
-        .method(plan.method.clone())
-        .uri(plan.target.path_and_query.as_str())
-        .body(Full::new(plan.body.clone()))
-        .map_err(|_| Outcome::Io)?;
-    *request.headers_mut() = plan.headers.clone();
+    if conn.is_none() {
+        backoff.wait().await;
+        *conn = Some(Connection::connect(schedule.addr).await?);
+    }
+    let c = conn.as_mut().expect("connected above");
     *sent = Some(Instant::now());
-    let response = sender.send_request(request).await.map_err(|e| classify_hyper(&e))?;
-    let outcome = Outcome::of_status(response.status());
-    // Read the body to the end: the response is complete only then, and the
-    // connection can carry the next request.
-    response.into_body().collect().await.map_err(|e| classify_hyper(&e))?;
-    Ok(outcome)
+    let response = c.exchange(&schedule.request).await?;
+    if !response.keep_alive {
+        *conn = None;
+    }
+    Ok(Outcome::of_code(response.status))
 }
 
 #[cfg(test)]
@@ -259,6 +232,8 @@ mod tests {
 
     #[test]
     fn io_errors_classified() {
+        use super::super::wire::classify_io;
+        use std::io;
         let c = |k| classify_io(&io::Error::from(k));
         assert_eq!(c(io::ErrorKind::ConnectionRefused), Outcome::Refused);
         assert_eq!(c(io::ErrorKind::ConnectionReset), Outcome::Reset);

@@ -157,7 +157,18 @@ impl Collector {
         while r.done >= self.interval_end() {
             self.close(self.interval_end());
         }
-        self.current.record(r);
+        if r.scheduled < self.warmup_end && self.phase() == Phase::Measure {
+            // Scheduled in the warm-up, finished after it: it belongs to
+            // the warm-up, so the measured phase counts only requests
+            // scheduled inside its window (and its rate cannot exceed the
+            // offered one). Its counts join the last warm-up row.
+            self.done.warmup.record(r);
+            if let Some(row) = self.done.rows.iter_mut().rev().find(|row| row.phase == Phase::Warmup) {
+                row.counts.add(r.outcome);
+            }
+        } else {
+            self.current.record(r);
+        }
         if let Some(live) = &self.live {
             let counter = if r.outcome == super::stats::Outcome::Ok {
                 &live.ok
@@ -266,5 +277,41 @@ mod tests {
         assert_eq!(t[5], (250, 1));
         assert_eq!(done.rows[1].phase, Phase::Warmup);
         assert_eq!(done.rows[2].phase, Phase::Measure);
+    }
+
+    #[tokio::test]
+    async fn measured_phase_counts_only_requests_scheduled_in_it() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let c = Collector::new(start, ms(100), ms(50), None);
+        let (tx, rx) = mpsc::channel(16);
+        // Scheduled at 90 ms in the warm-up, answered at 150 ms.
+        tx.send(Record {
+            scheduled: start + ms(90),
+            sent: Some(start + ms(90)),
+            done: start + ms(150),
+            outcome: Outcome::Ok,
+        })
+        .await
+        .unwrap();
+        tx.send(Record {
+            scheduled: start + ms(120),
+            sent: Some(start + ms(120)),
+            done: start + ms(160),
+            outcome: Outcome::Ok,
+        })
+        .await
+        .unwrap();
+        drop(tx);
+        let done = c.collect(rx).await;
+        assert_eq!(done.warmup.counts.ok(), 1);
+        assert_eq!(done.measured.counts.ok(), 1);
+        let measured_rows: u64 = done
+            .rows
+            .iter()
+            .filter(|r| r.phase == Phase::Measure)
+            .map(|r| r.counts.ok())
+            .sum();
+        assert_eq!(measured_rows, 1, "timeline rows agree with the totals");
     }
 }

@@ -98,13 +98,17 @@ pub fn summary(r: &LoadReport) -> String {
     let _ = writeln!(
         s,
         "\n  generator         {:.0}% CPU of one core ({} CPU(s), {} worker thread(s)), \
-         send lag p99 {} ms, max {} ms",
-        g.cpu_percent,
-        g.cpus,
-        g.worker_threads,
-        ms(g.send_lag_p99_us as f64),
-        ms(g.max_send_lag_us as f64)
+         {:.2} us CPU per request",
+        g.cpu_percent, g.cpus, g.worker_threads, g.cpu_us_per_request,
     );
+    if r.rate_per_sec.is_some() {
+        let lag = &r.send_lag_us;
+        let _ = writeln!(
+            s,
+            "  send lag (us)     p50 {}, p99 {}, max {}; waiting for slots {:.0}% of the time",
+            lag.p50, lag.p99, lag.max, g.pacing_wait_percent
+        );
+    }
     if let Some(w) = &r.warmup {
         let _ = writeln!(
             s,

@@ -11,10 +11,12 @@ mod collector;
 mod console;
 mod cpu;
 mod export;
+mod pacing;
 mod plan;
 mod report;
 mod runner;
 mod stats;
+mod wire;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -35,11 +37,11 @@ pub use cpu::{allowed as allowed_cpus, pin as pin_cpus};
 #[allow(unused_imports)]
 pub use plan::{LoadPlan, Pacing, PlanError, Stop, Target, parse_cpu_list, parse_target};
 #[allow(unused_imports)]
-pub use report::{Environment, ErrorCounts, Generator, LoadReport, PhaseReport, Requests};
+pub use report::{Environment, ErrorCounts, Generator, LoadReport, PhaseReport, Requests, SendLag, schedule_kept};
 #[allow(unused_imports)]
 pub use runner::{LoadError, run};
 #[allow(unused_imports)]
-pub use stats::{LatencySummary, Outcome};
+pub use stats::{LatencySummary, Outcome, SpectrumPoint};
 
 /// Raw arguments of `hostlab load` (DESIGN.md "Command line"), boxed so the
 /// CLI's subcommand enum stays small.

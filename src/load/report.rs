@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::collector::{Collected, TimelineRow};
 use super::cpu;
 use super::plan::{LoadPlan, Pacing, Stop};
-use super::stats::{LatencySummary, Outcome, OutcomeCounts, Tally, summarize};
+use super::stats::{LatencySummary, Outcome, OutcomeCounts, SpectrumPoint, Tally, spectrum, summarize};
 
 /// Version of the JSON document; bump it when a key changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -36,6 +36,9 @@ pub struct LoadReport {
     pub elapsed_s: f64,
     #[serde(flatten)]
     pub measured: PhaseReport,
+    /// Open loop: actual send minus scheduled start of the measured
+    /// requests (all 0 in closed loop, where a request is due when sent).
+    pub send_lag_us: SendLag,
     pub generator: Generator,
     /// The warm-up on its own (`null` without one); excluded from the totals.
     pub warmup: Option<PhaseReport>,
@@ -58,6 +61,10 @@ pub struct PhaseReport {
     pub latency_us: LatencySummary,
     /// Successful requests from their actual send (= `latency_us` in closed loop).
     pub service_time_us: LatencySummary,
+    /// `latency_us` as a percentile spectrum up to p99.99 (for charts).
+    pub latency_spectrum_us: Vec<SpectrumPoint>,
+    /// `service_time_us` as a percentile spectrum.
+    pub service_time_spectrum_us: Vec<SpectrumPoint>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +128,27 @@ impl From<&OutcomeCounts> for ErrorCounts {
     }
 }
 
+/// Send-lag percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct SendLag {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl SendLag {
+    fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return SendLag::default();
+        }
+        SendLag {
+            p50: h.value_at_quantile(0.50),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
 /// The generator's own load, so a report can tell when it was the limit.
 #[derive(Debug, Clone, Serialize)]
 pub struct Generator {
@@ -133,6 +161,13 @@ pub struct Generator {
     /// Largest actual-send minus scheduled-start (0 in closed loop).
     pub max_send_lag_us: u64,
     pub send_lag_p99_us: u64,
+    /// Generator CPU (user + system) over the measured phase divided by the
+    /// requests that finished in it: what one request cost the generator.
+    pub cpu_us_per_request: f64,
+    /// Share of the measured phase during which some connection was
+    /// yielding until its open-loop slot was due (precise pacing, see
+    /// docs/load.md): CPU the generator would have given to other work.
+    pub pacing_wait_percent: f64,
 }
 
 /// Where and how the run happened.
@@ -178,6 +213,8 @@ impl PhaseReport {
             requests_per_sec: if secs > 0.0 { t.counts.ok() as f64 / secs } else { 0.0 },
             latency_us: summarize(&t.latency_us),
             service_time_us: summarize(&t.service_us),
+            latency_spectrum_us: spectrum(&t.latency_us),
+            service_time_spectrum_us: spectrum(&t.service_us),
         }
     }
 }
@@ -186,6 +223,8 @@ impl PhaseReport {
 #[derive(Debug)]
 pub struct RunFacts {
     pub elapsed: Duration,
+    /// Time spent yielding until measured open-loop slots were due.
+    pub wait: Duration,
     pub worker_threads: usize,
     pub environment: Environment,
 }
@@ -198,17 +237,22 @@ impl LoadReport {
             Stop::After(d) => d,
             Stop::Count(_) => collected.measured_wall,
         };
+        let send_lag = SendLag::of(&collected.measured.send_lag_us);
+        let finished = collected.measured.counts.total();
         let generator = Generator {
             cpu_percent: cpu::percent_of_one_core(collected.measured_cpu, collected.measured_wall),
             cpus: facts.environment.cpus.len(),
             worker_threads: facts.worker_threads,
-            max_send_lag_us: collected.measured.send_lag_us.max(),
-            send_lag_p99_us: if collected.measured.send_lag_us.is_empty() {
-                0
+            max_send_lag_us: send_lag.max,
+            send_lag_p99_us: send_lag.p99,
+            cpu_us_per_request: if finished > 0 {
+                collected.measured_cpu.as_secs_f64() * 1e6 / finished as f64
             } else {
-                collected.measured.send_lag_us.value_at_quantile(0.99)
+                0.0
             },
+            pacing_wait_percent: cpu::percent_of_one_core(facts.wait, collected.measured_wall),
         };
+        let measured = PhaseReport::from_tally(&collected.measured, duration);
         LoadReport {
             schema_version: SCHEMA_VERSION,
             url: plan.target.url.clone(),
@@ -221,8 +265,9 @@ impl LoadReport {
             timeout_s: plan.timeout.as_secs_f64(),
             interval_ms: u64::try_from(plan.interval.as_millis()).unwrap_or(u64::MAX),
             elapsed_s: facts.elapsed.as_secs_f64(),
-            measured: PhaseReport::from_tally(&collected.measured, duration),
-            warnings: warnings(plan.pacing, &generator),
+            warnings: warnings(plan.pacing, &generator, measured.latency_us.p50),
+            measured,
+            send_lag_us: send_lag,
             generator,
             warmup: (!plan.warmup.is_zero()).then(|| PhaseReport::from_tally(&collected.warmup, plan.warmup)),
             environment: facts.environment,
@@ -233,29 +278,41 @@ impl LoadReport {
 
 /// A generator above this share of its CPUs was probably the bottleneck.
 const CPU_BUSY_SHARE: f64 = 0.9;
-/// Open loop: a send-lag p99 above this means the schedule was not kept.
-/// Tokio's timer has 1 ms granularity, so a few ms of lag is the timer and
-/// scheduling noise on a busy machine, not a generator at its limit.
-const LATE_SEND_P99_US: u64 = 10_000;
+/// Open loop: a send-lag p99 above this share of the latency p50 means the
+/// generator's own lateness is a visible part of the latency it reports.
+pub const LATE_SEND_SHARE_OF_P50: f64 = 0.10;
+
+/// Whether an open-loop schedule was kept: the send-lag p99 is at most
+/// [`LATE_SEND_SHARE_OF_P50`] of the latency p50. With no successful
+/// request there is no p50 to compare with, and any lag counts as late.
+pub fn schedule_kept(send_lag_p99_us: u64, latency_p50_us: u64) -> bool {
+    send_lag_p99_us as f64 <= LATE_SEND_SHARE_OF_P50 * latency_p50_us as f64
+}
 
 /// Warnings that the generator, not the server, may have been the limit.
-pub fn warnings(pacing: Pacing, g: &Generator) -> Vec<String> {
+/// Time spent yielding for precise pacing is not counted as busy: the
+/// generator gives it up to any connection with work to do.
+pub fn warnings(pacing: Pacing, g: &Generator, latency_p50_us: u64) -> Vec<String> {
     let mut out = Vec::new();
     let capacity = 100.0 * g.cpus.max(1) as f64;
-    if g.cpu_percent >= CPU_BUSY_SHARE * capacity {
+    let busy = g.cpu_percent - g.pacing_wait_percent.min(g.cpu_percent);
+    if busy >= CPU_BUSY_SHARE * capacity {
         out.push(format!(
-            "the generator used {:.0}% CPU with {} CPU(s) to run on: it, not the server, \
+            "the generator used {busy:.0}% CPU with {} CPU(s) to run on: it, not the server, \
              may have been the limit; give it more CPUs (--cpus) or check with a second tool",
-            g.cpu_percent, g.cpus
+            g.cpus
         ));
     }
-    if matches!(pacing, Pacing::Fixed { .. }) && g.send_lag_p99_us > LATE_SEND_P99_US {
+    if matches!(pacing, Pacing::Fixed { .. }) && !schedule_kept(g.send_lag_p99_us, latency_p50_us) {
         out.push(format!(
-            "requests were sent late (send lag p99 {:.1} ms, max {:.1} ms): the fixed schedule \
-             was not kept, because the server stalled, the connections (-c) were too few for its \
-             latency, or the generator lacked CPU; latency still counts from the scheduled start",
-            g.send_lag_p99_us as f64 / 1e3,
-            g.max_send_lag_us as f64 / 1e3
+            "requests were sent late (send lag p99 {} us, max {} us, over {:.0}% of the latency \
+             p50 {} us): the fixed schedule was not kept, because the server stalled or was \
+             overloaded, the connections (-c) were too few for its latency, or the generator \
+             lacked CPU; latency still counts from the scheduled start",
+            g.send_lag_p99_us,
+            g.max_send_lag_us,
+            LATE_SEND_SHARE_OF_P50 * 100.0,
+            latency_p50_us
         ));
     }
     out
@@ -272,19 +329,28 @@ mod tests {
             worker_threads: cpus,
             max_send_lag_us: send_lag_p99_us,
             send_lag_p99_us,
+            cpu_us_per_request: 1.0,
+            pacing_wait_percent: 0.0,
         }
     }
 
     #[test]
     fn warns_when_the_generator_is_the_limit() {
         let fixed = Pacing::Fixed { per_sec: 100.0 };
-        assert!(warnings(Pacing::Closed, &generator(40.0, 1, 0)).is_empty());
-        assert_eq!(warnings(Pacing::Closed, &generator(95.0, 1, 0)).len(), 1);
-        assert!(warnings(Pacing::Closed, &generator(95.0, 2, 0)).is_empty());
-        assert!(warnings(fixed, &generator(10.0, 1, 2_000)).is_empty());
-        assert!(warnings(fixed, &generator(10.0, 1, 50_000))[0].contains("sent late"));
+        assert!(warnings(Pacing::Closed, &generator(40.0, 1, 0), 100).is_empty());
+        assert_eq!(warnings(Pacing::Closed, &generator(95.0, 1, 0), 100).len(), 1);
+        assert!(warnings(Pacing::Closed, &generator(95.0, 2, 0), 100).is_empty());
+        // Yielding for pacing is not busy time.
+        let mut spinning = generator(95.0, 1, 0);
+        spinning.pacing_wait_percent = 60.0;
+        assert!(warnings(fixed, &spinning, 100).is_empty());
+        // Late: a send-lag p99 over 10% of the latency p50.
+        assert!(warnings(fixed, &generator(10.0, 1, 20), 200).is_empty());
+        assert!(warnings(fixed, &generator(10.0, 1, 21), 200)[0].contains("sent late"));
+        assert!(warnings(fixed, &generator(10.0, 1, 50_000), 1_000)[0].contains("sent late"));
         // Closed loop has no schedule to be late for.
-        assert!(warnings(Pacing::Closed, &generator(10.0, 1, 50_000)).is_empty());
+        assert!(warnings(Pacing::Closed, &generator(10.0, 1, 50_000), 100).is_empty());
+        assert!(schedule_kept(0, 0) && !schedule_kept(1, 0));
     }
 
     #[test]
@@ -303,6 +369,7 @@ mod tests {
             collected,
             RunFacts {
                 elapsed: Duration::from_secs(10),
+                wait: Duration::ZERO,
                 worker_threads: 1,
                 environment: Environment::capture(SystemTime::now()),
             },
@@ -328,6 +395,10 @@ mod tests {
             "/service_time_us/max",
             "/generator/cpu_percent",
             "/generator/max_send_lag_us",
+            "/generator/cpu_us_per_request",
+            "/send_lag_us/p50",
+            "/send_lag_us/p99",
+            "/send_lag_us/max",
             "/environment/kernel",
         ] {
             assert!(v.pointer(key).is_some(), "missing {key}");

@@ -52,6 +52,7 @@ pub async fn run(plan: &LoadPlan, live: Option<Arc<Live>>) -> Result<LoadReport,
     let collected = collector.await?;
     let facts = RunFacts {
         elapsed: start.elapsed(),
+        wait: schedule.wait_time(),
         worker_threads: tokio::runtime::Handle::current().metrics().num_workers(),
         environment: Environment::capture(started),
     };

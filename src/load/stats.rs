@@ -44,7 +44,12 @@ impl Outcome {
 
     /// The outcome of a response with this status code.
     pub fn of_status(status: http::StatusCode) -> Outcome {
-        match status.as_u16() {
+        Outcome::of_code(status.as_u16())
+    }
+
+    /// The outcome of a response with this status code number.
+    pub fn of_code(code: u16) -> Outcome {
+        match code {
             0..=399 => Outcome::Ok,
             400..=499 => Outcome::Status4xx,
             _ => Outcome::Status5xx,
@@ -207,6 +212,35 @@ pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
     }
 }
 
+/// One point of a percentile spectrum: the latency at `percentile`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct SpectrumPoint {
+    /// 0 to 99.99.
+    pub percentile: f64,
+    pub us: u64,
+}
+
+/// Steps per decade of 1/(1-p) in [`spectrum`].
+const SPECTRUM_STEPS_PER_DECADE: u32 = 10;
+
+/// The HdrHistogram percentile spectrum up to p99.99, at points evenly
+/// spaced on a log scale of 1/(1-p) (the x axis of HdrHistogram's own
+/// percentile plots), empty when the histogram is.
+pub fn spectrum(h: &Histogram<u64>) -> Vec<SpectrumPoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    (0..=4 * SPECTRUM_STEPS_PER_DECADE)
+        .map(|i| {
+            let q = 1.0 - 10f64.powf(-(i as f64) / SPECTRUM_STEPS_PER_DECADE as f64);
+            SpectrumPoint {
+                percentile: (q * 1e6).round() / 1e4,
+                us: h.value_at_quantile(q),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +308,14 @@ mod tests {
         assert!((1_000..=1_001).contains(&s.p90), "{s:?}");
         assert!((100_000..=100_100).contains(&s.p99), "{s:?}");
         assert!((10_000.0..11_000.0).contains(&s.mean), "{s:?}");
+        let points = spectrum(&a.latency_us);
+        assert_eq!(points.len(), 41);
+        assert_eq!(
+            (points[0].percentile, points[10].percentile, points[40].percentile),
+            (0.0, 90.0, 99.99)
+        );
+        assert!(points.windows(2).all(|w| w[0].us <= w[1].us));
+        assert!((100_000..=100_100).contains(&points[40].us));
         b.reset();
         assert_eq!(b.counts.total(), 0);
         assert_eq!(summarize(&b.latency_us), LatencySummary::default());

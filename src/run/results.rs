@@ -66,7 +66,7 @@ pub struct Settings {
     pub recycle_at_s: f64,
     /// Measured phase of each open-loop latency run.
     pub latency_duration_s: f64,
-    /// Fractions of edge's /ping capacity the latency scenario runs at.
+    /// Fractions of each model's own /ping capacity the latency scenario runs at.
     pub latency_fractions: Vec<f64>,
     /// Length of each model's soak run (`--scenarios soak`; absent in runs
     /// older than the soak scenario).
@@ -139,7 +139,18 @@ pub struct LoadFigures {
     pub generator_cpu_percent: f64,
     pub generator_cpus: usize,
     pub generator_max_send_lag_us: u64,
+    /// Open loop: send-lag p99 (0 in closed loop and in older results).
+    #[serde(default)]
+    pub generator_send_lag_p99_us: u64,
+    /// Generator CPU per finished request (0 in older results).
+    #[serde(default)]
+    pub generator_cpu_us_per_request: f64,
     pub warnings: Vec<String>,
+    /// Percentile spectra (kept for latency runs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_spectrum_us: Vec<SpectrumPoint>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_time_spectrum_us: Vec<SpectrumPoint>,
     /// Per-interval rows (kept for recycle runs only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<IntervalRow>,
@@ -157,6 +168,9 @@ pub use crate::load::ErrorCounts as ErrorClasses;
 
 /// Latency summary in microseconds: the load report's own type.
 pub use crate::load::LatencySummary as Latency;
+
+/// One point of a percentile spectrum: the load report's own type.
+pub use crate::load::SpectrumPoint;
 
 /// One timeline interval of a load run.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
@@ -309,6 +323,11 @@ pub struct CrossCheckFigures {
     pub requests_per_sec: f64,
     /// hostlab load's req/s over the tool's (same target, same CPUs).
     pub hostlab_over_tool: f64,
+    /// The tool's CPU (user + system, from getrusage of the child) per
+    /// request it completed; `None` in older results or when the tool
+    /// printed no request count.
+    #[serde(default)]
+    pub cpu_us_per_request: Option<f64>,
 }
 
 /// One model's soak: fixed-rate load at a share of its capacity with
@@ -403,7 +422,11 @@ impl LoadFigures {
             generator_cpu_percent: r.generator.cpu_percent,
             generator_cpus: r.generator.cpus,
             generator_max_send_lag_us: r.generator.max_send_lag_us,
+            generator_send_lag_p99_us: r.generator.send_lag_p99_us,
+            generator_cpu_us_per_request: r.generator.cpu_us_per_request,
             warnings: r.warnings.clone(),
+            latency_spectrum_us: Vec::new(),
+            service_time_spectrum_us: Vec::new(),
             timeline: if keep_timeline {
                 r.timeline.iter().map(interval_row).collect()
             } else {

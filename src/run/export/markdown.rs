@@ -39,7 +39,7 @@ pub fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow], chart
         "- started: {} (UTC), {:.0} s{}\n- command: `{}`\n- hostlab {} at commit `{}`; {}\n- CPU: {} ({} online); kernel {}\n\
          - pinning: load generator on CPUs {:?}, every server process of a model on CPUs {:?}\n\
          - settings: closed loop {} s after {} s warm-up, {} connections, {} repeat(s); recycles at {} req/s for {} s, \
-         event at {} s; latency runs {} s at {:?} of edge's capacity\n",
+         event at {} s; latency runs {} s at {:?} of each model's own capacity and one common rate\n",
         env.started_utc,
         env.elapsed_s,
         if results.finished {
@@ -216,35 +216,56 @@ fn throughput(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
 }
 
 fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
+    use crate::run::scenarios::latency::overloaded;
     let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "latency").collect();
     if rows.is_empty() {
         return;
     }
     let _ = writeln!(
         out,
-        "## Latency (open loop, from each request's scheduled start)\n\n| rate | model | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |\n|---|---|---|---|---|---|---|---|---|"
+        "## Latency (open loop, from each request's scheduled start)\n\n\
+         Each model runs at fractions of its own `GET /ping` capacity and at one common rate below every \
+         model's capacity; only requests scheduled inside the measured window count, so the achieved rate \
+         never exceeds the offered one. A row is **overloaded** when its schedule was not kept (send-lag \
+         p99 over 10% of the latency p50) or requests failed: its latency is queueing, not service.\n\n\
+         | rate | model | offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | service p50 ms | send lag p99 us | errors (timeouts) | state |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in rows {
-        let l = |f: &dyn Fn(&crate::run::results::Latency) -> u64| {
-            Spread::of(
-                &r.entries
-                    .iter()
-                    .filter_map(|e| Some(f(&e.load.as_ref()?.latency_us) as f64))
-                    .collect::<Vec<_>>(),
-            )
-            .map_or("-".into(), |s| ms(s.median))
+        let loads: Vec<&crate::run::results::LoadFigures> = r.entries.iter().filter_map(|e| e.load.as_ref()).collect();
+        let median = |f: &dyn Fn(&crate::run::results::LoadFigures) -> f64| {
+            Spread::of(&loads.iter().map(|l| f(l)).collect::<Vec<_>>()).map(|s| s.median)
         };
+        let l = |f: &dyn Fn(&crate::run::results::Latency) -> u64| {
+            median(&|x| f(&x.latency_us) as f64).map_or("-".into(), ms)
+        };
+        let open = loads.iter().any(|l| l.rate_per_sec.is_some());
+        let state = if !open {
+            "closed loop"
+        } else if loads.iter().any(|l| overloaded(l)) {
+            "**overloaded**"
+        } else {
+            "kept"
+        };
+        let timeouts: u64 = loads.iter().map(|l| l.requests.errors.timeout).sum();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({timeouts}) | {state} |",
             r.variant,
             r.model,
+            if open {
+                median(&|x| x.rate_per_sec.unwrap_or(0.0)).map_or("-".into(), |v| format!("{v:.0}"))
+            } else {
+                "-".into()
+            },
             spread_rps(r.rps).0,
             l(&|x| x.p50),
             l(&|x| x.p90),
             l(&|x| x.p99),
             l(&|x| x.p99_9),
             l(&|x| x.max),
+            median(&|x| x.service_time_us.p50 as f64).map_or("-".into(), ms),
+            median(&|x| x.generator_send_lag_p99_us as f64).map_or("-".into(), |v| format!("{v:.0}")),
             r.errors
         );
     }
@@ -468,21 +489,27 @@ fn crosscheck(out: &mut String, rows: &[SummaryRow]) {
     }
     let _ = writeln!(
         out,
-        "## Cross-check: edge GET /ping by other tools\n\n| tool | command | req/s | hostlab load / tool |\n|---|---|---|---|"
+        "## Cross-check: edge GET /ping by other tools\n\nGenerator CPU per request: the tools' from getrusage of the child, \
+         hostlab's from its own process over the measured phase; same CPUs.\n\n\
+         | tool | command | req/s | hostlab load / tool | generator CPU us per request |\n|---|---|---|---|---|"
     );
     for r in rows {
         for e in &r.entries {
             if let Some(c) = &e.crosscheck {
                 let _ = writeln!(
                     out,
-                    "| {} | `{}` | {:.0} | {:.2} |",
-                    c.tool_version, c.command, c.requests_per_sec, c.hostlab_over_tool
+                    "| {} | `{}` | {:.0} | {:.2} | {} |",
+                    c.tool_version,
+                    c.command,
+                    c.requests_per_sec,
+                    c.hostlab_over_tool,
+                    c.cpu_us_per_request.map_or("-".into(), |v| format!("{v:.2}"))
                 );
             } else if let Some(l) = &e.load {
                 let _ = writeln!(
                     out,
-                    "| hostlab load | closed loop, {} connections | {:.0} | 1.00 |",
-                    l.connections, l.requests_per_sec
+                    "| hostlab load | closed loop, {} connections | {:.0} | 1.00 | {:.2} |",
+                    l.connections, l.requests_per_sec, l.generator_cpu_us_per_request
                 );
             }
         }

@@ -1,6 +1,9 @@
 //! Cross-check: edge's `GET /ping` measured by hostlab load and by wrk
 //! (`-t1`) and oha when installed, on the same CPUs, with the ratio; a
-//! check that the generator measures what established tools measure.
+//! check that the generator measures what established tools measure, and
+//! what each generator's CPU costs per request (the tools' from getrusage
+//! of the child, hostlab's from its own process CPU over the measured
+//! phase).
 
 use anyhow::Context;
 use http::Method;
@@ -77,21 +80,27 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                     &["--version"],
                 ),
             };
+            // The CPU of the children this process has waited for, before
+            // and after: the difference is the tool's (the server is a
+            // child too, but it is not waited for until it stops).
+            let children_before = children_cpu();
             let out = tokio::process::Command::new(tool)
                 .args(&args)
                 .kill_on_drop(true)
                 .output()
                 .await
                 .with_context(|| format!("cannot run {tool}"))?;
+            let tool_cpu = children_cpu().saturating_sub(children_before);
             let text = String::from_utf8_lossy(&out.stdout);
-            let rps = if tool == "wrk" {
-                parse_wrk(&text)
+            let (rps, requests) = if tool == "wrk" {
+                (parse_wrk(&text), parse_wrk_requests(&text))
             } else {
-                parse_oha(&text)
+                (parse_oha(&text), parse_oha_requests(&text))
             };
             let Some(rps) = rps else {
                 anyhow::bail!("{tool} printed no requests/s ({}): {text}", out.status);
             };
+            let cpu_us_per_request = requests.filter(|n| *n > 0.0).map(|n| tool_cpu.as_secs_f64() * 1e6 / n);
             let version = tokio::process::Command::new(tool)
                 .args(version_args)
                 .output()
@@ -111,6 +120,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 command: format!("{tool} {}", args.join(" ")),
                 requests_per_sec: rps,
                 hostlab_over_tool: ours_rps / rps,
+                cpu_us_per_request,
             });
             ctx.push(entry);
         }
@@ -128,6 +138,32 @@ pub fn parse_wrk(text: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// `158345 requests in 5.04s, ...` from wrk's output: requests completed.
+pub fn parse_wrk_requests(text: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let (n, rest) = l.trim().split_once(' ')?;
+        rest.starts_with("requests in").then(|| n.parse().ok())?
+    })
+}
+
+/// Requests oha completed: its rate times its run time (`summary.total`, s).
+pub fn parse_oha_requests(text: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(v["summary"]["requestsPerSec"].as_f64()? * v["summary"]["total"].as_f64()?)
+}
+
+/// User + system CPU of the waited-for children of this process so far.
+fn children_cpu() -> std::time::Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let Ok(u) = getrusage(UsageWho::RUSAGE_CHILDREN) else {
+        return std::time::Duration::ZERO;
+    };
+    let tv = |t: nix::sys::time::TimeVal| {
+        std::time::Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) * 1000) as u32)
+    };
+    tv(u.user_time()) + tv(u.system_time())
+}
+
 /// `summary.requestsPerSec` from oha's JSON output.
 pub fn parse_oha(text: &str) -> Option<f64> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
@@ -142,6 +178,11 @@ mod tests {
     fn parses_tool_outputs() {
         let wrk = "Running 3s test\n  1 threads\nRequests/sec:  98765.43\nTransfer/sec: 10MB\n";
         assert_eq!(parse_wrk(wrk), Some(98765.43));
+        let wrk_full = "  158345 requests in 5.04s, 18.12MB read\nRequests/sec:  31441.18\n";
+        assert_eq!(parse_wrk_requests(wrk_full), Some(158345.0));
+        assert_eq!(parse_wrk_requests(wrk), None);
+        let oha = r#"{"summary":{"requestsPerSec":1000.0,"total":2.5}}"#;
+        assert_eq!(parse_oha_requests(oha), Some(2500.0));
         assert_eq!(parse_oha(r#"{"summary":{"requestsPerSec":1234.5}}"#), Some(1234.5));
         assert_eq!(parse_wrk("nothing"), None);
         assert_eq!(parse_oha("{}"), None);

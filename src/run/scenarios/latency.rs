@@ -1,6 +1,10 @@
-//! Latency: open loop at fixed fractions of edge's measured `GET /ping`
-//! capacity, per model, with percentiles from each request's scheduled
-//! start (coordinated-omission correct).
+//! Latency: open loop at fixed fractions of EACH model's own `GET /ping`
+//! capacity, plus one common absolute rate below every model's capacity,
+//! with percentiles from each request's scheduled start (coordinated-
+//! omission correct). Only requests scheduled inside the measured window
+//! count, so an achieved rate never exceeds the offered one; a run whose
+//! schedule was not kept (late sends or errors) is marked overloaded by
+//! the report (see [`overloaded`]).
 
 use std::time::Duration;
 
@@ -8,7 +12,9 @@ use http::Method;
 
 use super::throughput::PING;
 use super::{closed, load_entry, load_plan, open, steady_flags};
+use crate::load::schedule_kept;
 use crate::run::Ctx;
+use crate::run::results::LoadFigures;
 use crate::run::servers::CpuProbe;
 use crate::run::summary::{find, summarize};
 
@@ -16,23 +22,90 @@ use crate::run::summary::{find, summarize};
 /// highest rate at a few milliseconds of latency.
 const CONNECTIONS: usize = 128;
 
-/// The variant name of one rate, e.g. `50% of edge (40000 req/s)`.
-pub fn variant(fraction: f64, rate: f64) -> String {
-    format!("{:.0}% of edge ({rate:.0} req/s)", fraction * 100.0)
+/// Share of the slowest model's capacity the common rate stays below.
+const COMMON_SHARE: f64 = 0.25;
+
+/// The variant name of one fraction of a model's own capacity, e.g.
+/// `50% of capacity` (the rate itself differs per model).
+pub fn variant(fraction: f64) -> String {
+    format!("{:.0}% of capacity", fraction * 100.0)
+}
+
+/// The variant name of the common rate, e.g. `common 5000 req/s`.
+pub fn common_variant(rate: f64) -> String {
+    format!("common {rate:.0} req/s")
+}
+
+/// A model's capacity for `endpoint` in this run: its closed-loop
+/// throughput median from this run's entries, or without one the median
+/// of the capacity probe this scenario ran for it. (When the server-bound
+/// capacity of the claims work is available, this is the one place to
+/// switch to it.)
+pub fn capacity(ctx: &Ctx, model: &str, endpoint: &str) -> Option<f64> {
+    let rows = summarize(&ctx.results);
+    let median = |scenario: &str, variant: &str| {
+        find(&rows, scenario, model, variant)?
+            .rps
+            .map(|s| s.median)
+            .filter(|rps| *rps > 0.0)
+    };
+    median("throughput", endpoint).or_else(|| median("latency", PROBE))
+}
+
+/// Variant of the closed-loop probe run when the throughput scenario gave
+/// no capacity for a model.
+const PROBE: &str = "capacity probe";
+
+/// The largest 1-2-5 step (1, 2, 5, 10, 20, ...) at or below `x` (>= 1).
+pub fn round_down_125(x: f64) -> f64 {
+    if x < 1.0 {
+        return 1.0;
+    }
+    let decade = 10f64.powf(x.log10().floor());
+    [5.0, 2.0, 1.0]
+        .into_iter()
+        .map(|m| m * decade)
+        .find(|v| *v <= x)
+        .unwrap_or(decade)
+}
+
+/// Whether a latency run did not keep its schedule: errors, or a send-lag
+/// p99 beyond the generator's warning (10% of the latency p50).
+pub fn overloaded(l: &LoadFigures) -> bool {
+    l.requests.errors.total() > 0 || !schedule_kept(l.generator_send_lag_p99_us, l.latency_us.p50)
 }
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    let capacity = match edge_capacity(ctx) {
-        Some(c) => c,
-        None => probe_edge_capacity(ctx).await?,
-    };
-    let rates: Vec<(f64, f64)> = ctx
-        .plan
-        .latency_fractions
-        .iter()
-        .map(|f| (*f, (f * capacity).max(1.0)))
-        .collect();
+    // Each model's own capacity first (measured now where the throughput
+    // scenario did not), so the common rate can sit below all of them.
+    let mut capacities = Vec::new();
     for model in ctx.plan.models.clone() {
+        let found = match capacity(ctx, &model, PING) {
+            Some(c) => Some(c),
+            None => match probe_capacity(ctx, &model).await {
+                Ok(()) => capacity(ctx, &model, PING),
+                Err(e) => {
+                    ctx.fail(&model, "latency", e);
+                    None
+                }
+            },
+        };
+        if let Some(c) = found {
+            capacities.push((model, c));
+        }
+    }
+    let Some(slowest) = capacities.iter().map(|(_, c)| *c).reduce(f64::min) else {
+        anyhow::bail!("no model has a GET /ping capacity to run the latency scenario at");
+    };
+    let common = round_down_125(COMMON_SHARE * slowest);
+    for (model, capacity) in capacities {
+        let mut rates: Vec<(String, f64)> = ctx
+            .plan
+            .latency_fractions
+            .iter()
+            .map(|f| (variant(*f), (f * capacity).max(1.0)))
+            .collect();
+        rates.push((common_variant(common), common));
         ctx.console.step("latency", &model, "starting");
         let server = match ctx.start(&model, &steady_flags(&model)).await {
             Ok(server) => server,
@@ -43,22 +116,29 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         };
         let outcome = async {
             server.wait_serving(&ctx.http).await?;
-            for &(fraction, rate) in &rates {
-                let name = variant(fraction, rate);
+            for (name, rate) in &rates {
                 for repeat in 1..=ctx.plan.repeats {
-                    ctx.console
-                        .step("latency", &model, &format!("{name} {repeat}/{}", ctx.plan.repeats));
+                    ctx.console.step(
+                        "latency",
+                        &model,
+                        &format!("{name} ({rate:.0} req/s) {repeat}/{}", ctx.plan.repeats),
+                    );
                     let plan = open(
                         load_plan(&server.url, Method::GET, "/ping", None)?,
                         CONNECTIONS,
-                        rate,
+                        *rate,
                         ctx.plan.latency_duration,
                         Duration::from_millis(500),
                     );
                     let probe = CpuProbe::start(&server.pids());
                     let report = ctx.load(plan).await?;
                     let processes = probe.finish();
-                    ctx.push(load_entry(&model, "latency", &name, repeat, &report, false, processes));
+                    let mut entry = load_entry(&model, "latency", name, repeat, &report, false, processes);
+                    if let Some(load) = entry.load.as_mut() {
+                        load.latency_spectrum_us = report.measured.latency_spectrum_us.clone();
+                        load.service_time_spectrum_us = report.measured.service_time_spectrum_us.clone();
+                    }
+                    ctx.push(entry);
                 }
             }
             anyhow::Ok(())
@@ -74,38 +154,57 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Edge's median `GET /ping` throughput from this run's throughput scenario.
-fn edge_capacity(ctx: &Ctx) -> Option<f64> {
-    let rows = summarize(&ctx.results);
-    find(&rows, "throughput", "edge", PING)?.rps.map(|s| s.median)
+/// Without a throughput figure for `model`, measure its closed-loop
+/// capacity now (recorded as a latency entry, variant `capacity probe`).
+async fn probe_capacity(ctx: &mut Ctx, model: &str) -> anyhow::Result<()> {
+    ctx.console.step("latency", model, PROBE);
+    let server = ctx.start(model, &steady_flags(model)).await?;
+    let outcome = async {
+        server.wait_serving(&ctx.http).await?;
+        let plan = closed(
+            load_plan(&server.url, Method::GET, "/ping", None)?,
+            ctx.plan.connections,
+            ctx.plan.duration,
+            ctx.plan.warmup,
+        );
+        ctx.load(plan).await
+    }
+    .await;
+    server.stop().await;
+    let report = outcome?;
+    if report.measured.requests_per_sec <= 0.0 {
+        anyhow::bail!("{model} answered no GET /ping in the capacity probe, so there is no rate to run at");
+    }
+    ctx.push(load_entry(model, "latency", PROBE, 1, &report, false, Vec::new()));
+    Ok(())
 }
 
-/// Without a throughput figure for edge, measure it now (recorded as a
-/// latency entry, variant `capacity probe`).
-async fn probe_edge_capacity(ctx: &mut Ctx) -> anyhow::Result<f64> {
-    ctx.console.step("latency", "edge", "capacity probe");
-    let server = ctx.start("edge", &[]).await?;
-    let plan = closed(
-        load_plan(&server.url, Method::GET, "/ping", None)?,
-        ctx.plan.connections,
-        ctx.plan.duration,
-        ctx.plan.warmup,
-    );
-    let report = ctx.load(plan).await;
-    server.stop().await;
-    let report = report?;
-    let rps = report.measured.requests_per_sec;
-    if rps <= 0.0 {
-        anyhow::bail!("edge answered no GET /ping in the capacity probe, so there is no rate to run at");
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_rate_steps() {
+        assert_eq!(round_down_125(0.3), 1.0);
+        assert_eq!(round_down_125(1.0), 1.0);
+        assert_eq!(round_down_125(19.9), 10.0);
+        assert_eq!(round_down_125(4_999.0), 2_000.0);
+        assert_eq!(round_down_125(12_560.0), 10_000.0);
+        assert_eq!(round_down_125(50_000.0), 50_000.0);
+        assert_eq!(variant(0.5), "50% of capacity");
+        assert_eq!(common_variant(5000.0), "common 5000 req/s");
     }
-    ctx.push(load_entry(
-        "edge",
-        "latency",
-        "capacity probe",
-        1,
-        &report,
-        false,
-        Vec::new(),
-    ));
-    Ok(rps)
+
+    #[test]
+    fn overloaded_when_late_or_failing() {
+        let mut l = LoadFigures::default();
+        l.latency_us.p50 = 200;
+        l.generator_send_lag_p99_us = 20;
+        assert!(!overloaded(&l));
+        l.generator_send_lag_p99_us = 21;
+        assert!(overloaded(&l));
+        l.generator_send_lag_p99_us = 0;
+        l.requests.errors.timeout = 1;
+        assert!(overloaded(&l));
+    }
 }

@@ -33,7 +33,7 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
     let listener = bind_std(options.listen)?;
     let addr = listener.local_addr()?;
     let model = options.model;
-    let limit_s = options.shutdown_limit.as_secs().max(1);
+    let limit_s = options.policy.shutdown_limit.as_secs().max(1);
     let limits = options.limits;
     let open = Arc::new(AtomicUsize::new(0));
 

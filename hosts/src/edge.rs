@@ -24,7 +24,7 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
             FrontState::bare(options.limits),
             move || router.clone(),
             drain_rx,
-            options.shutdown_limit,
+            options.policy.shutdown_limit,
         ));
         announce_ready(options.model, addr, None);
         shutdown.await;

@@ -38,7 +38,7 @@ use hostlab_workloads::{Backend, Workload, app};
 pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let runtime = crate::server_runtime()?;
     runtime.block_on(async {
-        let worker_args = options.child_args("worker");
+        let worker_args = options.child_args(Model::Worker);
         let supervisor = Supervisor::start(&options, worker_args, None).await?;
         signals::shutdown_signal().await;
         supervisor.manager.shutdown().await;

@@ -315,7 +315,7 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
         let addr = listener.local_addr()?;
         let shutdown = signals::shutdown_signal();
         let hosting = Hosting::Proxy {
-            app_args: options.child_args("app"),
+            app_args: options.child_args(crate::Model::App),
         };
         let manager = Manager::start(hosting, options.policy.clone()).await;
         let state = FrontState::new(options.limits);

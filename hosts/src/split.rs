@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 
 use crate::child::{ChildProcess, ChildSpec};
 use crate::inprocess::Supervisor;
-use crate::{ServeError, ServeOptions, announce_ready, bind_std, signals};
+use crate::{Model, ServeError, ServeOptions, announce_ready, bind_std, signals};
 
 /// `hostlab serve actors`.
 pub(crate) fn serve_actors(options: ServeOptions) -> Result<(), ServeError> {
@@ -60,7 +60,7 @@ pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
     let runtime = crate::server_runtime()?;
     runtime.block_on(async {
         let shutdown = signals::shutdown_signal();
-        let mut service_args: Vec<String> = options.child_args("actors");
+        let mut service_args: Vec<String> = options.child_args(Model::Actors);
         let limit = options.policy.startup_limit;
         let mut service = ChildProcess::start(ChildSpec::new(service_args.clone(), limit))
             .await
@@ -75,7 +75,7 @@ pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
         let actors_pid = Arc::new(AtomicU32::new(service.pid));
         let stopping = Arc::new(AtomicBool::new(false));
 
-        let mut front_args = options.child_args("front");
+        let mut front_args = options.child_args(Model::Front);
         front_args.extend(["--actors".into(), service_addr.to_string()]);
         let supervisor = Supervisor::start(&options, front_args, Some(actors_pid.clone())).await?;
 

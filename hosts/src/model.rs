@@ -213,13 +213,16 @@ impl std::str::FromStr for Model {
 mod tests {
     use super::{Model, Role};
 
-    /// Every model's capabilities in one table:
-    /// (model, top level, roles, recycles, hosts own actors, needs nginx, steady flags).
+    /// One row of the capability table: (model, top level, roles, recycles,
+    /// hosts own actors, needs nginx, has steady flags).
+    type Row = (Model, bool, &'static [Role], bool, bool, bool, bool);
+
+    /// Every model's capabilities in one table.
     #[test]
     fn capabilities() {
         use Role::{Actors, App, Front, Nginx, Worker};
         #[rustfmt::skip]
-        let table: [(Model, bool, &[Role], bool, bool, bool, bool); 10] = [
+        let table: [Row; 10] = [
             (Model::Edge,      true,  &[App],                  false, true,  false, false),
             (Model::EdgeActix, true,  &[App],                  false, true,  false, false),
             (Model::Proxy,     true,  &[Front, App],           true,  true,  false, true),

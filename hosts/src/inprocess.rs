@@ -8,16 +8,7 @@
 //! so no queued connection is lost when the old one stops accepting (with
 //! SO_REUSEPORT each socket has its own queue, and closing it drops it).
 //!
-//! Worker protocol (stdin/stdout lines, one small contract):
-//! - the worker prints its ready line with `url=` the shared address and
-//!   `admin=` a private loopback address that serves the same router, so the
-//!   supervisor can warm *this* worker up while the old one still serves;
-//! - the supervisor writes `accept` when warm-up is done; only then does the
-//!   worker take connections from the shared socket;
-//! - SIGTERM, or stdin closing (the supervisor died), makes it stop accepting
-//!   and drain; it prints `hostlab event idle` / `hostlab event active` as its
-//!   traffic stops and resumes past the idle timeout, and
-//!   `hostlab event requests` when it reaches the recycle request count.
+//! The supervisor and its workers speak [`crate::worker_protocol`].
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -30,6 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::front::{self, DrainSignal, FrontState};
 use crate::manager::{Hosting, Manager, Phase};
+use crate::worker_protocol::{Command, Event};
 use crate::{Model, ServeError, ServeOptions, admin, announce_ready, bind_std, signals};
 use hostlab_workloads::remote::RemoteActors;
 use hostlab_workloads::{Backend, Workload, app};
@@ -224,7 +216,7 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
             || loop {
                 tokio::select! {
                     line = stdin.next_line() => match line {
-                        Ok(Some(l)) if l.trim() == "accept" => break true,
+                        Ok(Some(l)) if Command::parse(&l) == Some(Command::Accept) => break true,
                         Ok(Some(_)) => continue,
                         _ => break false,
                     },
@@ -262,7 +254,7 @@ pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> 
             () = &mut shutdown => {}
             _ = async {
                 while let Ok(Some(line)) = stdin.next_line().await {
-                    if line.trim() == "quiesce" {
+                    if Command::parse(&line) == Some(Command::Quiesce) {
                         state.close_idle_connections();
                     }
                 }
@@ -298,18 +290,18 @@ async fn report_traffic(state: Arc<FrontState>, idle_timeout: Duration, recycle_
             last_change = Instant::now();
             if idle {
                 idle = false;
-                println!("hostlab event active");
+                Event::Active.emit();
             }
         } else if !idle_timeout.is_zero() && last_change.elapsed() >= idle_timeout {
             // Said again every idle period while idle: the supervisor may
             // have thawed this worker for a connection that sent nothing.
             idle = true;
             last_change = Instant::now();
-            println!("hostlab event idle");
+            Event::Idle.emit();
         }
         if !limit_reported && recycle_requests.is_some_and(|n| count >= n) {
             limit_reported = true;
-            println!("hostlab event requests");
+            Event::Requests.emit();
         }
     }
 }

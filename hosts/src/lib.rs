@@ -20,6 +20,7 @@ pub mod policy;
 mod proxy;
 pub mod signals;
 mod split;
+pub mod worker_protocol;
 
 use std::net::SocketAddr;
 
@@ -148,10 +149,14 @@ pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
 /// reading our stdout through a pipe sees it at once.
 pub fn announce_ready(model: Model, addr: SocketAddr, admin: Option<SocketAddr>) {
     use std::io::Write;
+    let line = child::ReadyLine {
+        model: model.name().to_owned(),
+        url: format!("http://{addr}"),
+        pid: std::process::id(),
+        admin: admin.map(|a| format!("http://{a}")),
+    };
     let mut out = std::io::stdout().lock();
-    let admin = admin.map(|a| format!(" admin=http://{a}")).unwrap_or_default();
-    let pid = std::process::id();
-    let _ = writeln!(out, "hostlab ready model={model} url=http://{addr} pid={pid}{admin}");
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
 

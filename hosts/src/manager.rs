@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::child::{ChildEvent, ChildProcess, ChildSpec};
 use crate::policy::{IdleAction, Policy, StartMode};
+use crate::worker_protocol::{Command as WorkerCommand, Event};
 
 /// Phases of the managed app, as the request path sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -464,7 +465,7 @@ impl Supervisor {
         if matches!(self.hosting, Hosting::InProcess { .. }) {
             // Only now may the worker take connections from the shared socket.
             child
-                .tell("accept")
+                .tell(WorkerCommand::Accept)
                 .await
                 .map_err(|e| format!("worker did not take the accept command: {e}"))?;
         }
@@ -611,13 +612,13 @@ impl Supervisor {
 
     fn on_child_line(&mut self, line: &str) {
         let Some(running) = &mut self.running else { return };
-        match line.trim() {
-            // inprocess workers watch their own traffic and say when they
-            // have been idle for the idle timeout, or hit the request limit.
-            "hostlab event idle" => running.idle_reported = true,
-            "hostlab event active" => running.idle_reported = false,
-            "hostlab event requests" => self.requested_recycle = Some(RecycleReason::Requests),
-            other => tracing::debug!("app said: {other}"),
+        // inprocess workers watch their own traffic and say when they have
+        // been idle for the idle timeout, or hit the request limit.
+        match Event::parse(line) {
+            Some(Event::Idle) => running.idle_reported = true,
+            Some(Event::Active) => running.idle_reported = false,
+            Some(Event::Requests) => self.requested_recycle = Some(RecycleReason::Requests),
+            None => tracing::debug!("app said: {line}"),
         }
     }
 
@@ -707,7 +708,7 @@ impl Supervisor {
                     // The worker owns its clients' keep-alive connections; a
                     // frozen worker would leave a request sent on one of them
                     // hanging, so it closes its idle ones first.
-                    let _ = running.child.tell("quiesce").await;
+                    let _ = running.child.tell(WorkerCommand::Quiesce).await;
                     tokio::time::sleep(QUIESCE_TIME).await;
                 }
                 running.child.signal(Signal::SIGSTOP);

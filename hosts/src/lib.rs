@@ -20,6 +20,8 @@ pub mod policy;
 mod proxy;
 pub mod signals;
 mod split;
+mod split_front;
+mod worker;
 pub mod worker_protocol;
 
 use std::net::SocketAddr;
@@ -138,7 +140,7 @@ pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
         Model::EdgeActix => actix::serve(&options),
         Model::Proxy => proxy::serve(options),
         Model::Inprocess => inprocess::serve(options),
-        Model::Worker | Model::Front => inprocess::serve_worker(options),
+        Model::Worker | Model::Front => worker::serve(options),
         Model::Actors => split::serve_actors(options),
         Model::Split => split::serve(options),
         Model::Nginx => Err(ServeError::NginxIsAPeer),

@@ -22,7 +22,7 @@ use hostlab_workloads::start_local_actors;
 use tokio::net::TcpListener;
 
 use crate::child::{ChildProcess, ChildSpec};
-use crate::inprocess::Supervisor;
+use crate::inprocess::SocketOwner;
 use crate::{Model, ServeError, ServeOptions, announce_ready, bind_std, signals};
 
 /// `hostlab serve actors`.
@@ -77,7 +77,7 @@ pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
 
         let mut front_args = options.child_args(Model::Front);
         front_args.extend(["--actors".into(), service_addr.to_string()]);
-        let supervisor = Supervisor::start(&options, front_args, Some(actors_pid.clone())).await?;
+        let supervisor = SocketOwner::start(&options, front_args, Some(actors_pid.clone())).await?;
 
         let keeper = {
             let (actors_pid, stopping) = (actors_pid.clone(), stopping.clone());

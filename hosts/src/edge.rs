@@ -1,7 +1,7 @@
 //! `edge` (and `app`): the workload's axum router on hyper, facing clients
 //! directly, like Kestrel without IIS in front. It runs the same connection
 //! loop as the fronts (limits, timeouts, draining) without the front
-//! pipeline's per-request modules.
+//! pipeline layer.
 
 use tokio::net::TcpListener;
 
@@ -21,8 +21,8 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
         let router = app(workload.clone());
         let serving = tokio::spawn(front::serve(
             listener,
-            FrontState::bare(options.limits),
-            move || router.clone(),
+            FrontState::new(options.limits),
+            move |_peer| router.clone(),
             drain_rx,
             options.policy.shutdown_limit,
         ));

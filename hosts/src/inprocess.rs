@@ -17,7 +17,9 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpListener;
 
-use crate::front::{self, DrainSignal, FrontState};
+use tower::Layer;
+
+use crate::front::{self, DrainSignal, FrontPipeline, FrontState};
 use crate::manager::{Hosting, Manager, Phase};
 use crate::{Model, ServeError, ServeOptions, admin, announce_ready, bind_std, signals};
 
@@ -111,10 +113,11 @@ async fn refuse_while_failed(listener: std::net::TcpListener, manager: Manager, 
         let refuse = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
             Ok::<_, std::convert::Infallible>(crate::proxy::unavailable(crate::manager::Unavailable::RapidFail))
         });
+        let state = FrontState::new(limits);
         let serving = front::serve(
             listener_clone(&listener),
-            FrontState::new(limits),
-            move || refuse,
+            state.clone(),
+            move |peer| FrontPipeline::new(state.clone(), peer).layer(refuse),
             drain_rx,
             Duration::from_millis(100),
         );

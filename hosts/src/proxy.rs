@@ -305,7 +305,9 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
 
 /// `hostlab serve proxy`: the front process.
 pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeError> {
-    use crate::front::{DrainSignal, FrontState};
+    use tower::Layer;
+
+    use crate::front::{DrainSignal, FrontPipeline, FrontState};
     use crate::manager::Hosting;
     use crate::{admin, announce_ready, bind_std, signals};
 
@@ -336,11 +338,14 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
         let (drain, drain_rx) = DrainSignal::new();
         let serving = tokio::spawn(crate::front::serve(
             listener,
-            state,
+            state.clone(),
             {
                 let manager = manager.clone();
                 let limits = options.limits;
-                move || Upstream::for_client_connection(manager.clone(), limits)
+                move |peer| {
+                    FrontPipeline::new(state.clone(), peer)
+                        .layer(Upstream::for_client_connection(manager.clone(), limits))
+                }
             },
             drain_rx,
             options.policy.shutdown_limit,

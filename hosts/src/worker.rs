@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio::net::TcpListener;
 
-use crate::front::{self, DrainSignal, FrontState};
+use tower::Layer;
+
+use crate::front::{self, DrainSignal, FrontPipeline, FrontState};
 use crate::worker_protocol::{Command, Event};
 use crate::{Model, ServeError, ServeOptions, announce_ready, bind_std, signals, split_front};
 use hostlab_workloads::{Workload, app};
@@ -48,11 +50,12 @@ pub(crate) fn serve(mut options: ServeOptions) -> Result<(), ServeError> {
 
         // The private port serves warm-up requests until the worker exits.
         let (_private_drain, private_rx) = DrainSignal::new();
-        let private_router = router.clone();
+        // Its own state: warm-up requests are not the worker's traffic.
+        let (private_router, private_state) = (router.clone(), FrontState::new(options.limits));
         tokio::spawn(front::serve(
             private,
-            FrontState::new(options.limits),
-            move || private_router.clone(),
+            private_state.clone(),
+            move |peer| FrontPipeline::new(private_state.clone(), peer).layer(private_router.clone()),
             private_rx,
             limit,
         ));
@@ -87,7 +90,10 @@ pub(crate) fn serve(mut options: ServeOptions) -> Result<(), ServeError> {
         let serving = tokio::spawn(front::serve(
             shared,
             state.clone(),
-            move || router.clone(),
+            {
+                let state = state.clone();
+                move |peer| FrontPipeline::new(state.clone(), peer).layer(router.clone())
+            },
             drain_rx,
             limit,
         ));

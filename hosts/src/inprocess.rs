@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpListener;
 
+use axum::response::IntoResponse;
+use hostlab_workloads::error::ApiError;
 use tower::Layer;
 
 use crate::front::{self, DrainSignal, FrontPipeline, FrontState};
@@ -163,14 +165,15 @@ async fn answer_waiting_connections(listener: &std::net::TcpListener, why: &str)
                 return;
             };
             let service = hyper::service::service_fn(move |_req| {
-                let mut response = crate::proxy::error(
+                let response = ApiError::new(
                     http::StatusCode::SERVICE_UNAVAILABLE,
                     "app_unavailable",
-                    &format!("the app did not start: {why}"),
-                );
-                let headers = response.headers_mut();
-                headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-                headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                    format!("the app did not start: {why}"),
+                )
+                .upstream()
+                .retry_after(1)
+                .closing()
+                .into_response();
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             let conn =

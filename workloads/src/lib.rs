@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod books;
+pub mod error;
 pub mod hashing;
 pub mod journal;
 pub mod mailbox;

@@ -5,9 +5,11 @@
 pub mod api;
 pub mod books;
 pub mod error;
+pub mod events;
 pub mod hashing;
 pub mod journal;
 pub mod mailbox;
+pub mod model;
 pub mod ops;
 pub mod remote;
 pub mod tasks;

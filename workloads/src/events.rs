@@ -7,8 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::books::Book;
-use crate::tasks::{TaskRecord, TaskRequest};
+use crate::model::{Book, IDEMPOTENCY_KEYS, TaskRecord, TaskRequest};
 
 /// One change to the workload's state, appended before the client is answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +56,7 @@ pub struct StateLimits {
 impl Default for StateLimits {
     fn default() -> Self {
         Self {
-            idempotency_keys: crate::books::BookStoreLimits::default().idempotency_keys,
+            idempotency_keys: IDEMPOTENCY_KEYS,
             task_records: 100_000,
         }
     }
@@ -132,7 +131,7 @@ impl DurableState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::{TaskStatus, Validation};
+    use crate::model::{TaskStatus, Validation};
 
     fn book(id: u64) -> Book {
         Book {

@@ -13,6 +13,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{DurableState, Event};
+use crate::fifo;
 use crate::journal::{self, ActorJournal};
 use crate::mailbox::Job;
 
@@ -142,13 +143,8 @@ impl BookStoreState {
     }
 
     fn remember(&mut self, key: String, book: NewBook, stored: Arc<Book>) {
-        if self.key_order.len() >= self.limits.idempotency_keys
-            && let Some(oldest) = self.key_order.pop_front()
-        {
-            self.keys.remove(&oldest);
-        }
-        self.key_order.push_back(key.clone());
-        self.keys.insert(key, (book, stored));
+        let capacity = self.limits.idempotency_keys;
+        fifo::insert(&mut self.keys, &mut self.key_order, capacity, key, (book, stored));
     }
 }
 

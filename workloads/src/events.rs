@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use crate::fifo;
 use crate::model::{Book, IDEMPOTENCY_KEYS, TaskRecord, TaskRequest};
 
 /// One change to the workload's state, appended before the client is answered.
@@ -115,14 +116,14 @@ impl DurableState {
             Event::TaskCompleted { record } => {
                 self.pending.remove(&record.id);
                 self.tasks_done += 1;
-                if self.records.insert(record.id.clone(), record.clone()).is_none() {
-                    self.record_order.push_back(record.id.clone());
-                    if self.record_order.len() > self.limits.task_records.max(1)
-                        && let Some(oldest) = self.record_order.pop_front()
-                    {
-                        self.records.remove(&oldest);
-                    }
-                }
+                let capacity = self.limits.task_records;
+                fifo::insert(
+                    &mut self.records,
+                    &mut self.record_order,
+                    capacity,
+                    record.id.clone(),
+                    record.clone(),
+                );
             }
         }
     }

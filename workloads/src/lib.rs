@@ -6,6 +6,7 @@ pub mod api;
 pub mod books;
 pub mod error;
 pub mod events;
+pub mod fifo;
 pub mod hashing;
 pub mod journal;
 pub mod mailbox;

@@ -22,9 +22,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 use crate::events::Event;
-use crate::hashing;
 use crate::journal::{self, ActorJournal, Journal};
 use crate::mailbox::{Bounded, Job};
+use crate::{fifo, hashing};
 
 pub use crate::model::{
     InvalidRow, MAX_AMOUNT_CENTS, MAX_ID_CHARS, MAX_KIND_CHARS, MAX_ROWS, Row, STORED_INVALID_ROWS, TaskRecord,
@@ -212,14 +212,7 @@ impl TaskActorState {
         };
         kept.validation.invalid =
             record.validation.invalid[..record.validation.invalid.len().min(STORED_INVALID_ROWS)].to_vec();
-        if self.records.insert(kept.id.clone(), kept).is_none() {
-            self.order.push_back(record.id.clone());
-            if self.order.len() > self.capacity
-                && let Some(oldest) = self.order.pop_front()
-            {
-                self.records.remove(&oldest);
-            }
-        }
+        fifo::insert(&mut self.records, &mut self.order, self.capacity, kept.id.clone(), kept);
     }
 }
 

@@ -83,16 +83,6 @@ impl Model {
         Model::Front,
     ];
 
-    /// The models `hostlab run` compares, in report order.
-    pub const TOP_LEVEL: [Model; 6] = [
-        Model::Edge,
-        Model::EdgeActix,
-        Model::Proxy,
-        Model::Inprocess,
-        Model::Split,
-        Model::Nginx,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Model::Edge => "edge",
@@ -110,7 +100,12 @@ impl Model {
 
     /// A model `hostlab run` compares (false for the parts other models start).
     pub fn is_top_level(self) -> bool {
-        Model::TOP_LEVEL.contains(&self)
+        !matches!(self, Model::App | Model::Worker | Model::Actors | Model::Front)
+    }
+
+    /// The models `hostlab run` compares, in report order.
+    pub fn top_level() -> impl Iterator<Item = Model> {
+        Model::ALL.into_iter().filter(|m| m.is_top_level())
     }
 
     /// The roles of the processes the model runs, in the order of
@@ -235,6 +230,8 @@ mod tests {
             (Model::Front,     false, &[Worker],               false, false, false, false),
         ];
         assert_eq!(table.map(|row| row.0), Model::ALL, "one row per model, in order");
+        let names: Vec<_> = Model::top_level().map(Model::name).collect();
+        assert_eq!(names, ["edge", "edge-actix", "proxy", "inprocess", "split", "nginx"], "report order");
         for (model, top, roles, recycles, own_actors, nginx, steady) in table {
             assert_eq!(model.is_top_level(), top, "{model} top level");
             assert_eq!(model.roles(), roles, "{model} roles");

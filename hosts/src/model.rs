@@ -231,7 +231,11 @@ mod tests {
         ];
         assert_eq!(table.map(|row| row.0), Model::ALL, "one row per model, in order");
         let names: Vec<_> = Model::top_level().map(Model::name).collect();
-        assert_eq!(names, ["edge", "edge-actix", "proxy", "inprocess", "split", "nginx"], "report order");
+        assert_eq!(
+            names,
+            ["edge", "edge-actix", "proxy", "inprocess", "split", "nginx"],
+            "report order"
+        );
         for (model, top, roles, recycles, own_actors, nginx, steady) in table {
             assert_eq!(model.is_top_level(), top, "{model} top level");
             assert_eq!(model.roles(), roles, "{model} roles");

@@ -11,6 +11,8 @@
 //! The workers are `worker.rs`; the supervisor and its workers speak
 //! [`crate::worker_protocol`].
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,18 +24,14 @@ use hostlab_workloads::error::ApiError;
 use tower::Layer;
 
 use crate::front::{self, DrainSignal, FrontPipeline, FrontState};
+use crate::lifecycle::{self, Server};
 use crate::manager::{Hosting, Manager, Phase};
-use crate::{Model, ServeError, ServeOptions, admin, announce_ready, bind_std, signals};
+use crate::{Model, ServeError, ServeOptions, admin, bind_std, signals};
 
 /// `hostlab serve inprocess`: the supervisor.
 pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
-    let runtime = crate::server_runtime()?;
-    runtime.block_on(async {
-        let worker_args = options.child_args(Model::Worker);
-        let supervisor = SocketOwner::start(&options, worker_args, None).await?;
-        signals::shutdown_signal().await;
-        supervisor.manager.shutdown().await;
-        Ok(())
+    lifecycle::serve(options.model, || async {
+        SocketOwner::start(&options, options.child_args(Model::Worker), None).await
     })
 }
 
@@ -42,11 +40,24 @@ pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
 /// (workers are fronts of the actor service).
 pub(crate) struct SocketOwner {
     pub manager: Manager,
+    addresses: (SocketAddr, Option<SocketAddr>),
+}
+
+impl Server for SocketOwner {
+    fn addresses(&self) -> (SocketAddr, Option<SocketAddr>) {
+        self.addresses
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        shutdown.await;
+        self.manager.shutdown().await;
+        Ok(())
+    }
 }
 
 impl SocketOwner {
     /// Bind, start the manager (and the first worker with always-running),
-    /// serve the admin endpoint, and print the ready line.
+    /// and serve the admin endpoint.
     pub(crate) async fn start(
         options: &ServeOptions,
         worker_args: Vec<String>,
@@ -66,8 +77,10 @@ impl SocketOwner {
         signals::recycle_on_sighup(manager.clone());
         tokio::spawn(start_on_demand(listener.try_clone()?, manager.clone()));
         tokio::spawn(refuse_while_failed(listener, manager.clone(), options.limits));
-        announce_ready(options.model, addr, admin_addr);
-        Ok(SocketOwner { manager })
+        Ok(SocketOwner {
+            manager,
+            addresses: (addr, admin_addr),
+        })
     }
 }
 

@@ -13,6 +13,7 @@ pub mod child;
 mod edge;
 pub mod front;
 mod inprocess;
+mod lifecycle;
 pub mod limits;
 pub mod manager;
 mod model;

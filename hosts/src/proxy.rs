@@ -300,13 +300,11 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
 
     use crate::front::{DrainSignal, FrontPipeline, FrontState};
     use crate::manager::Hosting;
-    use crate::{admin, announce_ready, bind_std, signals};
+    use crate::{admin, bind_std, signals};
 
-    let runtime = crate::server_runtime()?;
-    runtime.block_on(async {
+    crate::lifecycle::serve(options.model, || async {
         let listener = tokio::net::TcpListener::from_std(bind_std(options.listen)?)?;
         let addr = listener.local_addr()?;
-        let shutdown = signals::shutdown_signal();
         let hosting = Hosting::Proxy {
             app_args: options.child_args(crate::Model::App),
         };
@@ -341,11 +339,33 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
             drain_rx,
             options.policy.shutdown_limit,
         ));
-        announce_ready(options.model, addr, admin_addr);
-        shutdown.await;
-        drain.drain();
-        let _ = serving.await;
-        manager.shutdown().await;
-        Ok(())
+        Ok(ProxyFront {
+            addresses: (addr, admin_addr),
+            manager,
+            drain,
+            serving,
+        })
     })
+}
+
+/// A started `proxy` front.
+struct ProxyFront {
+    addresses: (std::net::SocketAddr, Option<std::net::SocketAddr>),
+    manager: Manager,
+    drain: crate::front::DrainSignal,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl crate::lifecycle::Server for ProxyFront {
+    fn addresses(&self) -> (std::net::SocketAddr, Option<std::net::SocketAddr>) {
+        self.addresses
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::ServeError> {
+        shutdown.await;
+        self.drain.drain();
+        let _ = self.serving.await;
+        self.manager.shutdown().await;
+        Ok(())
+    }
 }

@@ -5,6 +5,8 @@
 //! warm-up at once, takes connections from the shared socket only when told
 //! (`accept`), and reports its traffic ([`crate::worker_protocol`]).
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,9 +18,10 @@ use tokio::net::TcpListener;
 use tower::Layer;
 
 use crate::front::{self, DrainSignal, FrontPipeline, FrontState};
+use crate::lifecycle::{self, Server};
 use crate::worker_protocol::{Command, Event};
-use crate::{Model, ServeError, ServeOptions, announce_ready, bind_std, signals, split_front};
-use hostlab_workloads::{Workload, app};
+use crate::{Model, ServeError, ServeOptions, bind_std, signals, split_front};
+use hostlab_workloads::{AppState, Workload, app};
 
 /// `hostlab serve worker`: one worker process of `inprocess`.
 ///
@@ -34,8 +37,7 @@ pub(crate) fn serve(mut options: ServeOptions) -> Result<(), ServeError> {
         None => return Err(ServeError::NoInheritedSocket),
     };
     shared.set_nonblocking(true)?;
-    let runtime = crate::server_runtime()?;
-    let result = runtime.block_on(async move {
+    lifecycle::serve(options.model, || async move {
         let workload = match options.actors {
             Some(service) => split_front::connect(&options, service).await?,
             None => Workload::start(options.workload_config()).await?,
@@ -45,27 +47,62 @@ pub(crate) fn serve(mut options: ServeOptions) -> Result<(), ServeError> {
         let shared_addr = shared.local_addr()?;
         let private = TcpListener::from_std(bind_std("127.0.0.1:0".parse().expect("valid address"))?)?;
         let private_addr = private.local_addr()?;
-        let state = FrontState::new(options.limits);
-        let limit = options.policy.shutdown_limit;
 
         // The private port serves warm-up requests until the worker exits.
-        let (_private_drain, private_rx) = DrainSignal::new();
         // Its own state: warm-up requests are not the worker's traffic.
+        let (private_drain, private_rx) = DrainSignal::new();
         let (private_router, private_state) = (router.clone(), FrontState::new(options.limits));
         tokio::spawn(front::serve(
             private,
             private_state.clone(),
             move |peer| FrontPipeline::new(private_state.clone(), peer).layer(private_router.clone()),
             private_rx,
-            limit,
+            options.policy.shutdown_limit,
         ));
+        Ok(Worker {
+            standalone,
+            shared,
+            shared_addr,
+            private_addr,
+            _private_drain: private_drain,
+            router,
+            workload,
+            options,
+        })
+    })
+}
 
-        let shutdown = signals::shutdown_signal();
+/// A started worker: warm-up port serving, the shared socket not accepted
+/// from yet.
+struct Worker {
+    standalone: bool,
+    shared: TcpListener,
+    shared_addr: SocketAddr,
+    private_addr: SocketAddr,
+    /// Kept so the warm-up port serves until the worker exits.
+    _private_drain: DrainSignal,
+    router: axum::Router,
+    workload: AppState,
+    options: ServeOptions,
+}
+
+impl Server for Worker {
+    fn addresses(&self) -> (SocketAddr, Option<SocketAddr>) {
+        (self.shared_addr, (!self.standalone).then_some(self.private_addr))
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let Worker {
+            standalone,
+            shared,
+            shared_addr,
+            router,
+            workload,
+            options,
+            ..
+        } = self;
         tokio::pin!(shutdown);
-        let (drain, drain_rx) = DrainSignal::new();
         let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        announce_ready(options.model, shared_addr, (!standalone).then_some(private_addr));
-
         // Wait for the supervisor's `accept` (or the end).
         let accept = standalone
             || loop {
@@ -87,6 +124,8 @@ pub(crate) fn serve(mut options: ServeOptions) -> Result<(), ServeError> {
             std::process::id(),
             shared.as_raw_fd()
         );
+        let state = FrontState::new(options.limits);
+        let (drain, drain_rx) = DrainSignal::new();
         let serving = tokio::spawn(front::serve(
             shared,
             state.clone(),
@@ -95,7 +134,7 @@ pub(crate) fn serve(mut options: ServeOptions) -> Result<(), ServeError> {
                 move |peer| FrontPipeline::new(state.clone(), peer).layer(router.clone())
             },
             drain_rx,
-            limit,
+            options.policy.shutdown_limit,
         ));
         if standalone {
             // Nobody manages a front started by hand: SIGHUP must not kill
@@ -124,11 +163,7 @@ pub(crate) fn serve(mut options: ServeOptions) -> Result<(), ServeError> {
         let _ = serving.await;
         workload.shutdown().await;
         Ok(())
-    });
-    // tokio reads stdin on a blocking thread that only returns when a line
-    // arrives; do not wait for it.
-    runtime.shutdown_background();
-    result
+    }
 }
 
 /// Tell the supervisor (stdout lines) when traffic stops for the idle

@@ -134,6 +134,19 @@ impl Model {
         }
     }
 
+    /// The part whose process runs the router and answers `GET /healthz`
+    /// (its `model` field): the app behind `proxy` and `nginx`, the worker
+    /// of `inprocess`, the front worker of `split`; the model itself when
+    /// it serves clients directly.
+    pub fn serving_part(self) -> Model {
+        match self {
+            Model::Proxy | Model::Nginx => Model::App,
+            Model::Inprocess => Model::Worker,
+            Model::Split => Model::Front,
+            other => other,
+        }
+    }
+
     /// What `hostlab serve` runs for this model: nginx fronts `serve app`.
     pub fn serve_as(self) -> Model {
         match self {
@@ -273,6 +286,32 @@ mod tests {
             error.contains("unknown model `baseline2`") && error.contains("edge-actix"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_serving_part_answers_healthz() {
+        let pairs: Vec<_> = Model::top_level()
+            .map(|m| (m.name(), m.serving_part().name()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("edge", "edge"),
+                ("edge-actix", "edge-actix"),
+                ("proxy", "app"),
+                ("inprocess", "worker"),
+                ("split", "front"),
+                ("nginx", "app")
+            ]
+        );
+        for model in Model::ALL {
+            let part = model.serving_part();
+            assert_eq!(part.serving_part(), part, "{model}: a part serves itself");
+            assert!(
+                model.roles().contains(&part.process_role().unwrap()),
+                "{model}: one of its roles"
+            );
+        }
     }
 
     #[test]

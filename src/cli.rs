@@ -353,7 +353,6 @@ impl ServeArgs {
             listen: self.listen,
             routing: self.routing,
             mailbox: self.mailbox as usize,
-            shutdown_limit: policy.shutdown_limit,
             policy,
             admin: self.admin,
             admin_token,

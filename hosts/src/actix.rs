@@ -20,8 +20,9 @@ use axum::body::Body;
 use futures_util::StreamExt;
 use tower::ServiceExt;
 
+use crate::lifecycle::{self, Server};
 use crate::limits::{self, Limits};
-use crate::{ServeError, ServeOptions, announce_ready, bind_std, signals};
+use crate::{ServeError, ServeOptions, bind_std, signals};
 use hostlab_workloads::{MAX_REQUEST_BODY_BYTES, Workload, app};
 
 pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
@@ -33,11 +34,11 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
     let listener = bind_std(options.listen)?;
     let addr = listener.local_addr()?;
     let model = options.model;
-    let limit_s = options.shutdown_limit.as_secs().max(1);
+    let limit_s = options.policy.shutdown_limit.as_secs().max(1);
     let limits = options.limits;
     let open = Arc::new(AtomicUsize::new(0));
 
-    actix_web::rt::System::new().block_on(async move {
+    actix_web::rt::System::new().block_on(lifecycle::lifecycle(model, async move {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(router.clone()))
@@ -60,19 +61,33 @@ pub(crate) fn serve(options: &ServeOptions) -> Result<(), ServeError> {
         .shutdown_timeout(limit_s)
         .listen(listener)?
         .run();
-        let handle = server.handle();
-        let shutdown = signals::shutdown_signal();
+        signals::ignore_recycle_signal(model.name());
+        Ok(ActixServer { addr, server })
+    }))?;
+    actors.block_on(workload.shutdown());
+    drop(actors);
+    Ok(())
+}
+
+/// A started actix-web server.
+struct ActixServer {
+    addr: std::net::SocketAddr,
+    server: actix_web::dev::Server,
+}
+
+impl Server for ActixServer {
+    fn addresses(&self) -> (std::net::SocketAddr, Option<std::net::SocketAddr>) {
+        (self.addr, None)
+    }
+
+    async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        let handle = self.server.handle();
         actix_web::rt::spawn(async move {
             shutdown.await;
             handle.stop(true).await;
         });
-        signals::ignore_recycle_signal(model.name());
-        announce_ready(model, addr, None);
-        server.await
-    })?;
-    actors.block_on(workload.shutdown());
-    drop(actors);
-    Ok(())
+        Ok(self.server.await?)
+    }
 }
 
 /// Counts a connection while it is open (actix drops a connection's

@@ -144,6 +144,6 @@ async fn require_token(token: Arc<[u8]>, req: axum::extract::Request, next: axum
     response
 }
 
-fn admin_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, axum::Json(json!({"error": {"code": code, "message": message}}))).into_response()
+fn admin_error(status: StatusCode, code: &'static str, message: &str) -> Response {
+    hostlab_workloads::error::ApiError::new(status, code, message).into_response()
 }

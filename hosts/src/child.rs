@@ -18,6 +18,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
+use crate::worker_protocol::Command as WorkerCommand;
+
 /// What went wrong starting a child.
 #[derive(Debug, thiserror::Error)]
 pub enum ChildError {
@@ -178,10 +180,10 @@ impl ChildProcess {
         let _ = kill(Pid::from_raw(self.pid as i32), signal);
     }
 
-    /// Write one control line to the child's stdin (see `worker`).
-    pub async fn tell(&mut self, line: &str) -> std::io::Result<()> {
+    /// Write one command line to the worker's stdin ([`crate::worker_protocol`]).
+    pub async fn tell(&mut self, command: WorkerCommand) -> std::io::Result<()> {
         let stdin = self.stdin.as_mut().ok_or(std::io::ErrorKind::BrokenPipe)?;
-        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        stdin.write_all(format!("{command}\n").as_bytes()).await?;
         stdin.flush().await
     }
 
@@ -232,7 +234,8 @@ pub enum ChildEvent {
     Line(String),
 }
 
-/// `hostlab ready model=<MODEL> url=http://<ADDR> pid=<PID> [admin=http://<ADDR>]`.
+/// `hostlab ready model=<MODEL> url=http://<ADDR> pid=<PID> [admin=http://<ADDR>]`
+/// (DESIGN.md "Command line"): parsed here, printed by its `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadyLine {
     pub model: String,
@@ -264,6 +267,20 @@ impl ReadyLine {
     }
 }
 
+impl std::fmt::Display for ReadyLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "hostlab ready model={} url={} pid={}",
+            self.model, self.url, self.pid
+        )?;
+        match &self.admin {
+            Some(admin) => write!(f, " admin={admin}"),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +297,15 @@ mod tests {
         assert_eq!(r.admin.as_deref(), Some("http://127.0.0.1:9"));
         assert!(ReadyLine::parse("hostlab ready model=app pid=1").is_none());
         assert!(ReadyLine::parse("listening on 8080").is_none());
+    }
+
+    #[test]
+    fn ready_line_prints_what_it_parses() {
+        for line in [
+            "hostlab ready model=app url=http://127.0.0.1:4000 pid=12",
+            "hostlab ready model=worker url=http://[::1]:80 pid=3 admin=http://127.0.0.1:9",
+        ] {
+            assert_eq!(ReadyLine::parse(line).unwrap().to_string(), line);
+        }
     }
 }

@@ -1,9 +1,11 @@
-//! The front pipeline shared by `proxy`, `inprocess` and the split front: an
-//! HTTP/1.1 server loop on hyper, plus the same per-request "modules" in every
-//! model (request id, forwarded headers, hop-by-hop stripping, access
-//! counters), so the models differ only in the inner service that finally
-//! handles the request: a loopback hop to the app (`proxy`) or the workload's
-//! router called in-process (`inprocess`).
+//! The HTTP/1.1 server loop every hostlab server runs on hyper (limits,
+//! timeouts, draining), and the front pipeline that `proxy`, `inprocess` and
+//! the split front add around their inner service as a tower layer
+//! ([`FrontPipeline`]: request id, forwarded headers, hop-by-hop stripping,
+//! access counters), so those models differ only in the inner service that
+//! finally handles the request: a loopback hop to the app (`proxy`) or the
+//! workload's router called in-process (`inprocess`). `edge` serves its
+//! router without the layer.
 //!
 //! Draining: once told to stop, the loop stops accepting, answers every
 //! further request with `Connection: close` (so a keep-alive client moves to
@@ -11,6 +13,7 @@
 //! socket), and returns when every connection is closed or the limit passed.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -85,11 +88,9 @@ impl AccessCounters {
 
 /// State shared by all connections of one server process.
 pub struct FrontState {
+    /// Connections open (every server), requests and statuses (counted by
+    /// [`FrontPipeline`], so only where it is layered in).
     pub counters: AccessCounters,
-    /// Whether requests go through the front pipeline's modules (`proxy`,
-    /// `inprocess`, the split front) or straight to the service (`edge`,
-    /// `app`: no front, only the limits every server enforces).
-    modules: bool,
     gate: ConnectionGate,
     draining: AtomicBool,
     /// Bumped to make every connection close once it is idle (before an
@@ -102,21 +103,9 @@ pub struct FrontState {
 }
 
 impl FrontState {
-    /// A front: the pipeline's modules around every request.
     pub fn new(limits: Limits) -> Arc<FrontState> {
-        Self::with_modules(limits, true)
-    }
-
-    /// A server facing clients without a front (`edge`, `app`): the same
-    /// connection handling, limits and draining, no per-request modules.
-    pub fn bare(limits: Limits) -> Arc<FrontState> {
-        Self::with_modules(limits, false)
-    }
-
-    fn with_modules(limits: Limits, modules: bool) -> Arc<FrontState> {
         Arc::new(FrontState {
             counters: AccessCounters::default(),
-            modules,
             gate: ConnectionGate::new(limits),
             draining: AtomicBool::new(false),
             close_idle: watch::Sender::new(0),
@@ -136,15 +125,13 @@ impl FrontState {
     }
 }
 
-/// The per-request modules, in order: request id, forwarded headers,
-/// hop-by-hop stripping; then the inner service; then counters and, while
-/// draining, `Connection: close`. `peer_ip` is the client's address as a
-/// header value, made once per connection.
+/// What every server does around its service: refuse ambiguous framing and
+/// requests over the limits, and, while draining, answer with
+/// `Connection: close`.
 async fn handle<S>(
     state: Arc<FrontState>,
-    peer_ip: HeaderValue,
     ambiguous: AmbiguousFraming,
-    inner: S,
+    service: S,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible>
 where
@@ -157,57 +144,114 @@ where
     if let Some(refused) = limits::check_request(&req) {
         return Ok(refused);
     }
-    if !state.modules {
-        let Ok(mut response) = inner.oneshot(req.map(Body::new)).await;
-        if state.is_draining() {
-            response
-                .headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
-        }
-        return Ok(response);
-    }
-    let counters = &state.counters;
-    counters.requests.fetch_add(1, Ordering::Relaxed);
-    // A guard, not a decrement at the end: hyper drops this future when the
-    // client disconnects mid-request, and the count must still go down.
-    let _in_flight = InFlightGuard::enter(&counters.in_flight);
-    let mut req = req.map(Body::new);
-    let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
-    let request_id = match headers.get(&X_REQUEST_ID) {
-        Some(id) => id.clone(),
-        None => {
-            let n = state.request_ids.fetch_add(1, Ordering::Relaxed);
-            let id = HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{}-{n:x}", state.id_prefix)))
-                .expect("hex digits are a valid header value");
-            headers.insert(X_REQUEST_ID.clone(), id.clone());
-            id
-        }
-    };
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => HeaderValue::from_str(&format!("{earlier}, {}", peer_ip.to_str().unwrap_or(""))).ok(),
-        None => Some(peer_ip),
-    };
-    if let Some(v) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
-    }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-
-    let Ok(mut response) = inner.oneshot(req).await;
-    let headers = response.headers_mut();
-    strip_hop_by_hop(headers);
-    headers.insert(X_REQUEST_ID.clone(), request_id);
+    let Ok(mut response) = service.oneshot(req.map(Body::new)).await;
     if state.is_draining() {
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
     }
-    let class = match response.status().as_u16() {
-        200..=299 => &counters.status_2xx,
-        300..=399 => &counters.status_3xx,
-        400..=499 => &counters.status_4xx,
-        _ => &counters.status_5xx,
-    };
-    class.fetch_add(1, Ordering::Relaxed);
     Ok(response)
+}
+
+/// The front pipeline's per-request modules as a tower layer, for one
+/// client connection: request id, forwarded headers, hop-by-hop stripping
+/// around the inner service, then the access counters of `state`.
+#[derive(Clone)]
+pub struct FrontPipeline {
+    state: Arc<FrontState>,
+    /// The client's address as a header value, made once per connection.
+    peer_ip: HeaderValue,
+}
+
+impl FrontPipeline {
+    pub fn new(state: Arc<FrontState>, peer: SocketAddr) -> FrontPipeline {
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string()).expect("an IP address is a valid header value");
+        FrontPipeline { state, peer_ip }
+    }
+
+    async fn around<S>(self, inner: S, mut req: Request<Body>) -> Response<Body>
+    where
+        S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    {
+        let state = &self.state;
+        let counters = &state.counters;
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        // A guard, not a decrement at the end: hyper drops this future when
+        // the client disconnects mid-request, and the count must still go down.
+        let _in_flight = InFlightGuard::enter(&counters.in_flight);
+        let headers = req.headers_mut();
+        strip_hop_by_hop(headers);
+        let request_id = match headers.get(&X_REQUEST_ID) {
+            Some(id) => id.clone(),
+            None => {
+                let n = state.request_ids.fetch_add(1, Ordering::Relaxed);
+                let id = HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{}-{n:x}", state.id_prefix)))
+                    .expect("hex digits are a valid header value");
+                headers.insert(X_REQUEST_ID.clone(), id.clone());
+                id
+            }
+        };
+        let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(earlier) => HeaderValue::from_str(&format!("{earlier}, {}", self.peer_ip.to_str().unwrap_or(""))).ok(),
+            None => Some(self.peer_ip.clone()),
+        };
+        if let Some(v) = forwarded_for {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+
+        let Ok(mut response) = inner.oneshot(req).await;
+        let headers = response.headers_mut();
+        strip_hop_by_hop(headers);
+        headers.insert(X_REQUEST_ID.clone(), request_id);
+        let class = match response.status().as_u16() {
+            200..=299 => &counters.status_2xx,
+            300..=399 => &counters.status_3xx,
+            400..=499 => &counters.status_4xx,
+            _ => &counters.status_5xx,
+        };
+        class.fetch_add(1, Ordering::Relaxed);
+        response
+    }
+}
+
+impl<S> tower::Layer<S> for FrontPipeline {
+    type Service = Pipelined<S>;
+
+    fn layer(&self, inner: S) -> Pipelined<S> {
+        Pipelined {
+            pipeline: self.clone(),
+            inner,
+        }
+    }
+}
+
+/// A service with the [`FrontPipeline`] around it.
+#[derive(Clone)]
+pub struct Pipelined<S> {
+    pipeline: FrontPipeline,
+    inner: S,
+}
+
+impl<S> tower::Service<Request<Body>> for Pipelined<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        // The inner service is driven with `oneshot` on a clone, which polls
+        // its readiness itself.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let (pipeline, inner) = (self.pipeline.clone(), self.inner.clone());
+        Box::pin(async move { Ok(pipeline.around(inner, req).await) })
+    }
 }
 
 struct InFlightGuard<'a>(&'a AtomicU64);
@@ -271,13 +315,13 @@ impl DrainSignal {
     }
 }
 
-/// Accept connections on `listener` and serve each with the front pipeline
-/// around a service from `new_service` (called once per connection), until
-/// `drain` fires; then drain (see the module docs) for at most `limit`.
+/// Accept connections on `listener` and serve each with a service from
+/// `new_service` (called once per connection with the client's address),
+/// until `drain` fires; then drain (see the module docs) for at most `limit`.
 pub async fn serve<S>(
     listener: TcpListener,
     state: Arc<FrontState>,
-    new_service: impl Fn() -> S,
+    new_service: impl Fn(SocketAddr) -> S,
     mut drain: watch::Receiver<bool>,
     limit: Duration,
 ) where
@@ -305,16 +349,15 @@ pub async fn serve<S>(
         let _ = tcp.set_nodelay(true);
         // One inner service per connection: the proxy keeps its upstream
         // connection there (HTTP/1 requests on a connection are sequential).
-        let (state, inner, closed) = (state.clone(), new_service(), closed.clone());
+        let (state, inner, closed) = (state.clone(), new_service(peer), closed.clone());
         let mut drain = drain.clone();
         let mut close_idle = state.close_idle.subscribe();
         state.counters.connections_open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let peer_ip = HeaderValue::from_str(&peer.ip().to_string()).expect("an IP address is a valid header value");
             let (tcp, ambiguous) = FramingSniffer::new(tcp);
             let service = hyper::service::service_fn({
                 let state = state.clone();
-                move |req| handle(state.clone(), peer_ip.clone(), ambiguous.clone(), inner.clone(), req)
+                move |req| handle(state.clone(), ambiguous.clone(), inner.clone(), req)
             });
             let conn = state
                 .gate
@@ -364,5 +407,60 @@ pub async fn serve<S>(
             "{} connection(s) still open after the drain limit of {limit:?}; closing them",
             open()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::Layer;
+
+    /// An inner service that answers with the request's headers as seen,
+    /// plus a hop-by-hop header of its own.
+    fn echo_headers() -> tower::util::BoxCloneService<Request<Body>, Response<Body>, Infallible> {
+        tower::util::BoxCloneService::new(tower::service_fn(|req: Request<Body>| async move {
+            let mut response = Response::builder().status(201).header("keep-alive", "timeout=5");
+            for (name, value) in req.headers() {
+                response = response.header(format!("seen-{name}"), value);
+            }
+            Ok::<_, Infallible>(response.body(Body::empty()).unwrap())
+        }))
+    }
+
+    #[tokio::test]
+    async fn the_pipeline_adds_ids_and_forwarded_headers_and_counts() {
+        let state = FrontState::new(Limits::default());
+        let peer: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let service = FrontPipeline::new(state.clone(), peer).layer(echo_headers());
+        let request = Request::builder()
+            .uri("/ping")
+            .header("connection", "x-secret")
+            .header("x-secret", "drop me")
+            .header("x-forwarded-for", "203.0.113.1")
+            .body(Body::empty())
+            .unwrap();
+        let Ok(response) = service.clone().oneshot(request).await;
+        let headers = response.headers();
+        assert_eq!(response.status(), 201);
+        assert_eq!(headers["seen-x-forwarded-for"], "203.0.113.1, 192.0.2.7");
+        assert_eq!(headers["seen-x-forwarded-proto"], "http");
+        let id = headers["x-request-id"].clone();
+        assert_eq!(headers["seen-x-request-id"], id, "the app sees the id the client gets");
+        assert!(!headers.contains_key("seen-connection") && !headers.contains_key("seen-x-secret"));
+        assert!(
+            !headers.contains_key("keep-alive"),
+            "hop-by-hop headers of the response are stripped"
+        );
+
+        let request = Request::builder()
+            .header("x-request-id", "mine")
+            .body(Body::empty())
+            .unwrap();
+        let Ok(response) = service.oneshot(request).await;
+        assert_eq!(response.headers()["x-request-id"], "mine", "a client's id is kept");
+        assert_eq!(response.headers()["seen-x-forwarded-for"], "192.0.2.7");
+
+        let counts = state.counters.snapshot();
+        assert_eq!((counts.requests, counts.status_2xx, counts.in_flight), (2, 2, 0));
     }
 }

@@ -8,59 +8,61 @@
 //! so no queued connection is lost when the old one stops accepting (with
 //! SO_REUSEPORT each socket has its own queue, and closing it drops it).
 //!
-//! Worker protocol (stdin/stdout lines, one small contract):
-//! - the worker prints its ready line with `url=` the shared address and
-//!   `admin=` a private loopback address that serves the same router, so the
-//!   supervisor can warm *this* worker up while the old one still serves;
-//! - the supervisor writes `accept` when warm-up is done; only then does the
-//!   worker take connections from the shared socket;
-//! - SIGTERM, or stdin closing (the supervisor died), makes it stop accepting
-//!   and drain; it prints `hostlab event idle` / `hostlab event active` as its
-//!   traffic stops and resumes past the idle timeout, and
-//!   `hostlab event requests` when it reaches the recycle request count.
+//! The workers are `worker.rs`; the supervisor and its workers speak
+//! [`crate::worker_protocol`].
 
-use std::os::fd::AsRawFd;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::AsyncBufReadExt;
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpListener;
 
-use crate::front::{self, DrainSignal, FrontState};
+use axum::response::IntoResponse;
+use hostlab_workloads::error::ApiError;
+use tower::Layer;
+
+use crate::front::{self, DrainSignal, FrontPipeline, FrontState};
+use crate::lifecycle::{self, Server};
 use crate::manager::{Hosting, Manager, Phase};
-use crate::{Model, ServeError, ServeOptions, admin, announce_ready, bind_std, signals};
-use hostlab_workloads::remote::RemoteActors;
-use hostlab_workloads::{Backend, Workload, app};
+use crate::{Model, ServeError, ServeOptions, admin, bind_std, signals};
 
 /// `hostlab serve inprocess`: the supervisor.
 pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
-    let runtime = crate::server_runtime()?;
-    runtime.block_on(async {
-        let worker_args = options.child_args("worker");
-        let supervisor = Supervisor::start(&options, worker_args, None).await?;
-        signals::shutdown_signal().await;
-        supervisor.manager.shutdown().await;
-        Ok(())
+    lifecycle::serve(options.model, || async {
+        SocketOwner::start(&options, options.child_args(Model::Worker), None).await
     })
 }
 
-/// A running supervisor: the shared socket, its workers' manager, the admin
-/// endpoint; used by `inprocess` (workers host the actors) and `split`
+/// The supervisor process of a model whose workers share its socket: the
+/// shared socket, its workers' manager, the admin endpoint; used by `inprocess` (workers host the actors) and `split`
 /// (workers are fronts of the actor service).
-pub(crate) struct Supervisor {
+pub(crate) struct SocketOwner {
     pub manager: Manager,
+    addresses: (SocketAddr, Option<SocketAddr>),
 }
 
-impl Supervisor {
+impl Server for SocketOwner {
+    fn addresses(&self) -> (SocketAddr, Option<SocketAddr>) {
+        self.addresses
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        shutdown.await;
+        self.manager.shutdown().await;
+        Ok(())
+    }
+}
+
+impl SocketOwner {
     /// Bind, start the manager (and the first worker with always-running),
-    /// serve the admin endpoint, and print the ready line.
+    /// and serve the admin endpoint.
     pub(crate) async fn start(
         options: &ServeOptions,
         worker_args: Vec<String>,
         actors_pid: Option<Arc<std::sync::atomic::AtomicU32>>,
-    ) -> Result<Supervisor, ServeError> {
+    ) -> Result<SocketOwner, ServeError> {
         let listener = bind_std(options.listen)?;
         let addr = listener.local_addr()?;
         let hosting = Hosting::InProcess {
@@ -75,8 +77,10 @@ impl Supervisor {
         signals::recycle_on_sighup(manager.clone());
         tokio::spawn(start_on_demand(listener.try_clone()?, manager.clone()));
         tokio::spawn(refuse_while_failed(listener, manager.clone(), options.limits));
-        announce_ready(options.model, addr, admin_addr);
-        Ok(Supervisor { manager })
+        Ok(SocketOwner {
+            manager,
+            addresses: (addr, admin_addr),
+        })
     }
 }
 
@@ -124,10 +128,11 @@ async fn refuse_while_failed(listener: std::net::TcpListener, manager: Manager, 
         let refuse = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
             Ok::<_, std::convert::Infallible>(crate::proxy::unavailable(crate::manager::Unavailable::RapidFail))
         });
+        let state = FrontState::new(limits);
         let serving = front::serve(
             listener_clone(&listener),
-            FrontState::new(limits),
-            move || refuse,
+            state.clone(),
+            move |peer| FrontPipeline::new(state.clone(), peer).layer(refuse),
             drain_rx,
             Duration::from_millis(100),
         );
@@ -148,170 +153,6 @@ fn listener_clone(listener: &TcpListener) -> TcpListener {
     let std_listener = std::net::TcpListener::from(fd);
     std_listener.set_nonblocking(true).expect("non-blocking socket");
     TcpListener::from_std(std_listener).expect("register the socket")
-}
-
-/// Longest a split front waits for its actor-service link before it says it
-/// is ready anyway (and answers 503 `backend_unavailable` until linked).
-const FRONT_LINK_WAIT: Duration = Duration::from_secs(5);
-
-/// `hostlab serve worker`: one worker process of `inprocess`.
-///
-/// `hostlab serve front` is the same process with the actors elsewhere
-/// (`--actors ADDR`, the split model). Started by `serve split` it inherits
-/// the socket like a worker; started by hand it binds `--listen` itself and
-/// accepts at once.
-pub(crate) fn serve_worker(mut options: ServeOptions) -> Result<(), ServeError> {
-    let standalone = options.inherited.is_none() && options.model == Model::Front;
-    let shared = match options.inherited.take() {
-        Some(inherited) => inherited,
-        None if standalone => bind_std(options.listen)?,
-        None => return Err(ServeError::NoInheritedSocket),
-    };
-    shared.set_nonblocking(true)?;
-    let runtime = crate::server_runtime()?;
-    let result = runtime.block_on(async move {
-        let workload = match options.actors {
-            Some(service) => {
-                // The reply deadline for the actor service is the split
-                // front's upstream timeout (--upstream-timeout).
-                let reply_timeout = options
-                    .limits
-                    .upstream_timeout
-                    .unwrap_or(options.workload_config().ask_timeout);
-                let remote = RemoteActors::connect(service, reply_timeout)
-                    .await
-                    .map_err(hostlab_workloads::StartError::from)?;
-                // A front is not ready before its link is: wait (bounded) so a
-                // recycle never switches traffic to a front that answers 503.
-                let deadline = tokio::time::Instant::now() + FRONT_LINK_WAIT;
-                while !remote.is_linked() && tokio::time::Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                if !remote.is_linked() {
-                    tracing::warn!("no session to the actor service at {service} yet; answering 503 until there is");
-                }
-                Workload::with_backend(options.workload_config(), Backend::Remote(remote))
-            }
-            None => Workload::start(options.workload_config()).await?,
-        };
-        let router = app(workload.clone());
-        let shared = TcpListener::from_std(shared)?;
-        let shared_addr = shared.local_addr()?;
-        let private = TcpListener::from_std(bind_std("127.0.0.1:0".parse().expect("valid address"))?)?;
-        let private_addr = private.local_addr()?;
-        let state = FrontState::new(options.limits);
-        let limit = options.policy.shutdown_limit;
-
-        // The private port serves warm-up requests until the worker exits.
-        let (_private_drain, private_rx) = DrainSignal::new();
-        let private_router = router.clone();
-        tokio::spawn(front::serve(
-            private,
-            FrontState::new(options.limits),
-            move || private_router.clone(),
-            private_rx,
-            limit,
-        ));
-
-        let shutdown = signals::shutdown_signal();
-        tokio::pin!(shutdown);
-        let (drain, drain_rx) = DrainSignal::new();
-        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        announce_ready(options.model, shared_addr, (!standalone).then_some(private_addr));
-
-        // Wait for the supervisor's `accept` (or the end).
-        let accept = standalone
-            || loop {
-                tokio::select! {
-                    line = stdin.next_line() => match line {
-                        Ok(Some(l)) if l.trim() == "accept" => break true,
-                        Ok(Some(_)) => continue,
-                        _ => break false,
-                    },
-                    () = &mut shutdown => break false,
-                }
-            };
-        if !accept {
-            workload.shutdown().await;
-            return Ok(());
-        }
-        tracing::debug!(
-            "worker {} accepting on {shared_addr} (fd {})",
-            std::process::id(),
-            shared.as_raw_fd()
-        );
-        let serving = tokio::spawn(front::serve(
-            shared,
-            state.clone(),
-            move || router.clone(),
-            drain_rx,
-            limit,
-        ));
-        if standalone {
-            // Nobody manages a front started by hand: SIGHUP must not kill
-            // it, and its stdout carries only the ready line.
-            signals::ignore_recycle_signal("front");
-        } else {
-            tokio::spawn(report_traffic(
-                state.clone(),
-                options.policy.idle_timeout,
-                options.policy.recycle_requests,
-            ));
-        }
-        tokio::select! {
-            () = &mut shutdown => {}
-            _ = async {
-                while let Ok(Some(line)) = stdin.next_line().await {
-                    if line.trim() == "quiesce" {
-                        state.close_idle_connections();
-                    }
-                }
-            }, if !standalone => {
-                tracing::warn!("supervisor gone (stdin closed); draining");
-            }
-        }
-        drain.drain();
-        let _ = serving.await;
-        workload.shutdown().await;
-        Ok(())
-    });
-    // tokio reads stdin on a blocking thread that only returns when a line
-    // arrives; do not wait for it.
-    runtime.shutdown_background();
-    result
-}
-
-/// Tell the supervisor (stdout lines) when traffic stops for the idle
-/// timeout, resumes, or reaches the recycle request count.
-async fn report_traffic(state: Arc<FrontState>, idle_timeout: Duration, recycle_requests: Option<u64>) {
-    let mut last_count = state.counters.requests.load(Ordering::Relaxed);
-    let mut last_change = Instant::now();
-    let mut idle = false;
-    let mut limit_reported = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        tick.tick().await;
-        let count = state.counters.requests.load(Ordering::Relaxed);
-        let in_flight = state.counters.in_flight.load(Ordering::Relaxed);
-        if count != last_count || in_flight > 0 {
-            last_count = count;
-            last_change = Instant::now();
-            if idle {
-                idle = false;
-                println!("hostlab event active");
-            }
-        } else if !idle_timeout.is_zero() && last_change.elapsed() >= idle_timeout {
-            // Said again every idle period while idle: the supervisor may
-            // have thawed this worker for a connection that sent nothing.
-            idle = true;
-            last_change = Instant::now();
-            println!("hostlab event idle");
-        }
-        if !limit_reported && recycle_requests.is_some_and(|n| count >= n) {
-            limit_reported = true;
-            println!("hostlab event requests");
-        }
-    }
 }
 
 /// Whether a connection waits in the listening socket's accept queue.
@@ -337,14 +178,15 @@ async fn answer_waiting_connections(listener: &std::net::TcpListener, why: &str)
                 return;
             };
             let service = hyper::service::service_fn(move |_req| {
-                let mut response = crate::proxy::error(
+                let response = ApiError::new(
                     http::StatusCode::SERVICE_UNAVAILABLE,
                     "app_unavailable",
-                    &format!("the app did not start: {why}"),
-                );
-                let headers = response.headers_mut();
-                headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-                headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                    format!("the app did not start: {why}"),
+                )
+                .upstream()
+                .retry_after(1)
+                .closing()
+                .into_response();
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             let conn =

@@ -13,95 +13,24 @@ pub mod child;
 mod edge;
 pub mod front;
 mod inprocess;
+mod lifecycle;
 pub mod limits;
 pub mod manager;
+mod model;
 pub mod policy;
 mod proxy;
 pub mod signals;
 mod split;
+mod split_front;
+mod worker;
+pub mod worker_protocol;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use hostlab_workloads::journal::JournalConfig;
 use hostlab_workloads::{Routing, WorkloadConfig};
 
-/// The `MODEL` argument of `hostlab serve` (DESIGN.md "Command line").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Model {
-    Edge,
-    EdgeActix,
-    Proxy,
-    Inprocess,
-    Split,
-    Nginx,
-    App,
-    Worker,
-    Actors,
-    Front,
-}
-
-impl Model {
-    pub const ALL: [Model; 10] = [
-        Model::Edge,
-        Model::EdgeActix,
-        Model::Proxy,
-        Model::Inprocess,
-        Model::Split,
-        Model::Nginx,
-        Model::App,
-        Model::Worker,
-        Model::Actors,
-        Model::Front,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Model::Edge => "edge",
-            Model::EdgeActix => "edge-actix",
-            Model::Proxy => "proxy",
-            Model::Inprocess => "inprocess",
-            Model::Split => "split",
-            Model::Nginx => "nginx",
-            Model::App => "app",
-            Model::Worker => "worker",
-            Model::Actors => "actors",
-            Model::Front => "front",
-        }
-    }
-
-    /// Whether `hostlab serve` can run this model yet.
-    pub fn is_built(self) -> bool {
-        matches!(
-            self,
-            Model::Edge
-                | Model::EdgeActix
-                | Model::App
-                | Model::Proxy
-                | Model::Inprocess
-                | Model::Worker
-                | Model::Split
-                | Model::Actors
-                | Model::Front
-        )
-    }
-}
-
-impl std::fmt::Display for Model {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Model {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Model::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
-            format!("unknown model `{s}`; use one of: {}", names.join(", "))
-        })
-    }
-}
+pub use model::{Model, Role};
 
 /// What `hostlab serve` was asked to run.
 #[derive(Debug)]
@@ -112,9 +41,9 @@ pub struct ServeOptions {
     pub routing: Routing,
     /// Messages each actor's mailbox holds before requests get 503 `overloaded`.
     pub mailbox: usize,
-    /// Longest a graceful shutdown waits for in-flight requests before exiting anyway.
-    pub shutdown_limit: Duration,
-    /// Process policy of the front models (ignored by `edge`).
+    /// Process policy of the front models; `edge` and `edge-actix` read only
+    /// its `shutdown_limit` (the longest a graceful shutdown waits for
+    /// in-flight requests before exiting anyway).
     pub policy: policy::Policy,
     /// Admin endpoint of the front models.
     pub admin: Option<SocketAddr>,
@@ -136,13 +65,15 @@ pub struct ServeOptions {
 impl ServeOptions {
     /// Arguments for a child `hostlab serve <model>` carrying this process's
     /// workload settings (and, for workers, the policies they enforce).
-    fn child_args(&self, model: &str) -> Vec<String> {
-        let mut args: Vec<String> = ["serve", model, "--listen", "127.0.0.1:0"].map(String::from).into();
+    fn child_args(&self, part: Model) -> Vec<String> {
+        let mut args: Vec<String> = ["serve", part.name(), "--listen", "127.0.0.1:0"]
+            .map(String::from)
+            .into();
         args.extend(["--routing".into(), self.routing.to_string()]);
         args.extend(["--mailbox".into(), self.mailbox.to_string()]);
         let limit = humantime::format_duration(self.policy.shutdown_limit).to_string();
         args.extend(["--shutdown-limit".into(), limit]);
-        if let Some(journal) = self.journal.as_ref().filter(|_| model != "front") {
+        if let Some(journal) = self.journal.as_ref().filter(|_| part.hosts_own_actors()) {
             args.extend(["--journal".into(), journal.path.display().to_string()]);
             args.extend(["--journal-sync".into(), journal.durability.to_string()]);
             args.extend(["--snapshot-every".into(), journal.snapshot_every.to_string()]);
@@ -158,7 +89,8 @@ impl ServeOptions {
                 args.extend([flag.into(), humantime::format_duration(d).to_string()]);
             }
         }
-        if model == "worker" || model == "front" {
+        // Workers watch their own traffic (idle timeout, request count).
+        if part.process_role() == Some(Role::Worker) {
             let idle = humantime::format_duration(self.policy.idle_timeout).to_string();
             args.extend([
                 "--idle-timeout".into(),
@@ -184,8 +116,6 @@ impl ServeOptions {
 /// Errors `hostlab serve` reports before it is ready.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("model `{0}` is not built yet; models available now: edge, edge-actix, proxy, inprocess, split")]
-    NotBuilt(Model),
     #[error(
         "`nginx` is a peer, not a hostlab server: `hostlab run` starts the system's nginx (with a generated config) in front of `hostlab serve app`"
     )]
@@ -211,7 +141,7 @@ pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
         Model::EdgeActix => actix::serve(&options),
         Model::Proxy => proxy::serve(options),
         Model::Inprocess => inprocess::serve(options),
-        Model::Worker | Model::Front => inprocess::serve_worker(options),
+        Model::Worker | Model::Front => worker::serve(options),
         Model::Actors => split::serve_actors(options),
         Model::Split => split::serve(options),
         Model::Nginx => Err(ServeError::NginxIsAPeer),
@@ -222,10 +152,14 @@ pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
 /// reading our stdout through a pipe sees it at once.
 pub fn announce_ready(model: Model, addr: SocketAddr, admin: Option<SocketAddr>) {
     use std::io::Write;
+    let line = child::ReadyLine {
+        model: model.name().to_owned(),
+        url: format!("http://{addr}"),
+        pid: std::process::id(),
+        admin: admin.map(|a| format!("http://{a}")),
+    };
     let mut out = std::io::stdout().lock();
-    let admin = admin.map(|a| format!(" admin=http://{a}")).unwrap_or_default();
-    let pid = std::process::id();
-    let _ = writeln!(out, "hostlab ready model={model} url=http://{addr} pid={pid}{admin}");
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
 

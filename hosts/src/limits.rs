@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING};
+use axum::response::IntoResponse;
+use hostlab_workloads::error::ApiError;
+use http::header::{RETRY_AFTER, TRANSFER_ENCODING};
 use http::{HeaderValue, Request, Response, StatusCode};
 
 /// Longest request target (path and query) in bytes; longer ones get 414
@@ -109,14 +111,8 @@ pub fn check_request<B>(req: &Request<B>) -> Option<Response<Body>> {
 
 /// An error in the workload API's format that also closes the connection:
 /// after a refused request the server does not trust its framing any more.
-pub fn refusal(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    response
+pub fn refusal(status: StatusCode, code: &'static str, message: &str) -> Response<Body> {
+    ApiError::new(status, code, message).closing().into_response()
 }
 
 /// The answer to a connection over [`Limits::max_connections`].
@@ -351,7 +347,7 @@ mod tests {
         for bad in [&["gzip, chunked"][..], &["chunked", "chunked"], &["identity"]] {
             let r = check_request(&request("/", bad)).unwrap();
             assert_eq!(r.status(), 400, "{bad:?}");
-            assert_eq!(r.headers()[CONNECTION], "close");
+            assert_eq!(r.headers()[http::header::CONNECTION], "close");
         }
     }
 

@@ -15,6 +15,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::response::IntoResponse;
+use hostlab_workloads::error::ApiError;
 use http::{Request, Response, StatusCode};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -87,16 +89,20 @@ impl Upstream {
         drop(guard);
         match sent {
             Ok(Ok(response)) => response.map(|body| Body::new(IdleTimeout::new(body, timeout))),
-            Ok(Err(e)) => error(
+            Ok(Err(e)) => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
-                &format!("the app process did not answer: {e}; it may have crashed, retry"),
-            ),
-            Err(_) => error(
+                format!("the app process did not answer: {e}; it may have crashed, retry"),
+            )
+            .upstream()
+            .into_response(),
+            Err(_) => ApiError::new(
                 StatusCode::GATEWAY_TIMEOUT,
                 "gateway_timeout",
-                &format!("the app sent no response within {timeout:?} (--upstream-timeout)"),
-            ),
+                format!("the app sent no response within {timeout:?} (--upstream-timeout)"),
+            )
+            .upstream()
+            .into_response(),
         }
     }
 
@@ -186,8 +192,7 @@ async fn buffer_chunked(req: Request<Body>, deadline: Duration) -> Result<Reques
     let bytes = match collected {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            let error = hostlab_workloads::api::ApiError::too_large(limit);
-            return Err(refusal(error.status, error.code, &error.message));
+            return Err(ApiError::too_large(limit).closing().into_response());
         }
         Ok(Err(e)) => {
             return Err(refusal(
@@ -197,8 +202,7 @@ async fn buffer_chunked(req: Request<Body>, deadline: Duration) -> Result<Reques
             ));
         }
         Err(_) => {
-            let error = hostlab_workloads::api::ApiError::request_timeout(deadline);
-            return Err(refusal(error.status, error.code, &error.message));
+            return Err(ApiError::request_timeout(deadline).into_response());
         }
     };
     parts.headers.remove(TRANSFER_ENCODING);
@@ -280,42 +284,29 @@ impl tower::Service<Request<Body>> for Upstream {
     }
 }
 
-/// 503 for a request that could not get an app process.
+/// 503 for a request that could not get an app process: a full queue is
+/// the front's own limit, anything else the app's failure to start.
 pub fn unavailable(e: Unavailable) -> Response<Body> {
-    let code = match e {
-        Unavailable::QueueFull(_) => "overloaded",
-        _ => "app_unavailable",
+    let error = match e {
+        Unavailable::QueueFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string()),
+        _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "app_unavailable", e.to_string()).upstream(),
     };
-    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, code, &e.to_string());
-    response
-        .headers_mut()
-        .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-    response
-}
-
-/// An error in the workload API's format.
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("static parts are valid")
+    error.retry_after(1).into_response()
 }
 
 /// `hostlab serve proxy`: the front process.
 pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeError> {
-    use crate::front::{DrainSignal, FrontState};
-    use crate::manager::Hosting;
-    use crate::{admin, announce_ready, bind_std, signals};
+    use tower::Layer;
 
-    let runtime = crate::server_runtime()?;
-    runtime.block_on(async {
+    use crate::front::{DrainSignal, FrontPipeline, FrontState};
+    use crate::manager::Hosting;
+    use crate::{admin, bind_std, signals};
+
+    crate::lifecycle::serve(options.model, || async {
         let listener = tokio::net::TcpListener::from_std(bind_std(options.listen)?)?;
         let addr = listener.local_addr()?;
-        let shutdown = signals::shutdown_signal();
         let hosting = Hosting::Proxy {
-            app_args: options.child_args("app"),
+            app_args: options.child_args(crate::Model::App),
         };
         let manager = Manager::start(hosting, options.policy.clone()).await;
         let state = FrontState::new(options.limits);
@@ -336,20 +327,45 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
         let (drain, drain_rx) = DrainSignal::new();
         let serving = tokio::spawn(crate::front::serve(
             listener,
-            state,
+            state.clone(),
             {
                 let manager = manager.clone();
                 let limits = options.limits;
-                move || Upstream::for_client_connection(manager.clone(), limits)
+                move |peer| {
+                    FrontPipeline::new(state.clone(), peer)
+                        .layer(Upstream::for_client_connection(manager.clone(), limits))
+                }
             },
             drain_rx,
             options.policy.shutdown_limit,
         ));
-        announce_ready(options.model, addr, admin_addr);
-        shutdown.await;
-        drain.drain();
-        let _ = serving.await;
-        manager.shutdown().await;
-        Ok(())
+        Ok(ProxyFront {
+            addresses: (addr, admin_addr),
+            manager,
+            drain,
+            serving,
+        })
     })
+}
+
+/// A started `proxy` front.
+struct ProxyFront {
+    addresses: (std::net::SocketAddr, Option<std::net::SocketAddr>),
+    manager: Manager,
+    drain: crate::front::DrainSignal,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl crate::lifecycle::Server for ProxyFront {
+    fn addresses(&self) -> (std::net::SocketAddr, Option<std::net::SocketAddr>) {
+        self.addresses
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), crate::ServeError> {
+        shutdown.await;
+        self.drain.drain();
+        let _ = self.serving.await;
+        self.manager.shutdown().await;
+        Ok(())
+    }
 }

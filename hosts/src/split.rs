@@ -12,23 +12,26 @@
 //!   separate child that front recycles never touch, restarted on the same
 //!   address only when it crashes.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
+use hostlab_workloads::ops::LocalActors;
 use hostlab_workloads::remote::{Gateway, accept_into, start_node};
 use hostlab_workloads::start_local_actors;
+use ractor::ActorCell;
 use tokio::net::TcpListener;
 
 use crate::child::{ChildProcess, ChildSpec};
-use crate::inprocess::Supervisor;
-use crate::{ServeError, ServeOptions, announce_ready, bind_std, signals};
+use crate::inprocess::SocketOwner;
+use crate::lifecycle::{self, Server};
+use crate::{Model, ServeError, ServeOptions, bind_std, signals};
 
 /// `hostlab serve actors`.
 pub(crate) fn serve_actors(options: ServeOptions) -> Result<(), ServeError> {
-    let runtime = crate::server_runtime()?;
-    runtime.block_on(async {
+    lifecycle::serve(options.model, || async {
         // A restarted service may find its crashed predecessor's journal lock
         // still held for a moment: start_local_actors waits for it.
         let local = Arc::new(start_local_actors(&options.workload_config()).await?);
@@ -40,27 +43,46 @@ pub(crate) fn serve_actors(options: ServeOptions) -> Result<(), ServeError> {
             .map_err(hostlab_workloads::StartError::from)?;
         let listener = TcpListener::from_std(bind_std(options.listen)?)?;
         let addr = listener.local_addr()?;
-        let shutdown = signals::shutdown_signal();
         signals::ignore_recycle_signal("actors");
         tokio::spawn(accept_into(listener, node.clone()));
-        // The url names the node address fronts connect to; it speaks
-        // ractor_cluster's protocol, not HTTP.
-        announce_ready(options.model, addr, None);
-        shutdown.await;
-        gateway.stop(None);
-        node.stop(None);
-        local.stop();
-        local.close_journal().await;
-        Ok(())
+        Ok(ActorService {
+            addr,
+            local,
+            gateway: gateway.get_cell(),
+            node: node.get_cell(),
+        })
     })
+}
+
+/// A started actor service.
+struct ActorService {
+    /// The node address fronts connect to; it speaks ractor_cluster's
+    /// protocol, not HTTP (the ready line's url names it all the same).
+    addr: SocketAddr,
+    local: Arc<LocalActors>,
+    gateway: ActorCell,
+    node: ActorCell,
+}
+
+impl Server for ActorService {
+    fn addresses(&self) -> (SocketAddr, Option<SocketAddr>) {
+        (self.addr, None)
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+        shutdown.await;
+        self.gateway.stop(None);
+        self.node.stop(None);
+        self.local.stop();
+        self.local.close_journal().await;
+        Ok(())
+    }
 }
 
 /// `hostlab serve split`.
 pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
-    let runtime = crate::server_runtime()?;
-    runtime.block_on(async {
-        let shutdown = signals::shutdown_signal();
-        let mut service_args: Vec<String> = options.child_args("actors");
+    lifecycle::serve(options.model, || async {
+        let mut service_args: Vec<String> = options.child_args(Model::Actors);
         let limit = options.policy.startup_limit;
         let mut service = ChildProcess::start(ChildSpec::new(service_args.clone(), limit))
             .await
@@ -75,9 +97,9 @@ pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
         let actors_pid = Arc::new(AtomicU32::new(service.pid));
         let stopping = Arc::new(AtomicBool::new(false));
 
-        let mut front_args = options.child_args("front");
+        let mut front_args = options.child_args(Model::Front);
         front_args.extend(["--actors".into(), service_addr.to_string()]);
-        let supervisor = Supervisor::start(&options, front_args, Some(actors_pid.clone())).await?;
+        let fronts = SocketOwner::start(&options, front_args, Some(actors_pid.clone())).await?;
 
         let keeper = {
             let (actors_pid, stopping) = (actors_pid.clone(), stopping.clone());
@@ -94,22 +116,47 @@ pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
                 }
             })
         };
+        Ok(Split {
+            fronts,
+            actors_pid,
+            stopping,
+            keeper,
+            shutdown_limit: options.policy.shutdown_limit,
+        })
+    })
+}
+
+/// A started `split`: the fronts' supervisor and the actor service's keeper.
+struct Split {
+    fronts: SocketOwner,
+    actors_pid: Arc<AtomicU32>,
+    stopping: Arc<AtomicBool>,
+    keeper: tokio::task::JoinHandle<ChildProcess>,
+    shutdown_limit: Duration,
+}
+
+impl Server for Split {
+    fn addresses(&self) -> (SocketAddr, Option<SocketAddr>) {
+        self.fronts.addresses()
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         shutdown.await;
         // Fronts first (they drain their requests), then the state holder.
-        supervisor.manager.shutdown().await;
-        stopping.store(true, Ordering::SeqCst);
-        let pid = actors_pid.load(Ordering::Relaxed);
+        self.fronts.manager.shutdown().await;
+        self.stopping.store(true, Ordering::SeqCst);
+        let pid = self.actors_pid.load(Ordering::Relaxed);
         if pid != 0 {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
         }
-        if let Ok(Ok(mut service)) = tokio::time::timeout(options.policy.shutdown_limit, keeper).await {
-            service.stop(options.policy.shutdown_limit).await;
+        if let Ok(Ok(mut service)) = tokio::time::timeout(self.shutdown_limit, self.keeper).await {
+            service.stop(self.shutdown_limit).await;
         }
         Ok(())
-    })
+    }
 }
 
 /// Start the actor service again, retrying (with backoff) until it binds.

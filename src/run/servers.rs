@@ -35,7 +35,6 @@ pub const MODELS: [&str; 6] = ["edge", "edge-actix", "proxy", "inprocess", "spli
 /// Why a model cannot run on this machine or in this build, if it cannot.
 pub fn unavailable(model: &str) -> Option<String> {
     match model {
-        "split" if !hostlab_hosts::Model::Split.is_built() => Some("the split model is not built yet".into()),
         "nginx" if which("nginx").is_none() => {
             Some("nginx is not installed (scripts/install-peers.sh installs it)".into())
         }

@@ -47,25 +47,10 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// An API error: status, stable `code`, and a message that says how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    pub retry_after_s: Option<u32>,
-}
+pub use crate::error::ApiError;
 
+/// The API's own errors.
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after_s: None,
-        }
-    }
-
     fn not_found(what: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} does not exist"))
     }
@@ -75,45 +60,7 @@ impl ApiError {
     }
 
     fn overloaded(message: impl Into<String>) -> Self {
-        Self {
-            retry_after_s: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
-        }
-    }
-
-    /// 408 for a body not received within `limit`; the connection is closed
-    /// (the rest of the body may still be on its way).
-    pub fn request_timeout(limit: std::time::Duration) -> Self {
-        Self::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            format!("the request body did not arrive within {limit:?}; send it faster or in a smaller request"),
-        )
-    }
-
-    /// 413 for a body over `limit` bytes.
-    pub fn too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the request body is over the {limit}-byte limit of this route; send less"),
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(s) = self.retry_after_s {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        if self.status == StatusCode::REQUEST_TIMEOUT {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message).retry_after(1)
     }
 }
 
@@ -268,10 +215,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// Turn a reply the handler did not expect into an error: a refusal maps
 /// to its 503, anything else is a bug between handler and backend.
 fn refused(reply: Reply) -> ApiError {
-    let retry = |status, code, message: String| ApiError {
-        retry_after_s: Some(1),
-        ..ApiError::new(status, code, message)
-    };
+    let retry = |status, code, message: String| ApiError::new(status, code, message).retry_after(1);
     match reply {
         Reply::Refused(Refusal::Overloaded(why)) => {
             ApiError::overloaded(format!("{why}; retry after the Retry-After delay"))
@@ -285,7 +229,8 @@ fn refused(reply: Reply) -> ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "backend_unavailable",
             format!("the actor service is unreachable ({why}); retry after the Retry-After delay"),
-        ),
+        )
+        .upstream(),
         Reply::Refused(Refusal::Recovering(why)) => retry(
             StatusCode::SERVICE_UNAVAILABLE,
             "recovering",

@@ -12,59 +12,12 @@ use std::sync::Arc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{self, ActorJournal, DurableState, Event};
+use crate::events::{DurableState, Event};
+use crate::fifo;
+use crate::journal::{self, ActorJournal};
 use crate::mailbox::Job;
 
-/// Earliest and latest accepted publication year.
-pub const YEAR_RANGE: std::ops::RangeInclusive<i64> = -3000..=2100;
-/// Longest accepted title or author, in characters.
-pub const MAX_TEXT_CHARS: usize = 200;
-
-/// A book as stored and returned by the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Book {
-    pub id: u64,
-    pub title: String,
-    pub author: String,
-    pub year: Option<i64>,
-}
-
-/// The body of `POST /books`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewBook {
-    pub title: String,
-    pub author: String,
-    #[serde(default)]
-    pub year: Option<i64>,
-}
-
-impl NewBook {
-    /// Check the fields; the error names the field and the rule.
-    pub fn validate(&self) -> Result<(), String> {
-        for (field, value) in [("title", &self.title), ("author", &self.author)] {
-            let chars = value.chars().count();
-            if value.trim().is_empty() {
-                return Err(format!("`{field}` must not be empty"));
-            }
-            if chars > MAX_TEXT_CHARS {
-                return Err(format!(
-                    "`{field}` has {chars} characters; at most {MAX_TEXT_CHARS} are allowed"
-                ));
-            }
-        }
-        if let Some(year) = self.year
-            && !YEAR_RANGE.contains(&year)
-        {
-            return Err(format!(
-                "`year` {year} is out of range; use {} to {}",
-                YEAR_RANGE.start(),
-                YEAR_RANGE.end()
-            ));
-        }
-        Ok(())
-    }
-}
+pub use crate::model::{Book, MAX_TEXT_CHARS, NewBook, YEAR_RANGE};
 
 /// How an add went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +61,7 @@ impl Default for BookStoreLimits {
     fn default() -> Self {
         Self {
             books: 1_000_000,
-            idempotency_keys: 100_000,
+            idempotency_keys: crate::model::IDEMPOTENCY_KEYS,
         }
     }
 }
@@ -190,13 +143,8 @@ impl BookStoreState {
     }
 
     fn remember(&mut self, key: String, book: NewBook, stored: Arc<Book>) {
-        if self.key_order.len() >= self.limits.idempotency_keys
-            && let Some(oldest) = self.key_order.pop_front()
-        {
-            self.keys.remove(&oldest);
-        }
-        self.key_order.push_back(key.clone());
-        self.keys.insert(key, (book, stored));
+        let capacity = self.limits.idempotency_keys;
+        fifo::insert(&mut self.keys, &mut self.key_order, capacity, key, (book, stored));
     }
 }
 

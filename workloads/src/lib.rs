@@ -4,9 +4,13 @@
 
 pub mod api;
 pub mod books;
+pub mod error;
+pub mod events;
+pub mod fifo;
 pub mod hashing;
 pub mod journal;
 pub mod mailbox;
+pub mod model;
 pub mod ops;
 pub mod remote;
 pub mod tasks;

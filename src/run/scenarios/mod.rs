@@ -104,19 +104,10 @@ pub fn load_entry(
 /// Flags that keep a front model's app running and never recycled by
 /// policy during a measurement (the models without policies get none).
 pub fn steady_flags(model: &str) -> Vec<String> {
-    match model {
-        "proxy" | "inprocess" => [
-            "--start-mode",
-            "always-running",
-            "--idle-timeout",
-            "0",
-            "--admin",
-            "127.0.0.1:0",
-        ]
-        .map(String::from)
-        .to_vec(),
-        _ => Vec::new(),
-    }
+    model
+        .parse::<hostlab_hosts::Model>()
+        .map(|m| m.steady_flags().iter().map(|f| f.to_string()).collect())
+        .unwrap_or_default()
 }
 
 /// A `POST /tasks` body: `rows` balanced rows under task id `id`.

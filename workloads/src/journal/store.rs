@@ -17,8 +17,8 @@ use std::time::Instant;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::state::{DurableState, Event, StateLimits};
 use super::{Durability, JournalError, RecoveryStats};
+use crate::events::{DurableState, Event, StateLimits};
 
 /// Written to `meta.format`; a file without it is not a journal.
 pub const FORMAT: &str = "hostlab-journal 1";

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::books::Book;
-use crate::tasks::{TaskRecord, TaskRequest};
+use crate::fifo;
+use crate::model::{Book, IDEMPOTENCY_KEYS, TaskRecord, TaskRequest};
 
 /// One change to the workload's state, appended before the client is answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ pub struct StateLimits {
 impl Default for StateLimits {
     fn default() -> Self {
         Self {
-            idempotency_keys: crate::books::BookStoreLimits::default().idempotency_keys,
+            idempotency_keys: IDEMPOTENCY_KEYS,
             task_records: 100_000,
         }
     }
@@ -116,14 +116,14 @@ impl DurableState {
             Event::TaskCompleted { record } => {
                 self.pending.remove(&record.id);
                 self.tasks_done += 1;
-                if self.records.insert(record.id.clone(), record.clone()).is_none() {
-                    self.record_order.push_back(record.id.clone());
-                    if self.record_order.len() > self.limits.task_records.max(1)
-                        && let Some(oldest) = self.record_order.pop_front()
-                    {
-                        self.records.remove(&oldest);
-                    }
-                }
+                let capacity = self.limits.task_records;
+                fifo::insert(
+                    &mut self.records,
+                    &mut self.record_order,
+                    capacity,
+                    record.id.clone(),
+                    record.clone(),
+                );
             }
         }
     }
@@ -132,7 +132,7 @@ impl DurableState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tasks::{TaskStatus, Validation};
+    use crate::model::{TaskStatus, Validation};
 
     fn book(id: u64) -> Book {
         Book {

@@ -1,0 +1,45 @@
+//! The split model's front worker: a worker (`worker.rs`) whose workload
+//! sends every operation to the actor service over ractor_cluster instead of
+//! hosting actors. Started by `serve split` it inherits the socket like an
+//! `inprocess` worker; started by hand (`hostlab serve front --actors ADDR`)
+//! it binds `--listen` itself and accepts at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hostlab_workloads::remote::RemoteActors;
+use hostlab_workloads::{Backend, Workload};
+
+use crate::{ServeError, ServeOptions};
+
+/// Longest a split front waits for its actor-service link before it says it
+/// is ready anyway (and answers 503 `backend_unavailable` until linked).
+const FRONT_LINK_WAIT: Duration = Duration::from_secs(5);
+
+/// The front's workload: the HTTP API with the actor service at `service`
+/// as its backend, linked (or the wait bounded) before it returns.
+pub(crate) async fn connect(options: &ServeOptions, service: SocketAddr) -> Result<Arc<Workload>, ServeError> {
+    // The reply deadline for the actor service is the split
+    // front's upstream timeout (--upstream-timeout).
+    let reply_timeout = options
+        .limits
+        .upstream_timeout
+        .unwrap_or(options.workload_config().ask_timeout);
+    let remote = RemoteActors::connect(service, reply_timeout)
+        .await
+        .map_err(hostlab_workloads::StartError::from)?;
+    // A front is not ready before its link is: wait (bounded) so a
+    // recycle never switches traffic to a front that answers 503.
+    let deadline = tokio::time::Instant::now() + FRONT_LINK_WAIT;
+    while !remote.is_linked() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if !remote.is_linked() {
+        tracing::warn!("no session to the actor service at {service} yet; answering 503 until there is");
+    }
+    Ok(Workload::with_backend(
+        options.workload_config(),
+        Backend::Remote(remote),
+    ))
+}

@@ -10,6 +10,7 @@
 mod claims;
 mod compare;
 mod console;
+mod cpu;
 mod export;
 pub mod plan;
 mod results;
@@ -137,6 +138,7 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
         out: Some(out),
         client_cpus: args.client_cpus,
         server_cpus: args.server_cpus,
+        server_cpu_quota: Some(crate::cli::Quota::Off),
     })?;
     plan.recycle_kinds = vec![kind.to_string()];
     plan.recycle_rate = args.rate;
@@ -190,6 +192,7 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
             skipped: plan.skipped.clone(),
             notes,
             finished: false,
+            claims: Vec::new(),
         },
         http: Http::new(),
         console: Console::new(total_estimate),
@@ -207,6 +210,15 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
         total_estimate
     );
     ctx.save()?;
+    // Ctrl-C: remove the control groups of the server-bound mode (the
+    // servers die by their parent-death signal), then exit as SIGINT would.
+    runtime.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cpu::cgroup::remove_all();
+            eprintln!("hostlab: interrupted");
+            std::process::exit(130);
+        }
+    });
     // Scenarios run inside block_on on this (main) thread, so children are
     // forked from a thread that lives for the whole run (PDEATHSIG).
     let outcome = runtime.block_on(scenarios::run_all(&mut ctx));
@@ -260,6 +272,7 @@ fn settings(plan: &RunPlan) -> Settings {
         latency_fractions: plan.latency_fractions.clone(),
         soak_duration_s: plan.soak_duration.as_secs_f64(),
         soak_recycle_every_s: plan.soak_recycle_every.as_secs_f64(),
+        server_cpu_quota: plan.server_cpu_quota,
     }
 }
 

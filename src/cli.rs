@@ -34,6 +34,13 @@ pub enum Command {
     Load(crate::load::LoadArgs),
     /// The main job: every model x scenario, results written to a folder.
     Run(RunArgs),
+    /// The receiving end of the `link` scenario: a ractor_cluster node with
+    /// a sink actor, until SIGTERM. Prints the ready line with model=link.
+    #[command(hide = true)]
+    LinkSink {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
     /// One recycle experiment under fixed-rate load: the recycle scenario of
     /// `hostlab run` for one model and one kind (timeline, failures by class,
     /// unavailability, peak p99, time to recover), written to a result folder.

@@ -247,6 +247,26 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `hostlab link-sink`: the receiving process of the `link` scenario.
+pub fn link_sink(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!("hostlab ready model=link url=http://{addr} pid={}", std::process::id());
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        hostlab_workloads::link::serve_sink(listener)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+    })
+}
+
 /// `hostlab report DIR`: re-render report.md, summary.csv and the charts.
 pub fn report_main(dir: &Path) -> anyhow::Result<()> {
     let results = export::json::read(dir)?;

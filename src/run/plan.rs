@@ -14,8 +14,9 @@ use crate::load::{allowed_cpus, parse_cpu_list};
 
 /// The scenarios, in the order they run (throughput first: the latency
 /// scenario's rates come from edge's measured capacity).
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "throughput",
+    "link",
     "latency",
     "recycle",
     "state",

@@ -162,8 +162,9 @@ pub struct LinkFigures {
     pub one_way_per_sec: f64,
     /// Request-reply round trips per second.
     pub round_trips_per_sec: f64,
-    /// Messages or calls kept in flight.
+    /// One-way messages in flight (the window) and concurrent calls.
     pub in_flight: usize,
+    pub calls_in_flight: usize,
     /// One-way messages and round trips counted.
     pub messages: u64,
     pub round_trips: u64,

@@ -6,6 +6,7 @@ pub mod api;
 pub mod books;
 pub mod hashing;
 pub mod journal;
+pub mod link;
 pub mod mailbox;
 pub mod ops;
 pub mod remote;

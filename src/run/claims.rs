@@ -540,6 +540,9 @@ pub fn cpu_ratio(results: &Results, num: &str, den: &str) -> Option<(MeasuredRat
     Some((MeasuredRatio::of(r, Bound::Exact), what))
 }
 
+/// Repeats a side a ratio needs before it may decide a verdict (issue 13).
+pub const MIN_CLAIM_REPEATS: usize = 3;
+
 /// A throughput claim judged by both methods.
 #[derive(Debug, Clone)]
 pub struct RatioJudgement {
@@ -567,21 +570,34 @@ pub fn judge_ratio(
         (Some(Bound::Exact), Some(f)) => format!("server-bound throughput ratio (capped at {f} cores)"),
         _ => "closed-loop throughput ratio".to_string(),
     };
+    let runs = |m: &str| ping_runs(results, m).map_or(0, |r| r.rps.len());
+    let tp_repeats = runs(num).min(runs(den));
+    let tp_usable = tp.is_some_and(|t| t.bound == Bound::Exact) && tp_repeats >= MIN_CLAIM_REPEATS;
     let (primary, method) = match (tp, cpu) {
-        (Some(t), _) if t.bound == Bound::Exact => (Some(t), tp_method.clone()),
+        (Some(t), _) if tp_usable => (Some(t), tp_method.clone()),
         (_, Some((c, what))) => (Some(c), format!("inverse ratio of {what} per request")),
         (t, None) => (t, tp_method.clone()),
     };
     let (verdict, mut why) = rule(primary);
     let mut parts = Vec::new();
     if let Some(t) = tp {
-        parts.push(format!("{tp_method}: {}{}", bound_word(t.bound), t.show()));
+        parts.push(format!(
+            "{tp_method}: {}{} ({tp_repeats} usable runs a side)",
+            bound_word(t.bound),
+            t.show()
+        ));
+        if t.bound == Bound::Exact && !tp_usable {
+            why.push_str(&format!(
+                "; the throughput ratio had only {tp_repeats} usable runs a side (at least {MIN_CLAIM_REPEATS} needed), \
+                 so the CPU ratio decides"
+            ));
+        }
     }
     if let Some((c, what)) = cpu {
         parts.push(format!("inverse {what} per request: {}", c.show()));
     }
     if let (Some(t), Some((c, _))) = (tp, cpu)
-        && t.bound == Bound::Exact
+        && tp_usable
     {
         let d = relative_difference(t.median, c.median);
         if d > METHODS_DISAGREE {
@@ -1044,8 +1060,10 @@ mod tests {
         let r = results(
             vec![
                 ping("inprocess", 60_000.0, 8.6, 8.0, 0, Some(true)),
+                ping("inprocess", 61_000.0, 8.5, 8.0, 0, Some(true)),
                 ping("inprocess", 62_000.0, 8.4, 8.0, 0, Some(true)),
                 ping("proxy", 19_000.0, 27.0, 25.0, 0, Some(true)),
+                ping("proxy", 19_500.0, 26.5, 25.0, 0, Some(true)),
                 ping("proxy", 20_000.0, 26.0, 25.0, 0, Some(true)),
             ],
             Some(0.5),
@@ -1060,6 +1078,12 @@ mod tests {
         let ratio = j.ratio.unwrap();
         assert!((ratio.median - 61_000.0 / 19_500.0).abs() < 1e-9);
         assert!((ratio.low - 60_000.0 / 20_000.0).abs() < 1e-9 && (ratio.high - 62_000.0 / 19_000.0).abs() < 1e-9);
+        // Fewer than 3 server-bound runs a side: the CPU ratio decides, and says why.
+        let mut two = r.clone();
+        two.entries.remove(0);
+        let j = judge_ratio(&two, "inprocess", "proxy", &rule);
+        assert!(j.method.starts_with("inverse ratio"), "{}", j.method);
+        assert!(j.why.contains("only 2 usable runs"), "{}", j.why);
         assert_eq!(j.verdict, Verdict::DoesNotHold);
         assert!(!j.why.contains("differ"), "{}", j.why);
         // Uncapped and generator-limited: the CPU ratio decides (core time here,

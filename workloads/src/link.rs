@@ -177,4 +177,56 @@ impl LinkSender {
         }
         Ok((answered.load(Ordering::Relaxed), started.elapsed()))
     }
+
+    /// Exactly `n` one-way messages in windows of `in_flight`: the time
+    /// until the last one was delivered (for benches).
+    pub async fn one_way_n(&self, n: u64, in_flight: u64) -> Result<Duration, String> {
+        let before = self.count().await?;
+        let started = Instant::now();
+        let mut sent = 0u64;
+        while sent < n {
+            let window = in_flight.max(1).min(n - sent);
+            for _ in 0..window {
+                self.sink
+                    .cast(LinkMsg::Message(sent))
+                    .map_err(|e| format!("cast failed: {e}"))?;
+                sent += 1;
+            }
+            self.count().await?;
+        }
+        let elapsed = started.elapsed();
+        let delivered = self.count().await?.saturating_sub(before);
+        if delivered != n {
+            return Err(format!("{n} messages sent, {delivered} delivered"));
+        }
+        Ok(elapsed)
+    }
+
+    /// Exactly `n` round trips with up to `in_flight` calls outstanding:
+    /// the time until the last was answered (for benches).
+    pub async fn round_trips_n(&self, n: u64, in_flight: usize) -> Result<Duration, String> {
+        let next = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..in_flight.max(1) {
+            let sink = self.sink.clone();
+            let next = next.clone();
+            callers.spawn(async move {
+                loop {
+                    let x = next.fetch_add(1, Ordering::Relaxed);
+                    if x >= n {
+                        return Ok(());
+                    }
+                    match sink.call(|r| LinkMsg::Echo(x, r), Some(CALL_TIMEOUT)).await {
+                        Ok(CallResult::Success(y)) if y == x => {}
+                        other => return Err(format!("a round trip failed: {other:?}")),
+                    }
+                }
+            });
+        }
+        while let Some(joined) = callers.join_next().await {
+            joined.map_err(|e| format!("a caller panicked: {e}"))??;
+        }
+        Ok(started.elapsed())
+    }
 }

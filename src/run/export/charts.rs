@@ -480,18 +480,6 @@ fn state_chart<DB: DrawingBackend>(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::slug;
-
-    #[test]
-    fn slugs() {
-        assert_eq!(slug("GET /ping"), "get-ping");
-        assert_eq!(slug("POST /tasks (5,000 rows)"), "post-tasks-5-000-rows");
-        assert_eq!(slug("25% of edge"), "25-of-edge");
-    }
-}
-
 /// CPU cost per request: one stacked bar chart per endpoint, a bar per
 /// model, a segment per role (median µs per request of each role).
 pub fn cpu_charts(dir: &Path, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>> {
@@ -620,4 +608,16 @@ fn stacked_chart<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("GET /ping"), "get-ping");
+        assert_eq!(slug("POST /tasks (5,000 rows)"), "post-tasks-5-000-rows");
+        assert_eq!(slug("25% of edge"), "25-of-edge");
+    }
 }

@@ -245,15 +245,24 @@ mod tests {
     }
 
     #[test]
-    fn this_process_is_counted_in_nanoseconds() {
-        let pid = std::process::id();
+    fn a_busy_process_is_counted_in_nanoseconds() {
+        // A single-threaded child: this test process's own thread set changes
+        // as other tests finish, so its live-thread sum is not monotonic.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
         let before = process_cpu_ns(pid).unwrap();
-        let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_add(std::hint::black_box(i));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut after = before;
+        while after <= before && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            after = process_cpu_ns(pid).unwrap();
         }
-        std::hint::black_box(x);
-        assert!(process_cpu_ns(pid).unwrap() > before);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(after > before, "a busy loop used no CPU in 20 s");
         assert!(CoreTimes::now(&[0]).is_some_and(|c| c.total > Duration::ZERO));
     }
 

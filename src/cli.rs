@@ -34,6 +34,13 @@ pub enum Command {
     Load(crate::load::LoadArgs),
     /// The main job: every model x scenario, results written to a folder.
     Run(RunArgs),
+    /// The receiving end of the `link` scenario: a ractor_cluster node with
+    /// a sink actor, until SIGTERM. Prints the ready line with model=link.
+    #[command(hide = true)]
+    LinkSink {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
     /// One recycle experiment under fixed-rate load: the recycle scenario of
     /// `hostlab run` for one model and one kind (timeline, failures by class,
     /// unavailability, peak p99, time to recover), written to a result folder.
@@ -392,4 +399,29 @@ pub struct RunArgs {
     /// CPUs for all server processes of a model (e.g. 1).
     #[arg(long)]
     pub server_cpus: Option<String>,
+    /// Cap every server process of a model at F cores (a control group,
+    /// 10 ms period) in throughput runs, so that the server, not the load
+    /// generator, is the limit; `off` runs uncapped. Default: 0.5 where a
+    /// group can be made (docs/run.md "Server-bound mode").
+    #[arg(long, value_name = "F", value_parser = parse_quota)]
+    pub server_cpu_quota: Option<Quota>,
+}
+
+/// `--server-cpu-quota`: cores, or off.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quota {
+    Off,
+    Cores(f64),
+}
+
+fn parse_quota(s: &str) -> Result<Quota, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Quota::Off);
+    }
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 0.01 => Ok(Quota::Cores(f)),
+        _ => Err(format!(
+            "`{s}` is not a CPU quota: give cores (e.g. 0.5, at least 0.01) or `off`"
+        )),
+    }
 }

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         cli::Command::Report(args) => run::report_main(&args.dir),
         cli::Command::Compare(args) => run::compare_main(&args.a, &args.b),
         cli::Command::Journal(command) => journal::main(command),
+        cli::Command::LinkSink { listen } => run::link_sink(listen),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -109,7 +109,11 @@ fn short_run_writes_results_report_and_charts_that_report_and_compare_read() {
         .iter()
         .filter(|e| e["scenario"] == "throughput" && e["variant"] == "GET /ping")
         .collect();
-    assert_eq!(ping.len(), 2, "one GET /ping entry per model");
+    assert_eq!(
+        ping.len(),
+        6,
+        "three GET /ping entries per model (the claim ratios need 3 repeats)"
+    );
     for e in &ping {
         let load = &e["load"];
         assert!(load["requests"]["ok"].as_u64().unwrap() > 0);
@@ -152,9 +156,14 @@ fn short_run_writes_results_report_and_charts_that_report_and_compare_read() {
             .find(|l| l.starts_with(&format!("| C{id} |")))
             .unwrap_or_else(|| panic!("no claims row for C{id}:\n{report}"));
         assert!(
-            ["**holds**", "**does not hold here**", "**not measured**"]
-                .iter()
-                .any(|v| row.contains(v)),
+            [
+                "**holds**",
+                "**does not hold here**",
+                "**inconclusive**",
+                "**not measured**"
+            ]
+            .iter()
+            .any(|v| row.contains(v)),
             "C{id} has no verdict: {row}"
         );
     }

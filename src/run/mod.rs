@@ -10,6 +10,7 @@
 mod claims;
 mod compare;
 mod console;
+mod cpu;
 mod export;
 pub mod plan;
 mod results;
@@ -152,6 +153,7 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
         out: Some(out),
         client_cpus: args.client_cpus,
         server_cpus: args.server_cpus,
+        server_cpu_quota: Some(crate::cli::Quota::Off),
     })?;
     plan.recycle_kinds = vec![kind.to_string()];
     plan.recycle_rate = args.rate;
@@ -205,6 +207,7 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
             skipped: plan.skipped.clone(),
             notes,
             finished: false,
+            claims: Vec::new(),
         },
         http: Http::new(),
         console: Console::new(total_estimate),
@@ -222,6 +225,15 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
         total_estimate
     );
     ctx.save()?;
+    // Ctrl-C: remove the control groups of the server-bound mode (the
+    // servers die by their parent-death signal), then exit as SIGINT would.
+    runtime.spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cpu::cgroup::remove_all();
+            eprintln!("hostlab: interrupted");
+            std::process::exit(130);
+        }
+    });
     // Scenarios run inside block_on on this (main) thread, so children are
     // forked from a thread that lives for the whole run (PDEATHSIG).
     let outcome = runtime.block_on(scenarios::run_all(&mut ctx));
@@ -250,6 +262,26 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `hostlab link-sink`: the receiving process of the `link` scenario.
+pub fn link_sink(listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!("hostlab ready model=link url=http://{addr} pid={}", std::process::id());
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        hostlab_workloads::link::serve_sink(listener)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+    })
+}
+
 /// `hostlab report DIR`: re-render report.md, summary.csv and the charts.
 pub fn report_main(dir: &Path) -> anyhow::Result<()> {
     let results = export::json::read(dir)?;
@@ -275,6 +307,7 @@ fn settings(plan: &RunPlan) -> Settings {
         latency_fractions: plan.latency_fractions.clone(),
         soak_duration_s: plan.soak_duration.as_secs_f64(),
         soak_recycle_every_s: plan.soak_recycle_every.as_secs_f64(),
+        server_cpu_quota: plan.server_cpu_quota,
     }
 }
 

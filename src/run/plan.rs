@@ -9,13 +9,14 @@ use anyhow::{Context, bail};
 
 use super::results::Skipped;
 use super::servers::{MODELS, unavailable};
-use crate::cli::RunArgs;
+use crate::cli::{Quota, RunArgs};
 use crate::load::{allowed_cpus, parse_cpu_list};
 
 /// The scenarios, in the order they run (throughput first: the latency
 /// scenario's rates come from edge's measured capacity).
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "throughput",
+    "link",
     "latency",
     "recycle",
     "state",
@@ -33,6 +34,12 @@ pub const OPT_IN_SCENARIOS: [&str; 1] = ["soak"];
 pub const SOAK_DURATION: Duration = Duration::from_secs(10 * 60);
 /// Longest time between the soak's overlapped recycles (shorter soaks
 /// recycle every third of their length, so each still recycles twice).
+/// Default cap of the server side in throughput runs, in cores: low enough
+/// that the fastest model (edge, about 8.6 µs of core time per `/ping` on
+/// this 2-core machine) serves about 58k req/s, well below the one
+/// generator core's ~150k req/s, so every capped run is server-bound.
+pub const DEFAULT_SERVER_CPU_QUOTA: f64 = 0.5;
+
 pub const SOAK_RECYCLE_EVERY: Duration = Duration::from_secs(30);
 
 /// Everything a run needs to know before it starts.
@@ -74,6 +81,12 @@ pub struct RunPlan {
     pub server_cpus: Vec<usize>,
     /// Set when the generator and the servers share CPUs.
     pub shared_cpu_warning: Option<String>,
+    /// Cores the server side is capped at in throughput runs (`None`: uncapped).
+    pub server_cpu_quota: Option<f64>,
+    /// Repeats and measured phase of the `GET /ping` throughput runs behind
+    /// the claim ratios: at least 3 repeats, shorter ones with `--quick`.
+    pub claim_repeats: u32,
+    pub claim_duration: Duration,
     pub out: PathBuf,
 }
 
@@ -204,6 +217,17 @@ impl RunPlan {
             client_cpus,
             server_cpus,
             shared_cpu_warning,
+            server_cpu_quota: match args.server_cpu_quota {
+                Some(Quota::Off) => None,
+                Some(Quota::Cores(f)) => Some(f),
+                None => Some(DEFAULT_SERVER_CPU_QUOTA),
+            },
+            claim_repeats: repeats.max(3),
+            claim_duration: if quick && args.duration.is_none() {
+                Duration::from_secs(2)
+            } else {
+                duration
+            },
             out,
         })
     }
@@ -228,7 +252,11 @@ impl RunPlan {
         let r = self.repeats as f64;
         let recyclers = self.models_among(&["proxy", "inprocess", "split"]).len() as f64;
         match scenario {
-            "throughput" => n * (3.0 * r * per_run + 1.0),
+            "throughput" => {
+                let claim_run = (self.claim_duration + self.claim_duration / 4).as_secs_f64() + 0.3;
+                n * (self.claim_repeats as f64 * claim_run + 2.0 * r * per_run + 2.0)
+            }
+            "link" => 2.0 * (self.duration.as_secs_f64() + 3.0),
             "latency" => n * self.latency_fractions.len() as f64 * r * (self.latency_duration.as_secs_f64() + 0.5),
             "recycle" => recyclers * 6.0 * (self.recycle_duration.as_secs_f64() + 2.0),
             "state" => (recyclers * 5.0 * 2.0 + 3.0) * 2.0,

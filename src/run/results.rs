@@ -10,7 +10,7 @@ use crate::load::{LoadReport, TimelineRow};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything a run measured, plus where and how.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Results {
     pub schema_version: u32,
     pub environment: RunEnvironment,
@@ -23,10 +23,34 @@ pub struct Results {
     pub notes: Vec<String>,
     /// False while the run goes on (or when it failed part-way).
     pub finished: bool,
+    /// The verdict of each claim (CONTEXT.md C1-C8), as the report gives it
+    /// (absent in runs older than it).
+    #[serde(default)]
+    pub claims: Vec<ClaimVerdict>,
+}
+
+/// One claim's verdict in results.json (DESIGN.md "Results").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClaimVerdict {
+    pub id: String,
+    /// `holds`, `does not hold`, `inconclusive` or `not measured`.
+    pub verdict: String,
+    pub ratio: Option<RatioInterval>,
+    /// How the ratio was measured, and which interval it carries.
+    pub method: String,
+    pub why: String,
+}
+
+/// A ratio's median with its interval.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct RatioInterval {
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
 }
 
 /// Where the run happened.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunEnvironment {
     pub cpu_model: String,
     /// CPUs this machine has online.
@@ -47,7 +71,7 @@ pub struct RunEnvironment {
 }
 
 /// The settings the run used (after `--quick` and the flags were applied).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Settings {
     pub quick: bool,
     pub models: Vec<String>,
@@ -75,6 +99,10 @@ pub struct Settings {
     /// Time between the soak's overlapped recycles.
     #[serde(default)]
     pub soak_recycle_every_s: f64,
+    /// Cores the server side was capped at in throughput runs (the
+    /// server-bound mode); `None` when uncapped.
+    #[serde(default)]
+    pub server_cpu_quota: Option<f64>,
 }
 
 /// A model or scenario that did not run.
@@ -116,6 +144,66 @@ pub struct Entry {
     pub recovery: Option<RecoveryFigures>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soak: Option<SoakFigures>,
+    /// CPU cost of the server side over the measured window (throughput runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuFigures>,
+    /// The control group the server side ran in (server-bound mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cap: Option<CapFigures>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkFigures>,
+}
+
+/// The remoting link alone (scenario `link`): one ractor_cluster
+/// connection between two pinned processes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LinkFigures {
+    /// One-way messages delivered per second (sender to receiver).
+    pub one_way_per_sec: f64,
+    /// Request-reply round trips per second.
+    pub round_trips_per_sec: f64,
+    /// One-way messages in flight (the window) and concurrent calls.
+    pub in_flight: usize,
+    pub calls_in_flight: usize,
+    /// One-way messages and round trips counted.
+    pub messages: u64,
+    pub round_trips: u64,
+}
+
+/// CPU cost of a model's server processes over one measured window.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CpuFigures {
+    /// Every server process's CPU (per-thread schedstat) per request: the
+    /// sum of `by_role`.
+    pub us_per_request: f64,
+    /// The server cores' busy time (user + nice + system + irq + softirq,
+    /// /proc/stat) per request: also counts kernel work charged elsewhere.
+    pub core_busy_us_per_request: f64,
+    /// `us_per_request` by role (`front`, `app`, `worker`, `actors`,
+    /// `nginx`; those the model has).
+    pub by_role: std::collections::BTreeMap<String, f64>,
+    /// The same processes' CPU per second with no load, measured before the runs.
+    pub idle_us_per_s: f64,
+    /// Steal time over the window, percent of the server cores' time.
+    pub steal_percent: f64,
+}
+
+/// A throughput run inside a CPU-capped control group.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CapFigures {
+    /// Cores the group may use (quota / period).
+    pub cores: f64,
+    pub period_us: u64,
+    /// `v1` or `v2`.
+    pub cgroup: String,
+    /// Periods in which the group was throttled during the window.
+    pub nr_throttled: u64,
+    pub nr_periods: u64,
+    /// The run was server-bound: throttled, and the generator below its limit.
+    pub server_bound: bool,
+    /// Why not, when not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<String>,
 }
 
 /// Figures of one load run (the `hostlab load --json` keys that matter here).
@@ -485,6 +573,7 @@ mod tests {
                 latency_fractions: vec![0.5],
                 soak_duration_s: 600.0,
                 soak_recycle_every_s: 30.0,
+                server_cpu_quota: Some(0.5),
             },
             entries: vec![Entry {
                 model: "edge".into(),
@@ -516,6 +605,13 @@ mod tests {
                     admin_status: Some(serde_json::json!({"phase": "ready"})),
                     ..RecycleFigures::default()
                 }),
+                cpu: Some(CpuFigures {
+                    us_per_request: 30.0,
+                    core_busy_us_per_request: 35.0,
+                    by_role: [("front".to_string(), 20.0), ("app".to_string(), 10.0)].into(),
+                    idle_us_per_s: 120.0,
+                    steal_percent: 0.5,
+                }),
                 ..Entry::default()
             }],
             skipped: vec![Skipped {
@@ -525,9 +621,22 @@ mod tests {
             }],
             notes: vec![],
             finished: true,
+            claims: vec![ClaimVerdict {
+                id: "C1".into(),
+                verdict: "inconclusive".into(),
+                ratio: Some(RatioInterval {
+                    median: 3.2,
+                    low: 3.0,
+                    high: 4.5,
+                }),
+                method: "m".into(),
+                why: "w".into(),
+            }],
         };
         let text = serde_json::to_string(&results).unwrap();
         assert!(text.contains("\"5xx\":2"));
+        assert!(text.contains("\"core_busy_us_per_request\":35.0") && text.contains("\"by_role\":{\"app\":10.0"));
+        assert!(text.contains("\"ratio\":{\"median\":3.2,\"low\":3.0,\"high\":4.5}"));
         let back: Results = serde_json::from_str(&text).unwrap();
         assert_eq!(back, results);
     }

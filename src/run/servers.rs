@@ -163,19 +163,10 @@ fn process_tree(root: u32, out: &mut Vec<u32>) {
     }
 }
 
-/// CPU time (user + system) of a process so far, from /proc/PID/stat.
+/// CPU time of a process so far: every thread's scheduler run time
+/// (nanoseconds, /proc/PID/task/*/schedstat; see `run::cpu`).
 pub fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces; fields resume after its ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    Some(Duration::from_secs_f64((utime + stime) as f64 / ticks))
+    super::cpu::process_cpu_ns(pid).map(Duration::from_nanos)
 }
 
 fn process_name(pid: u32) -> String {

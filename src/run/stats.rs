@@ -68,6 +68,60 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
+/// A ratio of two repeated measurements: median over median, with an
+/// interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatioSpread {
+    pub median: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The interval a [`ratio_spread`] carries, as reports name it.
+pub const RATIO_INTERVAL: &str = "min-max interval of the repeats (lowest numerator over highest denominator to \
+                                  highest over lowest)";
+
+/// `a / b` for repeated measurements: the median is `median(a) /
+/// median(b)`; the interval divides the min-max ranges as intervals,
+/// `[min a / max b, max a / min b]` (interval arithmetic for positive
+/// intervals: R. E. Moore, *Interval Analysis*, 1966, ch. 2), so it covers
+/// every pairing of the repeats. `None` unless both ranges are positive.
+pub fn ratio_spread(a: &Spread, b: &Spread) -> Option<RatioSpread> {
+    if !(a.min > 0.0 && b.min > 0.0 && a.max.is_finite() && b.max.is_finite()) {
+        return None;
+    }
+    Some(RatioSpread {
+        median: a.median / b.median,
+        low: a.min / b.max,
+        high: a.max / b.min,
+    })
+}
+
+/// `3.16x (3.05-3.24)`.
+pub fn format_ratio(r: &RatioSpread) -> String {
+    format!("{:.2}x ({:.2}-{:.2})", r.median, r.low, r.high)
+}
+
+/// `|a - b| / min(a, b)`: how far two estimates of one ratio disagree.
+pub fn relative_difference(a: f64, b: f64) -> f64 {
+    let m = a.abs().min(b.abs());
+    if m == 0.0 { f64::INFINITY } else { (a - b).abs() / m }
+}
+
+/// Two methods whose medians differ by more than this share disagree
+/// (issue 13: the verdict then says so).
+pub const METHODS_DISAGREE: f64 = 0.10;
+
+/// A run whose failed share of requests exceeds this is not used for a
+/// throughput ratio (0.1 %): errors are excluded from req/s, so an
+/// error-heavy run would lower the ratio's side silently.
+pub const MAX_ERROR_RATE: f64 = 0.001;
+
+/// Failed requests over all requests with an outcome (0 for none).
+pub fn error_rate(errors: u64, total: u64) -> f64 {
+    if total == 0 { 0.0 } else { errors as f64 / total as f64 }
+}
+
 /// The smallest noise band assumed around a median, as a share of it: a
 /// single repeat has no range of its own, and back-to-back runs on one
 /// machine differ by a few percent anyway.
@@ -182,6 +236,30 @@ mod tests {
         assert_eq!(ratio(Some(3.0), Some(2.0)), Some(1.5));
         assert_eq!(ratio(Some(3.0), Some(0.0)), None);
         assert_eq!(ratio(None, Some(2.0)), None);
+    }
+
+    #[test]
+    fn ratio_with_interval() {
+        let a = Spread::of(&[300.0, 320.0, 310.0]).unwrap();
+        let b = Spread::of(&[100.0, 98.0, 102.0]).unwrap();
+        let r = ratio_spread(&a, &b).unwrap();
+        assert!((r.median - 3.1).abs() < 1e-12);
+        assert!((r.low - 300.0 / 102.0).abs() < 1e-12);
+        assert!((r.high - 320.0 / 98.0).abs() < 1e-12);
+        assert_eq!(format_ratio(&r), "3.10x (2.94-3.27)");
+        assert!(ratio_spread(&a, &Spread::of(&[0.0, 1.0]).unwrap()).is_none());
+        // One repeat each: a point interval.
+        let one = ratio_spread(&Spread::of(&[4.0]).unwrap(), &Spread::of(&[2.0]).unwrap()).unwrap();
+        assert_eq!((one.low, one.median, one.high), (2.0, 2.0, 2.0));
+    }
+
+    #[test]
+    fn differences_and_error_rates() {
+        assert!((relative_difference(3.3, 3.0) - 0.1).abs() < 1e-9);
+        assert_eq!(relative_difference(0.0, 1.0), f64::INFINITY);
+        assert_eq!(error_rate(0, 0), 0.0);
+        assert!(error_rate(2, 1000) > MAX_ERROR_RATE);
+        assert!(error_rate(1, 1000) <= MAX_ERROR_RATE);
     }
 
     #[test]

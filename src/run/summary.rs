@@ -28,8 +28,77 @@ pub struct SummaryRow {
     pub ratio_to_edge: Option<f64>,
     /// Scenario-specific figures in words (books before/after, actors, ...).
     pub detail: String,
+    /// CPU cost per request over the repeats (throughput runs).
+    pub cpu: Option<CpuSummary>,
     /// The entries behind the row, in run order.
     pub entries: Vec<Entry>,
+}
+
+/// CPU cost per request of one model and endpoint, over its repeats.
+#[derive(Debug, Clone)]
+pub struct CpuSummary {
+    /// Every server process, µs per request.
+    pub processes_us: Spread,
+    /// The server cores' busy time, µs per request.
+    pub core_us: Spread,
+    /// Median µs per request of each role (each role's own median, so the
+    /// medians need not add up to `processes_us.median` exactly).
+    pub by_role: BTreeMap<String, f64>,
+    pub idle_us_per_s: f64,
+    /// Highest steal share of any repeat, percent.
+    pub steal_percent_max: f64,
+    /// Capped repeats, and how many of them were checked server-bound.
+    pub capped: usize,
+    pub server_bound: usize,
+}
+
+impl CpuSummary {
+    /// Whether the server core ran little but the model (its busy time at
+    /// most [`super::claims::CORE_EXTRA_SHARE`] above the processes' sum in
+    /// every repeat), so that the core figure is the model's cost.
+    pub fn core_is_clean(&self, entries: &[Entry]) -> bool {
+        entries.iter().filter_map(|e| e.cpu.as_ref()).all(|c| {
+            c.core_busy_us_per_request.is_finite()
+                && c.core_busy_us_per_request <= c.us_per_request * (1.0 + super::claims::CORE_EXTRA_SHARE)
+        })
+    }
+}
+
+fn cpu_summary(entries: &[Entry]) -> Option<CpuSummary> {
+    let cpus: Vec<_> = entries.iter().filter_map(|e| e.cpu.as_ref()).collect();
+    if cpus.is_empty() {
+        return None;
+    }
+    let mut roles: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for c in &cpus {
+        for (role, us) in &c.by_role {
+            roles.entry(role.clone()).or_default().push(*us);
+        }
+    }
+    Some(CpuSummary {
+        processes_us: Spread::of(&cpus.iter().map(|c| c.us_per_request).collect::<Vec<_>>())?,
+        core_us: Spread::of(&cpus.iter().map(|c| c.core_busy_us_per_request).collect::<Vec<_>>()).unwrap_or(Spread {
+            median: f64::NAN,
+            min: f64::NAN,
+            max: f64::NAN,
+            n: 0,
+        }),
+        by_role: roles
+            .into_iter()
+            .filter_map(|(role, v)| Some((role, Spread::of(&v)?.median)))
+            .collect(),
+        idle_us_per_s: Spread::of(&cpus.iter().map(|c| c.idle_us_per_s).collect::<Vec<_>>()).map_or(0.0, |s| s.median),
+        steal_percent_max: cpus
+            .iter()
+            .map(|c| c.steal_percent)
+            .filter(|s| s.is_finite())
+            .fold(0.0, f64::max),
+        capped: entries.iter().filter(|e| e.cpu_cap.is_some()).count(),
+        server_bound: entries
+            .iter()
+            .filter(|e| e.cpu_cap.as_ref().is_some_and(|c| c.server_bound))
+            .count(),
+    })
 }
 
 impl SummaryRow {
@@ -86,6 +155,7 @@ fn row((scenario, model, variant): (String, String, String), entries: Vec<Entry>
             .iter()
             .any(|l| l.mode == "closed" && generator_limited(l.generator_cpu_percent, l.generator_cpus)),
         ratio_to_edge: None,
+        cpu: cpu_summary(&entries),
         scenario,
         model,
         variant,
@@ -148,6 +218,19 @@ fn detail(entries: &[Entry]) -> String {
             mib_text(k.rss_end_bytes),
             k.rss_growth_percent.map_or("-".into(), |g| format!("{g:+.1}")),
             k.verdict
+        );
+    }
+    if e.link.is_some() {
+        let links: Vec<_> = entries.iter().filter_map(|e| e.link.as_ref()).collect();
+        let one = Spread::of(&links.iter().map(|l| l.one_way_per_sec).collect::<Vec<_>>());
+        let rt = Spread::of(&links.iter().map(|l| l.round_trips_per_sec).collect::<Vec<_>>());
+        let show = |s: Option<Spread>| s.map_or("-".into(), |s| format!("{:.0} ({:.0}-{:.0})", s.median, s.min, s.max));
+        return format!(
+            "one-way {} msg/s ({} in flight), round trips {} /s ({} calls in flight)",
+            show(one),
+            links[0].in_flight,
+            show(rt),
+            links[0].calls_in_flight
         );
     }
     if let Some(c) = &e.crosscheck {

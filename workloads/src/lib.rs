@@ -9,6 +9,7 @@ pub mod events;
 pub mod fifo;
 pub mod hashing;
 pub mod journal;
+pub mod link;
 pub mod mailbox;
 pub mod model;
 pub mod ops;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::run::summary::SummaryRow;
 
-pub const HEADER: [&str; 19] = [
+pub const HEADER: [&str; 25] = [
     "scenario",
     "model",
     "variant",
@@ -25,6 +25,12 @@ pub const HEADER: [&str; 19] = [
     "server_rss_bytes",
     "startup_ms",
     "detail",
+    "cpu_us_per_request",
+    "core_busy_us_per_request",
+    "cpu_us_by_role",
+    "idle_us_per_s",
+    "steal_percent_max",
+    "capped_server_bound",
 ];
 
 pub fn write(path: &Path, rows: &[SummaryRow]) -> anyhow::Result<()> {
@@ -59,6 +65,21 @@ pub fn write(path: &Path, rows: &[SummaryRow]) -> anyhow::Result<()> {
             rss.map_or(String::new(), |v| v.to_string()),
             f(last.and_then(|e| e.startup_ms), 1),
             r.detail.clone(),
+            f(r.cpu.as_ref().map(|c| c.processes_us.median), 2),
+            f(r.cpu.as_ref().map(|c| c.core_us.median).filter(|x| x.is_finite()), 2),
+            r.cpu.as_ref().map_or(String::new(), |c| {
+                c.by_role
+                    .iter()
+                    .map(|(role, us)| format!("{role}={us:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(";")
+            }),
+            f(r.cpu.as_ref().map(|c| c.idle_us_per_s), 0),
+            f(r.cpu.as_ref().map(|c| c.steal_percent_max), 2),
+            r.cpu
+                .as_ref()
+                .filter(|c| c.capped > 0)
+                .map_or(String::new(), |c| format!("{}/{}", c.server_bound, c.capped)),
         ])?;
     }
     w.flush()?;

@@ -6,6 +6,7 @@
 pub mod coldstart;
 pub mod crosscheck;
 pub mod latency;
+pub mod link;
 pub mod recovery;
 pub mod recycle;
 pub mod routing;
@@ -32,6 +33,7 @@ pub async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
         let outcome = match scenario.as_str() {
             "throughput" => throughput::run(ctx).await,
             "latency" => latency::run(ctx).await,
+            "link" => link::run(ctx).await,
             "recycle" => recycle::run(ctx).await,
             "state" => state::run(ctx).await,
             "coldstart" => coldstart::run(ctx).await,

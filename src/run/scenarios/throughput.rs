@@ -1,13 +1,25 @@
 //! Throughput: closed loop per model and endpoint (`GET /ping`, `GET /books`
 //! with 100 books, `POST /tasks` with 5,000 rows), repeated; medians with
 //! min/max and ratios to edge come from the summary.
+//!
+//! Each run also records the CPU cost of the model's server processes over
+//! exactly the measured window (`entries[].cpu`, by role, plus the server
+//! cores' busy and steal time and the model's idle cost), and, in the
+//! server-bound mode, runs the whole model in a CPU-capped control group and
+//! checks that the group, not the generator, set the pace (docs/run.md).
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
 
 use super::{closed, load_entry, load_plan, steady_flags, task_body};
 use crate::run::Ctx;
-use crate::run::servers::{CpuProbe, seed_books};
+use crate::run::cpu::cgroup::{CpuGroup, PERIOD, Version};
+use crate::run::cpu::{CpuWindow, STEAL_WARN_PERCENT};
+use crate::run::results::CapFigures;
+use crate::run::servers::{CpuProbe, Server, seed_books};
+use crate::run::stats::generator_limited;
 
 pub const PING: &str = "GET /ping";
 pub const BOOKS: &str = "GET /books (100 books)";
@@ -16,6 +28,10 @@ pub const TASKS: &str = "POST /tasks (5,000 rows)";
 /// Connections for the heavy `POST /tasks` runs: each request carries about
 /// 350 KB, and more connections only queue on the task actor.
 const TASK_CONNECTIONS: usize = 8;
+
+/// Length of the idle-cost window (no load), after a short settle.
+const IDLE_WINDOW: Duration = Duration::from_secs(1);
+const IDLE_SETTLE: Duration = Duration::from_millis(300);
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let task = Bytes::from(serde_json::to_vec(&task_body("bench-5000", 5000))?);
@@ -28,29 +44,54 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 continue;
             }
         };
+        let mut group = None;
         let outcome = async {
             server.wait_serving(&ctx.http).await?;
             seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
+            group = cap(ctx, &model, &server)?;
+            tokio::time::sleep(IDLE_SETTLE).await;
+            let idle = CpuWindow::start(&server.pids(), &ctx.plan.server_cpus);
+            tokio::time::sleep(IDLE_WINDOW).await;
+            let idle_us_per_s = idle.finish().us_per_s();
             let endpoints = [
                 (PING, Method::GET, "/ping", None, ctx.plan.connections),
                 (BOOKS, Method::GET, "/books", None, ctx.plan.connections),
                 (TASKS, Method::POST, "/tasks", Some(task.clone()), TASK_CONNECTIONS),
             ];
             for (variant, method, path, body, connections) in endpoints {
-                for repeat in 1..=ctx.plan.repeats {
-                    ctx.console.step(
-                        "throughput",
-                        &model,
-                        &format!("{variant} {repeat}/{}", ctx.plan.repeats),
-                    );
+                // The claim ratios (GET /ping) get at least 3 repeats.
+                let (repeats, duration) = if variant == PING {
+                    (ctx.plan.claim_repeats, ctx.plan.claim_duration)
+                } else {
+                    (ctx.plan.repeats, ctx.plan.duration)
+                };
+                let warmup = (duration / 4).min(ctx.plan.warmup.max(Duration::from_millis(250)));
+                for repeat in 1..=repeats {
+                    ctx.console
+                        .step("throughput", &model, &format!("{variant} {repeat}/{repeats}"));
                     let plan = closed(
                         load_plan(&server.url, method.clone(), path, body.clone())?,
                         connections,
-                        ctx.plan.duration,
-                        ctx.plan.warmup,
+                        duration,
+                        warmup,
                     );
-                    let probe = CpuProbe::start(&server.pids());
-                    let report = ctx.load(plan).await?;
+                    let pids = server.pids();
+                    if let Some(g) = &group {
+                        for &pid in &pids {
+                            g.add(pid)?;
+                        }
+                    }
+                    let throttled_before = group.as_ref().map(|g| g.throttling());
+                    let probe = CpuProbe::start(&pids);
+                    let cpus = ctx.plan.server_cpus.clone();
+                    // The CPU window opens when the warm-up ends and closes
+                    // when the measured phase's last request is answered.
+                    let (report, window) = tokio::join!(ctx.load(plan), async {
+                        tokio::time::sleep(warmup).await;
+                        CpuWindow::start(&pids, &cpus)
+                    });
+                    let report = report?;
+                    let window = window.finish();
                     let processes = probe.finish();
                     if report.measured.requests.ok == 0 {
                         anyhow::bail!(
@@ -60,6 +101,43 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                     }
                     let mut entry = load_entry(&model, "throughput", variant, repeat, &report, false, processes);
                     entry.startup_ms = Some(server.start_to_ready.as_secs_f64() * 1e3);
+                    let cpu = window.figures(report.measured.requests.total, idle_us_per_s);
+                    if cpu.steal_percent > STEAL_WARN_PERCENT
+                        && let Some(load) = entry.load.as_mut()
+                    {
+                        load.warnings.push(format!(
+                            "steal time was {:.1} % of the server cores' time (over {STEAL_WARN_PERCENT} %): \
+                             another guest took CPU, the CPU figures are suspect",
+                            cpu.steal_percent
+                        ));
+                    }
+                    if !window.unknown.is_empty() {
+                        ctx.console.note(&format!(
+                            "throughput / {model}: processes {:?} have no known role (counted as `?`)",
+                            window.unknown
+                        ));
+                    }
+                    entry.cpu = Some(cpu);
+                    if let (Some(g), Some(before)) = (&group, throttled_before) {
+                        let t = g.throttling().since(before);
+                        let load = entry.load.as_ref();
+                        let limited =
+                            load.is_some_and(|l| generator_limited(l.generator_cpu_percent, l.generator_cpus));
+                        let used = window.us_per_s() / 1e6;
+                        let flag = server_bound_flag(t.nr_throttled, used, g.cores, limited);
+                        entry.cpu_cap = Some(CapFigures {
+                            cores: g.cores,
+                            period_us: PERIOD.as_micros() as u64,
+                            cgroup: match g.version() {
+                                Version::V1 => "v1".into(),
+                                Version::V2 => "v2".into(),
+                            },
+                            nr_throttled: t.nr_throttled,
+                            nr_periods: t.nr_periods,
+                            server_bound: flag.is_none(),
+                            flag,
+                        });
+                    }
                     ctx.push(entry);
                 }
             }
@@ -67,6 +145,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         }
         .await;
         server.stop().await;
+        // Removed only now: the model's processes have exited.
+        drop(group);
         if let Err(e) = outcome {
             ctx.fail(&model, "throughput", e);
             continue;
@@ -74,4 +154,99 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         ctx.save()?;
     }
     Ok(())
+}
+
+/// A capped run used at least this share of its quota to count as server-bound.
+pub const QUOTA_USED_SHARE: f64 = 0.85;
+
+/// Why a capped run was not server-bound, or `None` when it was: the group
+/// was throttled, used nearly all of its quota (not held back by other
+/// work on the core), and the generator stayed below its limit.
+pub fn server_bound_flag(
+    nr_throttled: u64,
+    used_cores: f64,
+    quota_cores: f64,
+    generator_limited: bool,
+) -> Option<String> {
+    if nr_throttled == 0 {
+        Some("the group was never throttled: the server had spare CPU".into())
+    } else if used_cores < QUOTA_USED_SHARE * quota_cores {
+        Some(format!(
+            "the group used {used_cores:.2} of its {quota_cores} cores: something else held it back"
+        ))
+    } else if generator_limited {
+        Some("the generator was busy enough to have been the limit".into())
+    } else {
+        None
+    }
+}
+
+/// The server-bound mode: a control group capped at the plan's quota with
+/// every process of the model in it (children started later inherit it).
+/// Where none can be made, says so once in the run's notes and goes on
+/// uncapped (the claims then use the CPU-cost ratio).
+fn cap(ctx: &mut Ctx, model: &str, server: &Server) -> anyhow::Result<Option<CpuGroup>> {
+    let Some(cores) = ctx.plan.server_cpu_quota else {
+        return Ok(None);
+    };
+    let name = format!("hostlab-{}-{model}", std::process::id());
+    match CpuGroup::create(&name, cores) {
+        Ok(group) => {
+            for pid in server.pids() {
+                group.add(pid)?;
+            }
+            let note = format!(
+                "server-bound mode: throughput runs cap every server process of a model at {cores} cores \
+                 (a cgroup {} control group, {} ms period); --server-cpu-quota changes it",
+                match group.version() {
+                    Version::V1 => "v1",
+                    Version::V2 => "v2",
+                },
+                PERIOD.as_millis()
+            );
+            if !ctx.results.notes.contains(&note) {
+                ctx.results.notes.push(note);
+            }
+            Ok(Some(group))
+        }
+        Err(e) => {
+            let note = format!(
+                "server-bound mode unavailable ({e:#}): throughput runs are uncapped and the claim ratios use \
+                 the CPU cost per request"
+            );
+            if !ctx
+                .results
+                .notes
+                .iter()
+                .any(|n| n.starts_with("server-bound mode unavailable"))
+            {
+                ctx.console.note(&note);
+                ctx.results.notes.push(note);
+            }
+            ctx.plan.server_cpu_quota = None;
+            ctx.results.settings.server_cpu_quota = None;
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_bound_needs_throttling_a_used_quota_and_a_free_generator() {
+        assert_eq!(server_bound_flag(40, 0.49, 0.5, false), None);
+        assert!(
+            server_bound_flag(0, 0.49, 0.5, false)
+                .unwrap()
+                .contains("never throttled")
+        );
+        assert!(
+            server_bound_flag(8, 0.18, 0.5, false)
+                .unwrap()
+                .contains("0.18 of its 0.5")
+        );
+        assert!(server_bound_flag(40, 0.5, 0.5, true).unwrap().contains("generator"));
+    }
 }

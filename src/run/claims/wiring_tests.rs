@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::run::results::{
-    ErrorClasses, IntervalRow, LoadFigures, RecoveryFigures, RecycleFigures, RequestCounts, RoutingFigures,
+    Entry, ErrorClasses, IntervalRow, LoadFigures, RecoveryFigures, RecycleFigures, RequestCounts, RoutingFigures,
     RunEnvironment, Settings, StateFigures,
 };
 use crate::run::summary::summarize;
@@ -42,8 +42,10 @@ fn results(entries: Vec<Entry>) -> Results {
             latency_fractions: vec![],
             soak_duration_s: 0.0,
             soak_recycle_every_s: 0.0,
+            server_cpu_quota: None,
         },
         entries,
+        claims: vec![],
         skipped: vec![],
         notes: vec![],
         finished: true,

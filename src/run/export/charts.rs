@@ -168,8 +168,8 @@ pub fn write(dir: &Path, results: &Results, rows: &[SummaryRow]) -> anyhow::Resu
         let level = results
             .entries
             .iter()
-            .find(|e| e.model == model)
-            .and_then(|e| e.recycle.as_ref().map(|r| r.level.clone()));
+            .filter(|e| e.model == model)
+            .find_map(|e| e.recycle.as_ref().map(|r| r.level.clone()));
         let mut panels: Vec<Panel> = Vec::new();
         for e in results.entries.iter().filter(|e| e.model == model && e.repeat == 1) {
             let (Some(rc), Some(load)) = (&e.recycle, &e.load) else {

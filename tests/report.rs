@@ -204,7 +204,7 @@ fn one_run_one_figure_in_every_file_and_charts_with_sane_sizes() {
         .filter(|e| e["variant"] == variant)
         .map(|e| e["startup_ms"].as_f64().unwrap())
         .collect();
-    assert_eq!(startups.len(), 2, "two repeats of {variant}");
+    assert!(startups.len() >= 2, "repeats of {variant}: {startups:?}");
     let text = format!("{:.1}", median(startups));
     assert_eq!(csv_row(&dir, "coldstart", "proxy", variant)["startup_ms"], text);
     let line = report

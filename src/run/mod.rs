@@ -134,6 +134,9 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
             names.join(", ")
         );
     }
+    if !scenarios::recycle::applies(&args.model, kind) {
+        bail!("`{kind}` applies to split only (it kills the actor service)");
+    }
     if !(args.rate.is_finite() && args.rate > 0.0) {
         bail!("--rate must be a positive number of requests per second");
     }

@@ -395,15 +395,18 @@ fn bar_chart<DB: DrawingBackend>(
                 .draw_series(std::iter::once(bar(color.stroke_width(2))))
                 .map_err(err)?;
         }
-        // Min-max whisker with caps (a dot when the repeats agree).
+        // Min-max whisker with caps about 30 px wide (the plot is the
+        // area less the y labels and margins, split evenly between bars).
+        let segment_px = (root.dim_in_pixel().0.saturating_sub(130) / n as u32).max(40);
+        let cap_margin = segment_px / 2 - 15;
         let whisker = |v: f64| {
             margin(
                 Rectangle::new(
                     [(SegmentValue::Exact(i), v), (SegmentValue::Exact(i + 1), v)],
                     BLACK.stroke_width(2),
                 ),
-                60,
-                60,
+                cap_margin,
+                cap_margin,
             )
         };
         chart.draw_series([whisker(b.min), whisker(b.max)]).map_err(err)?;

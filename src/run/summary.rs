@@ -53,7 +53,27 @@ pub struct RecycleSpread {
 
 impl RecycleSpread {
     fn of(entries: &[Entry]) -> Option<RecycleSpread> {
-        let rs: Vec<_> = entries.iter().filter_map(|e| e.recycle.as_ref()).collect();
+        // Result sets older than the recycle windows: computed from their timeline.
+        let upgraded: Vec<super::results::RecycleFigures> = entries
+            .iter()
+            .filter_map(|e| {
+                let mut r = e.recycle.clone()?;
+                if r.window_1s.is_none() {
+                    let timeline = e.load.as_ref().map_or(&[][..], |l| &l.timeline[..]);
+                    let (w, d, down) = super::stats::recycle_windows(timeline, r.event_ms, None);
+                    (r.window_1s, r.drain, r.downtime_ms) = (Some(w), Some(d), down);
+                    if r.level.is_empty() {
+                        r.level = e
+                            .load
+                            .as_ref()
+                            .and_then(|l| l.rate_per_sec)
+                            .map_or("-".into(), |x| format!("{x:.0}/s"));
+                    }
+                }
+                Some(r)
+            })
+            .collect();
+        let rs: Vec<_> = upgraded.iter().collect();
         let first = rs.first()?;
         let of = |f: &dyn Fn(&super::results::RecycleFigures) -> Option<f64>| {
             Spread::of(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())

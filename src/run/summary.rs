@@ -281,3 +281,7 @@ pub fn find<'a>(rows: &'a [SummaryRow], scenario: &str, model: &str, variant: &s
     rows.iter()
         .find(|r| r.scenario == scenario && r.model == model && r.variant == variant)
 }
+
+#[cfg(test)]
+#[path = "summary_tests.rs"]
+mod tests;

@@ -62,7 +62,7 @@ pub fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow], chart
         out,
         "- started: {} (UTC), {:.0} s{}\n- command: `{}`\n- hostlab {} at commit `{}`{}; {}\n- CPU: {} ({} online); kernel {}\n\
          - pinning: load generator on CPUs {:?}, every server process of a model on CPUs {:?}\n\
-         - settings: closed loop {} s after {} s warm-up, {} connections, {} repeat(s); recycle runs {} s each with the event at {} s \
+         - settings: closed loop {} s after {} s warm-up, {} connections, {} repeat(s); recycle runs {} s each with the event at {:.2} s \
          (levels and controls in the recycle section); latency runs {} s at {:?} of edge's capacity\n",
         env.started_utc,
         env.elapsed_s,

@@ -91,7 +91,9 @@ pub struct RecycleArgs {
     pub model: String,
     /// overlapped (with warm-up /ping,/books), overlapped-no-warmup,
     /// stop-start, crash (SIGKILL of the app), idle (idle terminate, then the
-    /// next request), suspend (idle suspend, then the next request).
+    /// next request), suspend (idle suspend, then the next request),
+    /// actors-crash (split: SIGKILL of the actor service). A control run
+    /// with the same load and no event runs first.
     #[arg(long, default_value = "overlapped")]
     pub kind: String,
     /// Fixed request rate of the load (GET /ping), requests per second.

@@ -270,9 +270,19 @@ fn one_recycle_experiment() {
     check_ok(&run, "hostlab recycle");
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     let entries = results["entries"].as_array().unwrap();
-    assert_eq!(entries.len(), 1, "one experiment: {entries:?}");
-    assert_eq!(entries[0]["recycle"]["kind"], "crash");
-    assert!(!entries[0]["load"]["timeline"].as_array().unwrap().is_empty());
+    assert_eq!(entries.len(), 2, "the control and the experiment: {entries:?}");
+    assert_eq!(entries[0]["recycle"]["kind"], "control");
+    assert_eq!(entries[1]["recycle"]["kind"], "crash");
+    // The run's window metrics, the threshold from the control's p99.9.
+    let rc = &entries[1]["recycle"];
+    for window in ["window_1s", "drain"] {
+        for key in ["ok", "failed", "delayed_at_least", "worst_interval_p99_us"] {
+            assert!(!rc[window][key].is_null(), "recycle.{window}.{key}: {rc}");
+        }
+    }
+    assert!(rc["downtime_ms"].is_u64());
+    assert_eq!(rc["delayed_threshold_us"], entries[0]["load"]["latency_us"]["p99_9"]);
+    assert!(!entries[1]["load"]["timeline"].as_array().unwrap().is_empty());
     assert!(String::from_utf8_lossy(&run.stdout).contains("proxy crash"));
 
     let bad = hostlab(&["recycle", "edge"]);

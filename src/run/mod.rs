@@ -135,6 +135,9 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
             names.join(", ")
         );
     }
+    if !scenarios::recycle::applies(&args.model, kind) {
+        bail!("`{kind}` applies to split only (it kills the actor service)");
+    }
     if !(args.rate.is_finite() && args.rate > 0.0) {
         bail!("--rate must be a positive number of requests per second");
     }
@@ -159,6 +162,7 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
     plan.recycle_rate = args.rate;
     plan.recycle_duration = args.duration;
     plan.recycle_at = args.duration / 3;
+    plan.recycle_at_capacity = false;
     Ok(plan)
 }
 
@@ -168,6 +172,7 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
     std::fs::create_dir_all(&plan.out)
         .with_context(|| format!("cannot create the output folder {}", plan.out.display()))?;
     let environment = capture_environment(&plan, cores);
+    let steal_at_start = steal_ticks();
     let mut notes = Vec::new();
     if let Some(w) = &plan.shared_cpu_warning {
         eprintln!("hostlab: warning: {w}");
@@ -239,6 +244,7 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
     let outcome = runtime.block_on(scenarios::run_all(&mut ctx));
     ctx.console.finish();
     ctx.results.finished = outcome.is_ok() && ctx.failures.is_empty();
+    ctx.results.environment.steal_percent = steal_percent(steal_at_start, steal_ticks());
     ctx.save()?;
     let _ = std::fs::remove_dir_all(&tmp);
     let out = ctx.plan.out.clone();
@@ -338,11 +344,56 @@ fn capture_environment(plan: &RunPlan, cores: usize) -> RunEnvironment {
         kernel,
         rustc: command_output("rustc", &["--version"]),
         hostlab_version: env!("CARGO_PKG_VERSION").into(),
-        git_commit: command_output("git", &["rev-parse", "HEAD"]),
+        git_commit: Some(env!("HOSTLAB_GIT_COMMIT").to_string()).filter(|c| c != "unknown"),
+        git_dirty: match env!("HOSTLAB_GIT_DIRTY") {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        tool_versions: tool_versions(),
+        steal_percent: None,
         command_line: std::env::args().collect(),
         started_utc: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         elapsed_s: 0.0,
     }
+}
+
+/// The optional peers' versions: `wrk -v` (which exits 1 after printing),
+/// `oha --version`, `nginx -v` (on stderr). Only peers found on PATH.
+fn tool_versions() -> std::collections::BTreeMap<String, String> {
+    let mut found = std::collections::BTreeMap::new();
+    for (tool, flag) in [("wrk", "-v"), ("oha", "--version"), ("nginx", "-v")] {
+        let Some(exe) = servers::which(tool) else { continue };
+        let Ok(out) = std::process::Command::new(exe).arg(flag).output() else {
+            continue;
+        };
+        let text = [out.stdout, out.stderr].concat();
+        if let Some(line) = String::from_utf8_lossy(&text)
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+        {
+            found.insert(tool.to_string(), line.to_string());
+        }
+    }
+    found
+}
+
+/// Machine-wide (steal, total) CPU time from the first line of /proc/stat, in ticks.
+fn steal_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    Some((*v.get(7)?, total))
+}
+
+/// Steal between two [`steal_ticks`] readings, percent of all CPU time.
+fn steal_percent(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
+    let ((s0, t0), (s1, t1)) = (before?, after?);
+    let total = t1.checked_sub(t0).filter(|t| *t > 0)?;
+    Some(s1.saturating_sub(s0) as f64 / total as f64 * 100.0)
 }
 
 /// First line of a command's stdout, if it ran and succeeded.

@@ -63,6 +63,9 @@ pub struct RunPlan {
     pub recycle_kinds: Vec<String>,
     pub recycle_duration: Duration,
     pub recycle_at: Duration,
+    /// Recycle at half of each model's capacity (`hostlab run`), or only
+    /// at `recycle_rate` (`hostlab recycle --rate`).
+    pub recycle_at_capacity: bool,
     pub latency_duration: Duration,
     pub latency_fractions: Vec<f64>,
     /// Each soak run (`--duration`, else 10 min).
@@ -181,7 +184,12 @@ impl RunPlan {
         };
         // Recycle and latency runs scale with --duration, within bounds that
         // keep a recycle visible with steady state on both sides of it.
-        let recycle_duration = (duration * 2).clamp(Duration::from_secs(3), Duration::from_secs(10));
+        // --quick: 4 s runs (the event at 1.3 s), one repeat, no light level.
+        let recycle_duration = if quick && args.duration.is_none() {
+            Duration::from_secs(4)
+        } else {
+            (duration * 2).clamp(Duration::from_secs(3), Duration::from_secs(10))
+        };
         Ok(RunPlan {
             quick,
             models,
@@ -198,6 +206,7 @@ impl RunPlan {
                 .collect(),
             recycle_duration,
             recycle_at: recycle_duration / 3,
+            recycle_at_capacity: true,
             latency_duration: if quick {
                 duration.mul_f64(2.0 / 3.0)
             } else {
@@ -258,7 +267,11 @@ impl RunPlan {
             }
             "link" => 2.0 * (self.duration.as_secs_f64() + 3.0),
             "latency" => n * self.latency_fractions.len() as f64 * r * (self.latency_duration.as_secs_f64() + 0.5),
-            "recycle" => recyclers * 6.0 * (self.recycle_duration.as_secs_f64() + 2.0),
+            // 6-7 kinds and a control, repeated at 50%; once more at the light level.
+            "recycle" => {
+                let runs = 7.5 * (r + if self.quick { 0.0 } else { 1.0 });
+                recyclers * (runs * (self.recycle_duration.as_secs_f64() + 2.0) + 3.0)
+            }
             "state" => (recyclers * 5.0 * 2.0 + 3.0) * 2.0,
             "recovery" => {
                 self.recovery_events

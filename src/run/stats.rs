@@ -2,7 +2,7 @@
 //! noise and change tests, generator-limit detection, and the cost of a
 //! recycle read off a load timeline. Pure functions over plain data.
 
-use super::results::{IntervalRow, RecycleAnalysis};
+use super::results::{ErrorClasses, IntervalRow, RecycleAnalysis, WindowMetrics};
 
 /// Median, minimum and maximum of repeated measurements.
 ///
@@ -209,6 +209,93 @@ pub fn analyze_recycle(rows: &[IntervalRow], event_ms: u64) -> RecycleAnalysis {
     }
 }
 
+/// The first recycle window: [event, event + this].
+pub const RECYCLE_WINDOW_MS: u64 = 1000;
+
+/// A lower bound on the successful requests of one interval slower than
+/// `threshold_us`, from its quantiles. HdrHistogram reports the highest
+/// value equivalent to the one at a quantile, and the threshold is such a
+/// value too (a control's p99.9), so a quantile above it means the request
+/// at that rank, and every later one, was slower: at least
+/// `ok - ceil(q * ok) + 1` requests.
+pub fn delayed_at_least(r: &IntervalRow, threshold_us: u64) -> u64 {
+    if r.ok == 0 {
+        return 0;
+    }
+    for (value, q) in [(r.p50_us, 0.5), (r.p90_us, 0.9), (r.p99_us, 0.99), (r.p99_9_us, 0.999)] {
+        if value > threshold_us {
+            let rank = (q * r.ok as f64).ceil() as u64;
+            return r.ok - rank.min(r.ok) + 1;
+        }
+    }
+    u64::from(r.max_us > threshold_us)
+}
+
+/// The cost of a recycle read off its timeline at `event_ms`:
+/// - the [event, event + 1 s] window and the window from the event to the
+///   end of the run (the whole drain), each over the intervals it overlaps:
+///   successes, failures by class, delayed requests (a lower bound, see
+///   [`delayed_at_least`]; `None` without a threshold), the worst interval
+///   p99 and the intervals without a success;
+/// - downtime: the longest run of consecutive intervals, from the one
+///   holding the event on, in which no request completed successfully (a
+///   last interval shorter than the others is left out: it is the run's
+///   tail, not a stall).
+pub fn recycle_windows(
+    rows: &[IntervalRow],
+    event_ms: u64,
+    threshold_us: Option<u64>,
+) -> (WindowMetrics, WindowMetrics, u64) {
+    let end_of_run = rows.last().map_or(event_ms, |r| r.t_ms + r.duration_ms);
+    let full = rows.first().map_or(0, |r| r.duration_ms);
+    let window = |from: u64, to: u64| {
+        let mut w = WindowMetrics {
+            from_ms: from,
+            to_ms: to,
+            delayed_at_least: threshold_us.map(|_| 0),
+            ..WindowMetrics::default()
+        };
+        for r in rows.iter().filter(|r| r.t_ms < to && r.t_ms + r.duration_ms > from) {
+            w.ok += r.ok;
+            w.failed = add_classes(w.failed, r.failed);
+            if let (Some(d), Some(t)) = (w.delayed_at_least.as_mut(), threshold_us) {
+                *d += delayed_at_least(r, t);
+            }
+            w.worst_interval_p99_us = w.worst_interval_p99_us.max(r.p99_us);
+            w.intervals_without_success += u64::from(r.ok == 0);
+        }
+        w
+    };
+    let first = window(event_ms, (event_ms + RECYCLE_WINDOW_MS).min(end_of_run.max(event_ms)));
+    let drain = window(event_ms, end_of_run.max(event_ms));
+    let mut downtime = 0;
+    let mut gap = 0;
+    for (i, r) in rows.iter().enumerate() {
+        if r.t_ms + r.duration_ms <= event_ms {
+            continue;
+        }
+        let tail = i + 1 == rows.len() && r.duration_ms < full;
+        if r.ok == 0 && !tail {
+            gap += r.duration_ms;
+            downtime = downtime.max(gap);
+        } else {
+            gap = 0;
+        }
+    }
+    (first, drain, downtime)
+}
+
+fn add_classes(a: ErrorClasses, b: ErrorClasses) -> ErrorClasses {
+    ErrorClasses {
+        status_4xx: a.status_4xx + b.status_4xx,
+        status_5xx: a.status_5xx + b.status_5xx,
+        refused: a.refused + b.refused,
+        reset: a.reset + b.reset,
+        timeout: a.timeout + b.timeout,
+        io: a.io + b.io,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,7 +381,63 @@ mod tests {
             p50_us: p99_us / 2,
             p99_us,
             max_us: p99_us,
+            p90_us: p99_us / 2,
+            p99_9_us: p99_us,
+            failed: ErrorClasses {
+                reset: errors,
+                ..ErrorClasses::default()
+            },
         }
+    }
+
+    #[test]
+    fn delayed_is_a_lower_bound_from_quantiles() {
+        let mut r = row(0, 1000, 0, 5000);
+        // p50 2500, p90 2500, p99 5000, p99.9 5000.
+        assert_eq!(delayed_at_least(&r, 10_000), 0);
+        // p99 above 4000: ranks 990..=1000 are slower.
+        assert_eq!(delayed_at_least(&r, 4000), 11);
+        // p50 above 2000: half of them and one more.
+        assert_eq!(delayed_at_least(&r, 2000), 501);
+        r.max_us = 20_000;
+        assert_eq!(delayed_at_least(&r, 10_000), 1);
+        assert_eq!(delayed_at_least(&row(0, 0, 10, 0), 1), 0);
+    }
+
+    #[test]
+    fn windows_and_one_downtime_figure() {
+        let mut rows: Vec<IntervalRow> = (0..30).map(|i| row(i * 100, 100, 0, 1000)).collect();
+        // Event at 1000 ms: 300 ms without a success (failures), a slow
+        // interval, then 200 ms without any outcome at 2500 ms.
+        rows[10] = row(1000, 0, 50, 0);
+        rows[11] = row(1100, 0, 100, 0);
+        rows[12] = row(1200, 0, 100, 0);
+        rows[13] = row(1300, 100, 0, 80_000);
+        rows[25] = row(2500, 0, 0, 0);
+        rows[26] = row(2600, 0, 0, 0);
+        // A short tail interval without a success is not downtime.
+        rows.push(IntervalRow {
+            duration_ms: 3,
+            ..row(3000, 0, 0, 0)
+        });
+        let (first, drain, downtime) = recycle_windows(&rows, 1000, Some(2000));
+        assert_eq!(downtime, 300);
+        assert_eq!((first.from_ms, first.to_ms), (1000, 2000));
+        assert_eq!(first.failed.reset, 250);
+        assert_eq!(first.failed.total(), 250);
+        assert_eq!(first.ok, 700);
+        assert_eq!(first.intervals_without_success, 3);
+        assert_eq!(first.worst_interval_p99_us, 80_000);
+        // The slow interval: p50 40 ms > 2 ms, so at least 51 of 100.
+        assert_eq!(first.delayed_at_least, Some(51));
+        assert_eq!(drain.to_ms, 3003);
+        assert_eq!(drain.intervals_without_success, 6);
+        assert_eq!(drain.failed.total(), 250);
+        let (first, _, _) = recycle_windows(&rows, 1000, None);
+        assert_eq!(first.delayed_at_least, None);
+        // Nothing before the event counts.
+        let (_, _, none) = recycle_windows(&rows, 2800, Some(2000));
+        assert_eq!(none, 0);
     }
 
     #[test]

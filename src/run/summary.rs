@@ -32,6 +32,89 @@ pub struct SummaryRow {
     pub cpu: Option<CpuSummary>,
     /// The entries behind the row, in run order.
     pub entries: Vec<Entry>,
+    /// Recycle rows: the window figures over the repeats.
+    pub recycle: Option<RecycleSpread>,
+}
+
+/// A recycle kind (or its control) at one level, over its repeats: the
+/// figures report.md, summary.csv and the decision matrix print.
+#[derive(Debug, Clone)]
+pub struct RecycleSpread {
+    pub kind: String,
+    pub level: String,
+    pub control: bool,
+    /// Failed requests from the event to the end of the run.
+    pub failed: Spread,
+    /// Delayed requests (lower bound) from the event to the end of the run;
+    /// `None` when no repeat had a threshold.
+    pub delayed: Option<Spread>,
+    pub downtime_ms: Spread,
+    /// Worst 100 ms p99 in [event, event + 1 s].
+    pub window_p99_us: Spread,
+}
+
+impl RecycleSpread {
+    fn of(entries: &[Entry]) -> Option<RecycleSpread> {
+        // Result sets older than the recycle windows: computed from their timeline.
+        let upgraded: Vec<super::results::RecycleFigures> = entries
+            .iter()
+            .filter_map(|e| {
+                let mut r = e.recycle.clone()?;
+                if r.window_1s.is_none() {
+                    let timeline = e.load.as_ref().map_or(&[][..], |l| &l.timeline[..]);
+                    let (w, d, down) = super::stats::recycle_windows(timeline, r.event_ms, None);
+                    (r.window_1s, r.drain, r.downtime_ms) = (Some(w), Some(d), down);
+                    if r.level.is_empty() {
+                        r.level = e
+                            .load
+                            .as_ref()
+                            .and_then(|l| l.rate_per_sec)
+                            .map_or("-".into(), |x| format!("{x:.0}/s"));
+                    }
+                }
+                Some(r)
+            })
+            .collect();
+        let rs: Vec<_> = upgraded.iter().collect();
+        let first = rs.first()?;
+        let of = |f: &dyn Fn(&super::results::RecycleFigures) -> Option<f64>| {
+            Spread::of(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+        };
+        Some(RecycleSpread {
+            kind: first.kind.clone(),
+            level: first.level.clone(),
+            control: first.control,
+            failed: of(&|r| Some(r.drain.map_or(r.failed.total(), |d| d.failed.total()) as f64))?,
+            delayed: of(&|r| r.drain.and_then(|d| d.delayed_at_least).map(|d| d as f64)),
+            downtime_ms: of(&|r| Some(r.downtime_ms as f64))?,
+            window_p99_us: of(&|r| Some(r.window_1s.map_or(0, |w| w.worst_interval_p99_us) as f64))?,
+        })
+    }
+
+    /// `failed 3, delayed >= 40, downtime 200 ms, window p99 12.3 ms`
+    /// (medians; `(min..max)` after each when repeats differ).
+    pub fn text(&self) -> String {
+        format!(
+            "failed {}, delayed {}, downtime {} ms, window p99 {} ms",
+            range_text(&self.failed, 0, 1.0),
+            self.delayed
+                .as_ref()
+                .map_or("-".into(), |d| format!(">= {}", range_text(d, 0, 1.0))),
+            range_text(&self.downtime_ms, 0, 1.0),
+            range_text(&self.window_p99_us, 1, 1e3),
+        )
+    }
+}
+
+/// A median with its range when the repeats differ, e.g. `12 (10..15)`;
+/// values divided by `unit` (1e3 for µs -> ms) with `digits` decimals.
+pub fn range_text(s: &Spread, digits: usize, unit: f64) -> String {
+    let v = |x: f64| format!("{:.digits$}", x / unit);
+    if s.n > 1 && s.min != s.max {
+        format!("{} ({}..{})", v(s.median), v(s.min), v(s.max))
+    } else {
+        v(s.median)
+    }
 }
 
 /// CPU cost per request of one model and endpoint, over its repeats.
@@ -132,6 +215,11 @@ pub fn summarize(results: &Results) -> Vec<SummaryRow> {
         .filter_map(|r| Some(((r.scenario.clone(), r.variant.clone()), r.rps?.median)))
         .collect();
     for r in &mut rows {
+        // Latency rows run every model at the same rates: a req/s ratio
+        // says nothing there.
+        if r.scenario == "latency" {
+            continue;
+        }
         let base = edge.get(&(r.scenario.clone(), r.variant.clone())).copied();
         r.ratio_to_edge = ratio(r.rps.map(|s| s.median), base);
     }
@@ -156,6 +244,7 @@ fn row((scenario, model, variant): (String, String, String), entries: Vec<Entry>
             .any(|l| l.mode == "closed" && generator_limited(l.generator_cpu_percent, l.generator_cpus)),
         ratio_to_edge: None,
         cpu: cpu_summary(&entries),
+        recycle: RecycleSpread::of(&entries),
         scenario,
         model,
         variant,
@@ -179,17 +268,8 @@ fn detail(entries: &[Entry]) -> String {
             r.tasks_per_sec
         );
     }
-    if let Some(r) = &e.recycle {
-        let a = &r.analysis;
-        return format!(
-            "failed {} ({}), gap {} ms, p99 {:.1} -> {:.1} ms, recovered in {} ms",
-            a.failed_requests,
-            r.failed.describe(),
-            a.longest_gap_no_success_ms,
-            a.baseline_p99_us as f64 / 1e3,
-            a.peak_p99_us as f64 / 1e3,
-            a.time_to_recover_ms
-        );
+    if let Some(r) = RecycleSpread::of(entries) {
+        return r.text();
     }
     if let Some(c) = &e.coldstart {
         let first = Spread::of(
@@ -242,6 +322,34 @@ fn detail(entries: &[Entry]) -> String {
     String::new()
 }
 
+/// Summed CPU percent of a row's server processes, over the repeats that
+/// measured processes.
+pub fn server_cpu_percent(r: &SummaryRow) -> Option<Spread> {
+    let v: Vec<f64> = r
+        .entries
+        .iter()
+        .filter(|e| !e.processes.is_empty())
+        .map(|e| e.processes.iter().map(|p| p.cpu_percent).sum())
+        .collect();
+    Spread::of(&v)
+}
+
+/// Summed RSS of a row's server processes at the end of each repeat.
+pub fn server_rss_bytes(r: &SummaryRow) -> Option<Spread> {
+    let v: Vec<f64> = r
+        .entries
+        .iter()
+        .filter(|e| !e.processes.is_empty())
+        .map(|e| e.processes.iter().map(|p| p.rss_bytes).sum::<u64>() as f64)
+        .collect();
+    Spread::of(&v)
+}
+
+/// Spawn-to-ready of the model's first process, over the repeats.
+pub fn startup_ms(r: &SummaryRow) -> Option<Spread> {
+    Spread::of(&r.entries.iter().filter_map(|e| e.startup_ms).collect::<Vec<_>>())
+}
+
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -256,3 +364,7 @@ pub fn find<'a>(rows: &'a [SummaryRow], scenario: &str, model: &str, variant: &s
     rows.iter()
         .find(|r| r.scenario == scenario && r.model == model && r.variant == variant)
 }
+
+#[cfg(test)]
+#[path = "summary_tests.rs"]
+mod tests;

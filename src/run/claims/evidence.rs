@@ -68,6 +68,10 @@ pub struct OverlappedRun {
     /// The recycle's duration from the admin status (`last_recycle`), or
     /// why it does not show a completed overlapped recycle inside the load.
     pub completed: Result<u64, String>,
+    /// A soak's run: how many overlapped recycles it holds (the manager
+    /// counted every one); `ok_before` / `ok_after` are then the successes
+    /// before its first and after its last recycle.
+    pub soak_recycles: Option<u64>,
 }
 
 impl OverlappedRun {
@@ -106,11 +110,50 @@ impl OverlappedRun {
                 .sum(),
             ok_after: timeline.iter().filter(|i| i.t_ms >= done_ms).map(|i| i.ok).sum(),
             completed,
+            soak_recycles: None,
+        })
+    }
+
+    /// The evidence of a soak (overlapped recycles with warm-up, started as
+    /// the `overlapped` kind): its failed requests, successes before the
+    /// first and after the last recycle, and whether the manager counted
+    /// every recycle the soak asked for.
+    pub fn of_soak(e: &Entry) -> Option<OverlappedRun> {
+        let k = e.soak.as_ref()?;
+        let timeline = e.load.as_ref().map_or(&[][..], |l| &l.timeline[..]);
+        let first = k.recycle_at_ms.first().copied().unwrap_or(u64::MAX);
+        let last = k.recycle_at_ms.last().copied().unwrap_or(u64::MAX);
+        let completed = if k.recycles_requested == 0 {
+            Err("the soak asked for no recycle".to_string())
+        } else if !k.recycle_errors.is_empty() {
+            Err(format!("a recycle request failed: {}", k.recycle_errors.join("; ")))
+        } else if k.recycles_reported != Some(k.recycles_requested) || k.recycles != k.recycles_requested {
+            Err(format!(
+                "the manager counted {} of the {} recycles asked for ({} accepted)",
+                k.recycles_reported.map_or("none".into(), |n| n.to_string()),
+                k.recycles_requested,
+                k.recycles
+            ))
+        } else {
+            Ok(0)
+        };
+        Some(OverlappedRun {
+            model: e.model.clone(),
+            failed: k.failed.total(),
+            ok_before: timeline
+                .iter()
+                .filter(|i| i.t_ms + i.duration_ms <= first)
+                .map(|i| i.ok)
+                .sum(),
+            ok_after: timeline.iter().filter(|i| i.t_ms > last).map(|i| i.ok).sum(),
+            completed,
+            soak_recycles: Some(k.recycles_requested),
         })
     }
 
     fn judge(&self) -> (Verdict, String) {
-        let m = &self.model;
+        let soak = self.soak_recycles.map(|_| format!("{} soak", self.model));
+        let m = soak.as_ref().unwrap_or(&self.model);
         if self.failed > 0 {
             return (Verdict::DoesNotHold, format!("{m}: {} failed", self.failed));
         }
@@ -123,6 +166,15 @@ impl OverlappedRun {
             Ok(ms) if self.ok_after == 0 => (
                 Verdict::NotMeasured,
                 format!("{m}: no request succeeded after the recycle completed ({ms} ms)"),
+            ),
+            Ok(_) if self.soak_recycles.is_some() => (
+                Verdict::Holds,
+                format!(
+                    "{m}: 0 failed over {} overlapped recycles, {} ok before the first, {} ok after the last",
+                    self.soak_recycles.unwrap_or(0),
+                    self.ok_before,
+                    self.ok_after
+                ),
             ),
             Ok(ms) => (
                 Verdict::Holds,
@@ -468,7 +520,53 @@ mod tests {
             ok_before: before,
             ok_after: after,
             completed: Ok(1000),
+            soak_recycles: None,
         }
+    }
+
+    #[test]
+    fn a_soak_is_evidence_for_c5() {
+        use crate::run::results::{IntervalRow, LoadFigures, SoakFigures};
+        let soak = |failed: u64, reported: Option<u64>| Entry {
+            model: "proxy".into(),
+            scenario: "soak".into(),
+            load: Some(LoadFigures {
+                timeline: (0..10)
+                    .map(|i| IntervalRow {
+                        t_ms: i * 1000,
+                        duration_ms: 1000,
+                        ok: 500,
+                        ..IntervalRow::default()
+                    })
+                    .collect(),
+                ..LoadFigures::default()
+            }),
+            soak: Some(SoakFigures {
+                recycles_requested: 3,
+                recycles: 3,
+                recycles_reported: reported,
+                recycle_at_ms: vec![2500, 5000, 7500],
+                failed: crate::run::results::ErrorClasses {
+                    reset: failed,
+                    ..Default::default()
+                },
+                ..SoakFigures::default()
+            }),
+            ..Entry::default()
+        };
+        let run = OverlappedRun::of_soak(&soak(0, Some(3))).unwrap();
+        assert_eq!((run.ok_before, run.ok_after), (1000, 1000));
+        let (v, text) = verdict_zero_failures(&[run]);
+        assert_eq!(v, Verdict::Holds, "{text}");
+        assert!(
+            text.contains("proxy soak: 0 failed over 3 overlapped recycles"),
+            "{text}"
+        );
+        let (v, _) = verdict_zero_failures(&[OverlappedRun::of_soak(&soak(2, Some(3))).unwrap()]);
+        assert_eq!(v, Verdict::DoesNotHold);
+        let (v, text) = verdict_zero_failures(&[OverlappedRun::of_soak(&soak(0, Some(2))).unwrap()]);
+        assert_eq!(v, Verdict::NotMeasured);
+        assert!(text.contains("counted 2 of the 3"), "{text}");
     }
 
     #[test]

@@ -114,11 +114,14 @@ pub fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
             })
         })
         .collect();
+    // The recycle scenario's overlapped runs, and each soak (many
+    // overlapped recycles with warm-up under load at half the capacity).
     let overlapped: Vec<OverlappedRun> = results
         .entries
         .iter()
         .filter(|e| e.recycle.as_ref().is_some_and(|r| r.kind == "overlapped"))
         .filter_map(OverlappedRun::of)
+        .chain(results.entries.iter().filter_map(OverlappedRun::of_soak))
         .collect();
     let routing = |mode: &str| {
         results.entries.iter().find_map(|e| {

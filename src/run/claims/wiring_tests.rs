@@ -23,6 +23,9 @@ fn results(entries: Vec<Entry>) -> Results {
             rustc: None,
             hostlab_version: "0".into(),
             git_commit: None,
+            git_dirty: None,
+            tool_versions: Default::default(),
+            steal_percent: None,
             command_line: vec![],
             started_utc: "2026-01-01T00:00:00Z".into(),
             elapsed_s: 0.0,
@@ -116,6 +119,7 @@ fn recycle(model: &str, kind: &str, failed: u64, ok_until_ms: u64, last_recycle:
                 ..Default::default()
             },
             admin_status: last_recycle.map(|l| serde_json::json!({ "phase": "ready", "last_recycle": l })),
+            ..RecycleFigures::default()
         }),
         ..Entry::default()
     }

@@ -38,13 +38,10 @@ pub fn write(path: &Path, rows: &[SummaryRow]) -> anyhow::Result<()> {
     w.write_record(HEADER)?;
     let f = |x: Option<f64>, digits: usize| x.map_or(String::new(), |v| format!("{v:.digits$}"));
     for r in rows {
-        let last = r.entries.last();
-        let cpu: Option<f64> = last
-            .filter(|e| !e.processes.is_empty())
-            .map(|e| e.processes.iter().map(|p| p.cpu_percent).sum());
-        let rss: Option<u64> = last
-            .filter(|e| !e.processes.is_empty())
-            .map(|e| e.processes.iter().map(|p| p.rss_bytes).sum());
+        // Medians over the repeats, as report.md prints them.
+        let cpu = crate::run::summary::server_cpu_percent(r).map(|s| s.median);
+        let rss = crate::run::summary::server_rss_bytes(r).map(|s| s.median as u64);
+        let startup = crate::run::summary::startup_ms(r).map(|s| s.median);
         w.write_record([
             r.scenario.clone(),
             r.model.clone(),
@@ -63,7 +60,7 @@ pub fn write(path: &Path, rows: &[SummaryRow]) -> anyhow::Result<()> {
             r.noisy().to_string(),
             f(cpu, 1),
             rss.map_or(String::new(), |v| v.to_string()),
-            f(last.and_then(|e| e.startup_ms), 1),
+            f(startup, 1),
             r.detail.clone(),
             f(r.cpu.as_ref().map(|c| c.processes_us.median), 2),
             f(r.cpu.as_ref().map(|c| c.core_us.median).filter(|x| x.is_finite()), 2),

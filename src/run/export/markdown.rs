@@ -9,7 +9,7 @@ use super::charts::Chart;
 use crate::run::claims::ClaimRow;
 use crate::run::results::Results;
 use crate::run::stats::Spread;
-use crate::run::summary::{SummaryRow, mib_text};
+use crate::run::summary::{RecycleSpread, SummaryRow, mib_text, range_text};
 
 fn ms(us: f64) -> String {
     format!("{:.2}", us / 1e3)
@@ -34,50 +34,7 @@ pub fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow], chart
     let env = &results.environment;
     let s = &results.settings;
     let _ = writeln!(out, "# hostlab results\n");
-    let _ = writeln!(
-        out,
-        "- started: {} (UTC), {:.0} s{}\n- command: `{}`\n- hostlab {} at commit `{}`; {}\n- CPU: {} ({} online); kernel {}\n\
-         - pinning: load generator on CPUs {:?}, every server process of a model on CPUs {:?}\n\
-         - settings: closed loop {} s after {} s warm-up, {} connections, {} repeat(s); recycles at {} req/s for {} s, \
-         event at {} s; latency runs {} s at {:?} of each model's own capacity and one common rate\n",
-        env.started_utc,
-        env.elapsed_s,
-        if results.finished {
-            ""
-        } else {
-            " - **unfinished: the run stopped part-way**"
-        },
-        env.command_line.join(" "),
-        env.hostlab_version,
-        env.git_commit.as_deref().unwrap_or("unknown"),
-        env.rustc.as_deref().unwrap_or("rustc unknown"),
-        env.cpu_model,
-        env.cores,
-        env.kernel,
-        env.client_cpus,
-        env.server_cpus,
-        s.duration_s,
-        s.warmup_s,
-        s.connections,
-        s.repeats,
-        s.recycle_rate_per_sec,
-        s.recycle_duration_s,
-        s.recycle_at_s,
-        s.latency_duration_s,
-        s.latency_fractions
-    );
-    let _ = writeln!(
-        out,
-        "- server-bound mode: {}\n",
-        match s.server_cpu_quota {
-            Some(f) => format!(
-                "throughput runs capped at {f} cores per model (a control group, 10 ms period), chosen so that \
-                 the fastest model leaves the one generator core clearly below its limit"
-            ),
-            None => "off (uncapped throughput runs; the claim ratios use the CPU cost per request)".into(),
-        }
-    );
-    warnings(&mut out, results, rows);
+    decision_matrix(&mut out, results, rows);
     let _ = writeln!(out, "## Claims\n");
     let _ = writeln!(
         out,
@@ -102,6 +59,56 @@ pub fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow], chart
         );
     }
     out.push('\n');
+    let _ = writeln!(out, "## Where and how\n");
+    let _ = writeln!(
+        out,
+        "- started: {} (UTC), {:.0} s{}\n- command: `{}`\n- hostlab {} at commit `{}`{}; {}\n- CPU: {} ({} online); kernel {}\n\
+         - pinning: load generator on CPUs {:?}, every server process of a model on CPUs {:?}\n\
+         - settings: closed loop {} s after {} s warm-up, {} connections, {} repeat(s); recycle runs {} s each with the event at {:.2} s \
+         (levels and controls in the recycle section); latency runs {} s at {:?} of each model's own capacity and one common rate\n",
+        env.started_utc,
+        env.elapsed_s,
+        if results.finished {
+            ""
+        } else {
+            " - **unfinished: the run stopped part-way**"
+        },
+        env.command_line.join(" "),
+        env.hostlab_version,
+        env.git_commit.as_deref().unwrap_or("unknown"),
+        match env.git_dirty {
+            Some(true) => " (dirty: built with uncommitted changes)",
+            Some(false) => " (clean)",
+            None => " (dirty: unknown)",
+        },
+        env.rustc.as_deref().unwrap_or("rustc unknown"),
+        env.cpu_model,
+        env.cores,
+        env.kernel,
+        env.client_cpus,
+        env.server_cpus,
+        s.duration_s,
+        s.warmup_s,
+        s.connections,
+        s.repeats,
+        s.recycle_duration_s,
+        s.recycle_at_s,
+        s.latency_duration_s,
+        s.latency_fractions
+    );
+    let _ = writeln!(
+        out,
+        "- server-bound mode: {}\n",
+        match s.server_cpu_quota {
+            Some(f) => format!(
+                "throughput runs capped at {f} cores per model (a control group, 10 ms period), chosen so that \
+                 the fastest model leaves the one generator core clearly below its limit"
+            ),
+            None => "off (uncapped throughput runs; the claim ratios use the CPU cost per request)".into(),
+        }
+    );
+    provenance(&mut out, env);
+    warnings(&mut out, results, rows);
     throughput(&mut out, rows, charts);
     cpu_cost(&mut out, rows, charts);
     hop_cost(&mut out, rows);
@@ -289,70 +296,324 @@ fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
     charts_of(out, charts, "latency");
 }
 
+/// The recycle figures, each kind next to its level's control: medians
+/// over the repeats with their range, then the manager's own timings.
 fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
-    let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "recycle").collect();
+    let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.recycle.is_some()).collect();
     if rows.is_empty() {
         return;
     }
     let _ = writeln!(
         out,
-        "## Recycle under fixed-rate load\n\nIdle kinds: the app went idle first; the event is the first request after it (t = 0).\n\n\
-         | model | kind | failed (by class) | unavailable ms | longest gap without success ms | baseline p99 ms | peak p99 ms | time to recover ms | held by the front (total delay ms) | manager: start-to-ready / warm-up / drain / unavailable ms |\n|---|---|---|---|---|---|---|---|---|---|"
+        "## Recycle under fixed-rate load\n\n\
+         Levels: `50%` is half of the model's own GET /ping capacity (this run's closed-loop median, \
+         or a short probe), `light` is {} req/s. Each kind runs next to a **control**: the same load on a \
+         fresh server with no event, its windows at the event's time. Figures are medians over the \
+         repeats, (min..max) when they differ; method in docs/run.md \"Recycle\".\n\n\
+         - **failed**: requests that failed from the event to the end of the run, by class in the second table;\n\
+         - **delayed**: a lower bound on successful requests slower than the control's p99.9 (from each \
+         100 ms interval's quantiles);\n\
+         - **downtime**: the longest span, from the event on, in which no scheduled request completed \
+         successfully (100 ms resolution);\n\
+         - **window p99**: the worst 100 ms p99 in [event, event + 1 s].\n\n\
+         Idle kinds: the app went idle first; the event is the first request after it (t = 0).\n",
+        rows.iter()
+            .filter_map(|r| r.entries.first()?.recycle.as_ref())
+            .find(|r| r.level == crate::run::scenarios::recycle::LIGHT)
+            .map_or("1,000".into(), |r| thousands(r.rate_per_sec))
     );
-    for r in rows {
+    let _ = writeln!(
+        out,
+        "| model | level (req/s) | kind | repeats | failed | control | delayed | control | downtime ms | control | window p99 ms | control |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in &rows {
+        let Some(k) = &r.recycle else { continue };
+        if k.control {
+            continue;
+        }
+        let control = control_of(&rows, &r.model, &k.level);
+        let c = |f: &dyn Fn(&RecycleSpread) -> String| control.map_or("-".to_string(), f);
+        let rate = r
+            .entries
+            .first()
+            .and_then(|e| e.recycle.as_ref())
+            .map_or(0.0, |x| x.rate_per_sec);
+        let _ = writeln!(
+            out,
+            "| {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.model,
+            k.level,
+            thousands(rate),
+            k.kind,
+            r.repeats,
+            range_text(&k.failed, 0, 1.0),
+            c(&|c| range_text(&c.failed, 0, 1.0)),
+            delayed_text(k),
+            c(&delayed_text),
+            range_text(&k.downtime_ms, 0, 1.0),
+            c(&|c| range_text(&c.downtime_ms, 0, 1.0)),
+            range_text(&k.window_p99_us, 1, 1e3),
+            c(&|c| range_text(&c.window_p99_us, 1, 1e3)),
+        );
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "Each run: failures by class in [event, event + 1 s] and to the end of the run, and the manager's own \
+         timings (what the manager saw, not what clients saw; `held` is counted by the proxy front only).\n\n\
+         | model | variant | repeat | event ms | failed in 1 s | failed to the end | delayed in 1 s / to the end | \
+         manager: start-to-ready / warm-up / drain / unavailable / total ms | held |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in &rows {
         for e in &r.entries {
             let Some(rc) = &e.recycle else { continue };
-            let a = &rc.analysis;
-            let manager = rc
-                .admin_status
-                .as_ref()
-                .and_then(|s| {
-                    let lr = &s["last_recycle"];
-                    if lr.is_null() {
-                        s["last_start_to_ready_ms"]
-                            .as_u64()
-                            .map(|v| format!("start-to-ready {v}"))
+            let w = |w: Option<crate::run::results::WindowMetrics>| {
+                w.map_or("-".into(), |w| {
+                    format!("{} ({})", w.failed.total(), w.failed.describe())
+                })
+            };
+            let d = |w: Option<crate::run::results::WindowMetrics>| {
+                w.and_then(|w| w.delayed_at_least)
+                    .map_or("-".into(), |d| format!(">= {d}"))
+            };
+            let o = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+            let (manager, held) = rc.manager.map_or(("-".into(), "-".into()), |m| {
+                (
+                    format!(
+                        "{} / {} / {} / {} / {}",
+                        o(m.start_to_ready_ms),
+                        o(m.warmup_ms),
+                        o(m.drain_ms),
+                        o(m.manager_unavailable_ms),
+                        o(m.total_ms)
+                    ),
+                    if r.model == "proxy" {
+                        o(m.held_requests)
                     } else {
-                        Some(format!(
-                            "{} / {} / {} / {}",
-                            lr["start_to_ready_ms"], lr["warmup_ms"], lr["drain_ms"], lr["unavailable_ms"]
-                        ))
-                    }
-                })
-                .unwrap_or_else(|| "-".into());
-            // Counted by the proxy front only (see docs/run.md).
-            let held = rc
-                .admin_status
-                .as_ref()
-                .filter(|_| r.model == "proxy")
-                .and_then(|s| {
-                    let h = &s["held"];
-                    Some(format!(
-                        "{} ({:.1})",
-                        h["requests"].as_u64()?,
-                        h["total_delay_ms"].as_f64()?
-                    ))
-                })
-                .unwrap_or_else(|| "-".into());
+                        "-".into()
+                    },
+                )
+            });
             let _ = writeln!(
                 out,
-                "| {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |",
                 r.model,
-                rc.kind,
-                a.failed_requests,
-                rc.failed.describe(),
-                a.unavailable_ms,
-                a.longest_gap_no_success_ms,
-                ms(a.baseline_p99_us as f64),
-                ms(a.peak_p99_us as f64),
-                a.time_to_recover_ms,
-                held,
-                manager
+                r.variant,
+                e.repeat,
+                rc.event_ms,
+                w(rc.window_1s),
+                w(rc.drain),
+                d(rc.window_1s),
+                d(rc.drain),
+                manager,
+                held
             );
         }
     }
     out.push('\n');
     charts_of(out, charts, "recycle");
+}
+
+/// The control row of a model at a level.
+fn control_of<'a>(rows: &[&'a SummaryRow], model: &str, level: &str) -> Option<&'a RecycleSpread> {
+    rows.iter()
+        .filter(|r| r.model == model)
+        .filter_map(|r| r.recycle.as_ref())
+        .find(|k| k.control && k.level == level)
+}
+
+fn delayed_text(k: &RecycleSpread) -> String {
+    k.delayed
+        .as_ref()
+        .map_or("-".into(), |d| format!(">= {}", range_text(d, 0, 1.0)))
+}
+
+/// `12,345` (no decimals).
+pub fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 && digits != "0" {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// Commit, dirty flag, the peers' versions and the steal time.
+fn provenance(out: &mut String, env: &crate::run::results::RunEnvironment) {
+    let peers = if env.tool_versions.is_empty() {
+        "none of wrk, oha, nginx installed".to_string()
+    } else {
+        env.tool_versions
+            .iter()
+            .map(|(k, v)| format!("{k}: `{v}`"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let _ = writeln!(
+        out,
+        "- peers: {peers}\n- steal time over the run: {}\n",
+        env.steal_percent
+            .map_or("not measured".into(), |s| format!("{s:.2}% of all CPU time"))
+    );
+}
+
+/// The decision matrix: one row per model with its throughput, CPU cost,
+/// memory, and for each recycle kind its cost next to the control's and
+/// whether the state survived without and with the journal.
+fn decision_matrix(out: &mut String, results: &Results, rows: &[SummaryRow]) {
+    use crate::run::scenarios::recycle::KINDS;
+    let models = &results.settings.models;
+    if models.is_empty() {
+        return;
+    }
+    // The recycle level the matrix shows: the first one measured (50%).
+    let recycle_rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.recycle.is_some()).collect();
+    let level = recycle_rows
+        .iter()
+        .find_map(|r| r.recycle.as_ref())
+        .map(|k| k.level.clone());
+    let kinds: Vec<&str> = KINDS
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(["process restart"])
+        .filter(|k| {
+            recycle_rows
+                .iter()
+                .filter_map(|r| r.recycle.as_ref())
+                .any(|x| x.kind == *k && Some(&x.level) == level.as_ref())
+                || results
+                    .entries
+                    .iter()
+                    .any(|e| e.state.as_ref().is_some_and(|s| s.kind == *k))
+        })
+        .collect();
+    let _ = writeln!(out, "## Decision matrix\n");
+    let _ = writeln!(
+        out,
+        "Throughput: GET /ping closed-loop median req/s (*generator-limited*: a lower bound). CPU: server \
+         processes' CPU per request on GET /ping. RSS: the model's processes at the end of that run. \
+         Recycle cells{}: failed / delayed (lower bound) / downtime ms, the control's below, then the state \
+         (books) kept without / with the journal. Details and definitions below the claims.\n",
+        level.as_ref().map_or(String::new(), |l| format!(" at the `{l}` level"))
+    );
+    let mut header = "| model | throughput req/s | CPU µs/request | RSS MiB |".to_string();
+    let mut rule = "|---|---|---|---|".to_string();
+    for k in &kinds {
+        let _ = write!(header, " {k} |");
+        rule.push_str("---|");
+    }
+    header.push_str(" warm-up grade (issue 19) |");
+    rule.push_str("---|");
+    let _ = writeln!(out, "{header}\n{rule}");
+    for model in models {
+        let ping = crate::run::summary::find(rows, "throughput", model, crate::run::scenarios::throughput::PING);
+        let tp = matrix_throughput(rows, model).map_or("-".into(), |(rps, limited)| {
+            format!(
+                "{}{}",
+                thousands(rps),
+                if limited { " *generator-limited*" } else { "" }
+            )
+        });
+        let cpu = cpu_us_per_request(rows, model).map_or("-".into(), |c| format!("{c:.1}"));
+        let rss = ping
+            .and_then(crate::run::summary::server_rss_bytes)
+            .map_or("-".into(), |s| format!("{:.1}", s.median / (1024.0 * 1024.0)));
+        let mut line = format!("| {model} | {tp} | {cpu} | {rss} |");
+        for k in &kinds {
+            let _ = write!(
+                line,
+                " {} |",
+                matrix_cell(results, &recycle_rows, model, k, level.as_deref())
+            );
+        }
+        line.push_str(" not graded |");
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
+}
+
+/// The throughput the matrix shows and whether the generator may have
+/// limited it: this run's GET /ping closed-loop median. (Issue 13's
+/// server-bound, CPU-capped figure replaces it where it exists.)
+pub fn matrix_throughput(rows: &[SummaryRow], model: &str) -> Option<(f64, bool)> {
+    let r = crate::run::summary::find(rows, "throughput", model, crate::run::scenarios::throughput::PING)?;
+    Some((r.rps?.median, r.generator_limited))
+}
+
+/// Server CPU µs per GET /ping request: per repeat, the summed CPU of the
+/// model's processes over its req/s; the median. (Issue 13's
+/// `entries[].cpu.us_per_request` replaces it where it exists.)
+pub fn cpu_us_per_request(rows: &[SummaryRow], model: &str) -> Option<f64> {
+    let r = crate::run::summary::find(rows, "throughput", model, crate::run::scenarios::throughput::PING)?;
+    let per: Vec<f64> = r
+        .entries
+        .iter()
+        .filter(|e| !e.processes.is_empty())
+        .filter_map(|e| {
+            let rps = e.load.as_ref()?.requests_per_sec;
+            let cpu: f64 = e.processes.iter().map(|p| p.cpu_percent).sum();
+            (rps > 0.0).then(|| cpu / 100.0 * 1e6 / rps)
+        })
+        .collect();
+    Spread::of(&per).map(|s| s.median)
+}
+
+/// One recycle kind of one model in the matrix.
+fn matrix_cell(results: &Results, rows: &[&SummaryRow], model: &str, kind: &str, level: Option<&str>) -> String {
+    let mut parts = Vec::new();
+    let find = |kind: &str, control: bool| {
+        rows.iter()
+            .filter(|r| r.model == model)
+            .filter_map(|r| r.recycle.as_ref())
+            .find(|k| (control && k.control || !control && k.kind == kind) && Some(k.level.as_str()) == level)
+    };
+    let figures = |k: &RecycleSpread| {
+        format!(
+            "{} / {} / {}",
+            range_text(&k.failed, 0, 1.0),
+            delayed_text(k),
+            range_text(&k.downtime_ms, 0, 1.0)
+        )
+    };
+    if let Some(k) = find(kind, false) {
+        parts.push(figures(k));
+        if let Some(c) = find(kind, true) {
+            parts.push(format!("control {}", figures(c)));
+        }
+    }
+    let state = |journal: bool| {
+        results
+            .entries
+            .iter()
+            .filter(|e| e.model == model)
+            .filter_map(|e| e.state.as_ref())
+            .find(|s| s.kind == kind && s.journal == journal)
+            .map_or("-", |s| {
+                if s.books_before > 0 && s.books_after >= s.books_before {
+                    "kept"
+                } else if s.books_before == 0 {
+                    "none added"
+                } else {
+                    "lost"
+                }
+            })
+    };
+    let (without, with) = (state(false), state(true));
+    if without != "-" || with != "-" {
+        parts.push(format!("state {without} / {with}"));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("<br>")
+    }
 }
 
 fn state(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {

@@ -1,8 +1,15 @@
 //! Recycle: each kind of process restart (overlapped with and without
-//! warm-up, stop-start, crash, idle terminate, idle suspend) of the front
-//! models under fixed-rate load, with the timeline kept; the cost (failed
-//! requests, outage, p99 peak, time to recover) is read off the timeline.
+//! warm-up, stop-start, crash of the app, idle terminate, idle suspend, and
+//! for split a crash of the actor service) of the front models under
+//! fixed-rate load, next to a control run with the same load and no event.
+//!
+//! Load levels: half of the model's own /ping capacity (see [`capacity`])
+//! and a light 1,000 req/s (skipped by `--quick`). Every kind and the
+//! control run `repeats` times at the half-capacity level and once at the
+//! light level. The cost is read off the timeline in two windows (see
+//! `stats::recycle_windows` and docs/run.md "Recycle").
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -10,17 +17,17 @@ use http::Method;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{load_entry, load_plan, open};
+use super::{closed, load_entry, load_plan, open};
 use crate::run::Ctx;
-use crate::run::results::RecycleFigures;
-use crate::run::servers::{CpuProbe, Http};
-use crate::run::stats::analyze_recycle;
+use crate::run::results::{ManagerTimings, ProcessFigures, RecycleFigures};
+use crate::run::servers::{Http, Server, cpu_time};
+use crate::run::stats::{Spread, analyze_recycle, generator_limited, recycle_windows};
 
 /// Models with a recyclable part.
 pub const MODELS: [&str; 3] = ["proxy", "inprocess", "split"];
 
 /// The kinds, each with the policy flags it runs under.
-pub const KINDS: [(&str, &[&str]); 6] = [
+pub const KINDS: [(&str, &[&str]); 7] = [
     ("overlapped", &["--overlap", "true", "--warmup", "/ping,/books"]),
     ("overlapped-no-warmup", &["--overlap", "true"]),
     ("stop-start", &["--overlap", "false"]),
@@ -30,7 +37,23 @@ pub const KINDS: [(&str, &[&str]); 6] = [
         &["--idle-timeout", "1s", "--idle-action", "terminate"],
     ),
     ("idle-suspend", &["--idle-timeout", "1s", "--idle-action", "suspend"]),
+    // split only: SIGKILL of the actor service (where split's state lives).
+    ("actors-crash", &[]),
 ];
+
+/// The variant name of the control runs (no event, same load).
+pub const CONTROL: &str = "control";
+
+/// Share of the model's own capacity the main level runs at.
+pub const CAPACITY_FRACTION: f64 = 0.5;
+
+/// The light level's label (its rate is `RunPlan::recycle_rate`).
+pub const LIGHT: &str = "light";
+
+/// Whether a kind applies to a model (`actors-crash` needs an actor service).
+pub fn applies(model: &str, kind: &str) -> bool {
+    kind != "actors-crash" || model == "split"
+}
 
 /// Idle kinds reach their idle state before the load starts.
 fn idle_phase(kind: &str) -> Option<&'static str> {
@@ -55,8 +78,28 @@ pub fn flags(kind_flags: &[&str]) -> Vec<String> {
 }
 
 /// Connections of the fixed-rate runs: enough to keep the schedule through
-/// a stall of a few hundred milliseconds at the recycle rate.
-const CONNECTIONS: usize = 32;
+/// a stall of a few hundred milliseconds at tens of thousands of req/s.
+const CONNECTIONS: usize = 64;
+
+/// Longest capacity probe when the run has no throughput figure.
+const PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// One load level of the scenario.
+#[derive(Debug, Clone)]
+struct Level {
+    /// `50%` or `light`.
+    label: String,
+    rate: f64,
+    repeats: u32,
+    /// The capacity the rate derives from, and whether the generator may
+    /// have limited it (the rate is then below half the real capacity).
+    capacity: Option<(f64, bool)>,
+}
+
+/// The variant name of a kind at a level, e.g. `overlapped @ 50%`.
+pub fn variant(kind: &str, level: &str) -> String {
+    format!("{kind} @ {level}")
+}
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.skip_models_outside(
@@ -69,26 +112,46 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         ctx.skip(
             None,
             "recycle",
-            "no model with a recyclable part (proxy, inprocess) was selected".into(),
+            "no model with a recyclable part (proxy, inprocess, split) was selected".into(),
         );
         return Ok(());
     }
     for model in models {
-        let wanted = ctx.plan.recycle_kinds.clone();
-        for (kind, kind_flags) in KINDS.iter().filter(|(k, _)| wanted.iter().any(|w| w == k)) {
-            ctx.console.step("recycle", &model, kind);
-            let server = match ctx.start(&model, &flags(kind_flags)).await {
-                Ok(server) => server,
-                Err(e) => {
-                    ctx.fail(&model, "recycle", e.context(kind));
-                    continue;
-                }
-            };
-            let outcome = one(ctx, &model, kind, &server).await;
-            server.stop().await;
-            if let Err(e) = outcome {
-                ctx.fail(&model, "recycle", e.context(format!("{kind} recycle")));
+        let levels = match levels(ctx, &model).await {
+            Ok(levels) => levels,
+            Err(e) => {
+                ctx.fail(&model, "recycle", e.context("capacity for the recycle load"));
                 continue;
+            }
+        };
+        for level in levels {
+            // The control first: its p99.9 is the delayed threshold of the kinds.
+            let mut control_p99_9 = Vec::new();
+            for repeat in 1..=level.repeats {
+                ctx.console.step(
+                    "recycle",
+                    &model,
+                    &format!("{} {repeat}/{}", variant(CONTROL, &level.label), level.repeats),
+                );
+                match measure(ctx, &model, CONTROL, KINDS[0].1, &level, repeat, None).await {
+                    Ok(p) => control_p99_9.push(p as f64),
+                    Err(e) => ctx.fail(&model, "recycle", e.context(variant(CONTROL, &level.label))),
+                }
+            }
+            let threshold = Spread::of(&control_p99_9).map(|s| s.median as u64);
+            let wanted = ctx.plan.recycle_kinds.clone();
+            for (kind, kind_flags) in KINDS
+                .iter()
+                .filter(|(k, _)| wanted.iter().any(|w| w == k) && applies(&model, k))
+            {
+                for repeat in 1..=level.repeats {
+                    let name = variant(kind, &level.label);
+                    ctx.console
+                        .step("recycle", &model, &format!("{name} {repeat}/{}", level.repeats));
+                    if let Err(e) = measure(ctx, &model, kind, kind_flags, &level, repeat, threshold).await {
+                        ctx.fail(&model, "recycle", e.context(format!("{name} recycle")));
+                    }
+                }
             }
             ctx.save()?;
         }
@@ -96,7 +159,112 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn one(ctx: &mut Ctx, model: &str, kind: &str, server: &crate::run::servers::Server) -> anyhow::Result<()> {
+/// The levels for a model: half its capacity, then (unless `--quick` or
+/// `hostlab recycle`) the light rate; `hostlab recycle` runs its `--rate` only.
+async fn levels(ctx: &mut Ctx, model: &str) -> anyhow::Result<Vec<Level>> {
+    let mut levels = Vec::new();
+    if ctx.plan.recycle_at_capacity {
+        let (capacity, limited) = capacity(ctx, model).await?;
+        levels.push(Level {
+            label: format!("{:.0}%", CAPACITY_FRACTION * 100.0),
+            rate: (capacity * CAPACITY_FRACTION).max(1.0),
+            repeats: ctx.plan.repeats,
+            capacity: Some((capacity, limited)),
+        });
+    }
+    if !ctx.plan.quick || !ctx.plan.recycle_at_capacity {
+        levels.push(Level {
+            label: if ctx.plan.recycle_at_capacity {
+                LIGHT.to_string()
+            } else {
+                format!("{:.0}/s", ctx.plan.recycle_rate)
+            },
+            rate: ctx.plan.recycle_rate,
+            repeats: if ctx.plan.recycle_at_capacity {
+                1
+            } else {
+                ctx.plan.repeats
+            },
+            capacity: None,
+        });
+    }
+    Ok(levels)
+}
+
+/// The model's GET /ping capacity and whether the generator may have been
+/// its limit: the median closed-loop req/s of this run's throughput
+/// scenario, else a short closed-loop probe of a fresh server.
+///
+/// The one place the recycle scenario reads a capacity: issue 13's
+/// server-bound (CPU-capped) throughput replaces it where it exists.
+async fn capacity(ctx: &mut Ctx, model: &str) -> anyhow::Result<(f64, bool)> {
+    let measured: Vec<_> = ctx
+        .results
+        .entries
+        .iter()
+        .filter(|e| e.scenario == "throughput" && e.model == model && e.variant == super::throughput::PING)
+        .filter_map(|e| e.load.as_ref())
+        .collect();
+    if let Some(s) = Spread::of(&measured.iter().map(|l| l.requests_per_sec).collect::<Vec<_>>()) {
+        let limited = measured
+            .iter()
+            .any(|l| generator_limited(l.generator_cpu_percent, l.generator_cpus));
+        return Ok((s.median, limited));
+    }
+    ctx.console.step("recycle", model, "capacity probe");
+    let server = ctx.start(model, &crate::run::scenarios::steady_flags(model)).await?;
+    let outcome = async {
+        server.wait_serving(&ctx.http).await?;
+        let probe = closed(
+            load_plan(&server.url, Method::GET, "/ping", None)?,
+            ctx.plan.connections,
+            ctx.plan.duration.min(PROBE_LIMIT),
+            ctx.plan.warmup.min(Duration::from_millis(500)),
+        );
+        ctx.load(probe).await
+    }
+    .await;
+    server.stop().await;
+    let report = outcome?;
+    let capacity = report.measured.requests_per_sec;
+    if capacity <= 0.0 {
+        bail!("{model} answered no GET /ping in the capacity probe");
+    }
+    let limited = generator_limited(report.generator.cpu_percent, report.generator.cpus);
+    let mut entry = load_entry(model, "recycle", "capacity probe", 1, &report, false, Vec::new());
+    entry.recycle = None;
+    ctx.push(entry);
+    Ok((capacity, limited))
+}
+
+/// One run (a recycle of `kind`, or the control) on a fresh server; pushes
+/// its entry and returns its p99.9 in µs (the control's is the delayed threshold).
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    ctx: &mut Ctx,
+    model: &str,
+    kind: &str,
+    kind_flags: &[&str],
+    level: &Level,
+    repeat: u32,
+    delayed_threshold_us: Option<u64>,
+) -> anyhow::Result<u64> {
+    let server = ctx.start(model, &flags(kind_flags)).await?;
+    let outcome = one(ctx, model, kind, &server, level, repeat, delayed_threshold_us).await;
+    server.stop().await;
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn one(
+    ctx: &mut Ctx,
+    model: &str,
+    kind: &str,
+    server: &Server,
+    level: &Level,
+    repeat: u32,
+    delayed_threshold_us: Option<u64>,
+) -> anyhow::Result<u64> {
     let admin = server
         .admin
         .clone()
@@ -109,47 +277,142 @@ async fn one(ctx: &mut Ctx, model: &str, kind: &str, server: &crate::run::server
     let plan = open(
         load_plan(&server.url, Method::GET, "/ping", None)?,
         CONNECTIONS,
-        ctx.plan.recycle_rate,
+        level.rate,
         ctx.plan.recycle_duration,
         Duration::ZERO,
     );
-    let probe = CpuProbe::start(&server.pids());
+    let mut processes = ProcessSampler::default();
+    processes.sample(&server.pids(), true);
     let t0 = Instant::now();
     let load = tokio::spawn(async move { crate::load::run(&plan, None).await });
-    let event_ms = if idle_phase(kind).is_some() {
-        0
-    } else {
-        tokio::time::sleep_until((t0 + ctx.plan.recycle_at).into()).await;
-        let at = t0.elapsed().as_millis() as u64;
-        trigger(&http, &admin, kind).await?;
-        at
-    };
+    let event_at = t0 + ctx.plan.recycle_at;
+    let mut event_ms = if idle_phase(kind).is_some() { Some(0) } else { None };
+    // Sample every process of the model (new generations, workers and the
+    // actor service included) until the load ends; trigger on time.
+    while !load.is_finished() {
+        if event_ms.is_none() && kind != CONTROL && Instant::now() >= event_at {
+            event_ms = Some(t0.elapsed().as_millis() as u64);
+            trigger(&http, &admin, kind).await?;
+        }
+        let mut next = Instant::now() + Duration::from_millis(100);
+        if event_ms.is_none() && kind != CONTROL {
+            next = next.min(event_at);
+        }
+        tokio::time::sleep_until(next.into()).await;
+        processes.sample(&server.pids(), false);
+    }
     let report = load.await.context("the load task failed")??;
-    let processes = probe.finish();
     let admin_status = http.get_json(&format!("{admin}/status")).await.ok();
     let figures = crate::run::results::LoadFigures::from_report(&report, true);
-    let analysis = analyze_recycle(&figures.timeline, event_ms);
-    let mut entry = load_entry(model, "recycle", kind, 1, &report, true, processes);
+    // The control's windows sit where the event would have been.
+    let window_at = event_ms.unwrap_or(ctx.plan.recycle_at.as_millis() as u64);
+    let analysis = analyze_recycle(&figures.timeline, window_at);
+    let p99_9 = figures.latency_us.p99_9;
+    // A control's delayed requests are counted against its own p99.9: the
+    // share any run has above the threshold with no event at all.
+    let threshold = if kind == CONTROL {
+        Some(p99_9)
+    } else {
+        delayed_threshold_us
+    };
+    let (window_1s, drain, downtime_ms) = recycle_windows(&figures.timeline, window_at, threshold);
+    let mut entry = load_entry(
+        model,
+        "recycle",
+        &variant(kind, &level.label),
+        repeat,
+        &report,
+        true,
+        processes.finish(),
+    );
     entry.recycle = Some(RecycleFigures {
         kind: kind.into(),
-        event_ms,
+        event_ms: window_at,
         failed: figures.requests.errors,
         analysis,
+        level: level.label.clone(),
+        rate_per_sec: level.rate,
+        capacity_per_sec: level.capacity.map(|c| c.0),
+        capacity_generator_limited: level.capacity.is_some_and(|c| c.1),
+        control: kind == CONTROL,
+        delayed_threshold_us: if kind == CONTROL {
+            Some(p99_9)
+        } else {
+            delayed_threshold_us
+        },
+        downtime_ms,
+        window_1s: Some(window_1s),
+        drain: Some(drain),
+        manager: admin_status.as_ref().and_then(ManagerTimings::of),
         admin_status,
     });
     ctx.push(entry);
-    Ok(())
+    Ok(p99_9)
+}
+
+/// CPU time and RSS of every process a model had during a run, sampled
+/// as processes come and go (an old app generation that exited keeps the
+/// CPU it used while sampled; one born during the run counts from zero).
+#[derive(Debug, Default)]
+struct ProcessSampler {
+    started: Option<Instant>,
+    /// pid -> (name, CPU at the first sample, CPU at the last, RSS at the last, alive at the last).
+    seen: HashMap<u32, (String, Duration, Duration, u64, bool)>,
+    order: Vec<u32>,
+}
+
+impl ProcessSampler {
+    fn sample(&mut self, pids: &[u32], first: bool) {
+        self.started.get_or_insert_with(Instant::now);
+        for p in self.seen.values_mut() {
+            p.4 = false;
+        }
+        for &pid in pids {
+            let Some(cpu) = cpu_time(pid) else { continue };
+            let rss = hostlab_workloads::rss_bytes(pid).unwrap_or(0);
+            let entry = self.seen.entry(pid).or_insert_with(|| {
+                self.order.push(pid);
+                let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map_or_else(|_| "?".into(), |s| s.trim().to_string());
+                (name, if first { cpu } else { Duration::ZERO }, cpu, rss, true)
+            });
+            entry.2 = cpu;
+            entry.3 = rss;
+            entry.4 = true;
+        }
+    }
+
+    fn finish(self) -> Vec<ProcessFigures> {
+        let wall = self.started.map_or(1e-9, |s| s.elapsed().as_secs_f64().max(1e-9));
+        self.order
+            .iter()
+            .filter_map(|pid| {
+                let (name, first, last, rss, alive) = self.seen.get(pid)?;
+                Some(ProcessFigures {
+                    pid: *pid,
+                    name: if *alive {
+                        name.clone()
+                    } else {
+                        format!("{name} (exited)")
+                    },
+                    cpu_percent: last.saturating_sub(*first).as_secs_f64() / wall * 100.0,
+                    rss_bytes: if *alive { *rss } else { 0 },
+                })
+            })
+            .collect()
+    }
 }
 
 /// Recycles now: `POST /recycle` (the policy decides overlapped or
-/// stop-start), or SIGKILL of the app process for a crash.
+/// stop-start), or SIGKILL of the app process (`crash`) or of split's
+/// actor service (`actors-crash`).
 pub async fn trigger(http: &Http, admin: &str, kind: &str) -> anyhow::Result<()> {
-    if kind == "crash" {
+    if let Some(role) = crash_role(kind) {
         let status = http.get_json(&format!("{admin}/status")).await?;
-        let pid = status["pids"]["app"]
+        let pid = status["pids"][role]
             .as_u64()
-            .ok_or_else(|| anyhow!("the admin status names no app pid to kill: {status}"))?;
-        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).with_context(|| format!("cannot SIGKILL app pid {pid}"))?;
+            .ok_or_else(|| anyhow!("the admin status names no {role} pid to kill: {status}"))?;
+        kill(Pid::from_raw(pid as i32), Signal::SIGKILL).with_context(|| format!("cannot SIGKILL {role} pid {pid}"))?;
         return Ok(());
     }
     let (status, report) = http
@@ -159,6 +422,15 @@ pub async fn trigger(http: &Http, admin: &str, kind: &str) -> anyhow::Result<()>
         bail!("POST {admin}/recycle answered {status}: {report}");
     }
     Ok(())
+}
+
+/// The admin status's `pids` key a crash kind kills.
+pub fn crash_role(kind: &str) -> Option<&'static str> {
+    match kind {
+        "crash" => Some("app"),
+        "actors-crash" => Some("actors"),
+        _ => None,
+    }
 }
 
 /// Polls the admin status until the app reaches `phase` (an idle action).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 
 use super::recovery;
-use super::recycle::{KINDS, flags, trigger, wait_for_phase};
+use super::recycle::{KINDS, applies, crash_role, flags, trigger, wait_for_phase};
 use crate::run::Ctx;
 use crate::run::results::{Entry, StateFigures};
 use crate::run::servers::{Http, Server, book_count, seed_books};
@@ -52,7 +52,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 continue;
             }
             // The two overlapped kinds differ only in warm-up, which no book depends on.
-            for (kind, kind_flags) in KINDS.iter().filter(|(k, _)| *k != "overlapped-no-warmup") {
+            // split's `actors-crash` kills the actor service, where its state lives.
+            for (kind, kind_flags) in KINDS
+                .iter()
+                .filter(|(k, _)| *k != "overlapped-no-warmup" && applies(&model, k))
+            {
                 ctx.console.step("state", &model, &format!("{kind}{with}"));
                 let mut args = flags(kind_flags);
                 if journal {
@@ -131,10 +135,16 @@ async fn recycle(ctx: &Ctx, server: &Server, kind: &str) -> anyhow::Result<(u64,
     match kind {
         "idle-terminate" => wait_for_phase(http, &admin, "stopped").await?,
         "idle-suspend" => wait_for_phase(http, &admin, "suspended").await?,
-        "crash" => {
-            let old = app_pid(http, &admin).await?;
+        "crash" | "actors-crash" => {
+            let role = crash_role(kind).unwrap_or("app");
+            let old = role_pid(http, &admin, role).await?;
             trigger(http, &admin, kind).await?;
-            wait_for_new_app(http, &admin, old).await?;
+            wait_for_new_pid(http, &admin, role, old).await?;
+            if kind == "actors-crash" {
+                // The fronts reconnect to a restarted actor service on their
+                // own (answering 503 until then): count once they do.
+                return Ok((before, count_when_answered(&server.url).await?));
+            }
         }
         _ => trigger(http, &admin, kind).await?,
     }
@@ -145,20 +155,35 @@ async fn recycle(ctx: &Ctx, server: &Server, kind: &str) -> anyhow::Result<(u64,
     Ok((before, after))
 }
 
-async fn app_pid(http: &Http, admin: &str) -> anyhow::Result<Option<u64>> {
-    Ok(http.get_json(&format!("{admin}/status")).await?["pids"]["app"].as_u64())
-}
-
-/// Waits until the manager has restarted a crashed app (a new app pid).
-async fn wait_for_new_app(http: &Http, admin: &str, old: Option<u64>) -> anyhow::Result<()> {
+/// The book count once the server answers `GET /stats` again (at most 20 s).
+async fn count_when_answered(url: &str) -> anyhow::Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let pid = app_pid(http, admin).await?;
+        match book_count(&Http::new(), url).await {
+            Ok(n) => return Ok(n),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e.context("the fronts did not reach the restarted actor service within 20 s"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn role_pid(http: &Http, admin: &str, role: &str) -> anyhow::Result<Option<u64>> {
+    Ok(http.get_json(&format!("{admin}/status")).await?["pids"][role].as_u64())
+}
+
+/// Waits until the manager has restarted a crashed process (a new pid of
+/// the role: `app`, or split's `actors`).
+async fn wait_for_new_pid(http: &Http, admin: &str, role: &str, old: Option<u64>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pid = role_pid(http, admin, role).await?;
         if pid.is_some() && pid != old {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the manager did not restart the crashed app within 20 s");
+            bail!("the manager did not restart the crashed {role} within 20 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -1,0 +1,132 @@
+//! Tests of the summary rows the exports share: ratios only where a req/s
+//! ratio means something, and recycle figures as medians over repeats.
+
+use super::*;
+use crate::run::results::{IntervalRow, LoadFigures, RecycleFigures, Results, RunEnvironment, Settings, WindowMetrics};
+
+fn results(entries: Vec<Entry>) -> Results {
+    Results {
+        schema_version: crate::run::results::SCHEMA_VERSION,
+        environment: RunEnvironment {
+            cpu_model: "test".into(),
+            cores: 2,
+            client_cpus: vec![0],
+            server_cpus: vec![1],
+            kernel: "test".into(),
+            rustc: None,
+            hostlab_version: "0".into(),
+            git_commit: None,
+            git_dirty: None,
+            tool_versions: Default::default(),
+            steal_percent: None,
+            command_line: vec![],
+            started_utc: "2026-01-01T00:00:00Z".into(),
+            elapsed_s: 0.0,
+        },
+        settings: Settings {
+            quick: true,
+            models: vec!["edge".into(), "proxy".into()],
+            scenarios: vec![],
+            duration_s: 1.0,
+            warmup_s: 0.0,
+            repeats: 3,
+            connections: 1,
+            recycle_rate_per_sec: 1000.0,
+            recycle_duration_s: 4.0,
+            recycle_at_s: 1.0,
+            latency_duration_s: 1.0,
+            latency_fractions: vec![],
+            soak_duration_s: 0.0,
+            soak_recycle_every_s: 0.0,
+            server_cpu_quota: None,
+        },
+        entries,
+        claims: vec![],
+        skipped: vec![],
+        notes: vec![],
+        finished: true,
+    }
+}
+
+fn load(model: &str, scenario: &str, variant: &str, rps: f64) -> Entry {
+    Entry {
+        model: model.into(),
+        scenario: scenario.into(),
+        variant: variant.into(),
+        repeat: 1,
+        load: Some(LoadFigures {
+            mode: "open".into(),
+            requests_per_sec: rps,
+            ..LoadFigures::default()
+        }),
+        ..Entry::default()
+    }
+}
+
+#[test]
+fn latency_rows_have_no_ratio_to_edge() {
+    let rows = summarize(&results(vec![
+        load("edge", "throughput", "GET /ping", 100.0),
+        load("proxy", "throughput", "GET /ping", 50.0),
+        load("edge", "latency", "25%", 1000.0),
+        load("proxy", "latency", "25%", 1000.0),
+    ]));
+    assert_eq!(
+        find(&rows, "throughput", "proxy", "GET /ping").unwrap().ratio_to_edge,
+        Some(0.5)
+    );
+    assert_eq!(find(&rows, "latency", "proxy", "25%").unwrap().ratio_to_edge, None);
+}
+
+fn recycle(repeat: u32, downtime_ms: u64, failed: u64) -> Entry {
+    let window = WindowMetrics {
+        failed: crate::run::results::ErrorClasses {
+            timeout: failed,
+            ..Default::default()
+        },
+        delayed_at_least: Some(failed * 2),
+        worst_interval_p99_us: 1500 * repeat as u64,
+        ..WindowMetrics::default()
+    };
+    Entry {
+        model: "proxy".into(),
+        scenario: "recycle".into(),
+        variant: "stop-start @ 50%".into(),
+        repeat,
+        load: Some(LoadFigures {
+            timeline: vec![IntervalRow::default()],
+            ..LoadFigures::default()
+        }),
+        recycle: Some(RecycleFigures {
+            kind: "stop-start".into(),
+            level: "50%".into(),
+            downtime_ms,
+            window_1s: Some(window),
+            drain: Some(window),
+            ..RecycleFigures::default()
+        }),
+        ..Entry::default()
+    }
+}
+
+#[test]
+fn recycle_rows_are_medians_over_repeats_with_their_range() {
+    let rows = summarize(&results(vec![
+        recycle(1, 900, 10),
+        recycle(2, 1000, 30),
+        recycle(3, 800, 20),
+    ]));
+    let row = find(&rows, "recycle", "proxy", "stop-start @ 50%").unwrap();
+    let k = row.recycle.as_ref().unwrap();
+    assert_eq!(
+        (k.downtime_ms.median, k.downtime_ms.min, k.downtime_ms.max),
+        (900.0, 800.0, 1000.0)
+    );
+    assert_eq!(k.failed.median, 20.0);
+    assert_eq!(k.delayed.unwrap().median, 40.0);
+    assert!(!k.control);
+    assert_eq!(
+        row.detail,
+        "failed 20 (10..30), delayed >= 40 (20..60), downtime 900 (800..1000) ms, window p99 3.0 (1.5..4.5) ms"
+    );
+}

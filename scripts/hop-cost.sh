@@ -12,7 +12,7 @@
 #
 # usage: scripts/hop-cost.sh [-b BINARY] [-d SECONDS] [-p PATH] [-s CPU] [-c CPU] MODEL...
 #   MODEL: any `hostlab serve` model, or `nginx` (nginx, 1 worker, keep-alive
-#   upstream, in front of `serve app`). PATH /books is preloaded with 100 books.
+#   upstream, in front of `serve app`). For a PATH under /books, 100 books are added first.
 #   Prints one line per model: model path req_s core_us proc_us.
 # Needs wrk, curl, taskset (and nginx for `nginx`). Loopback only; every
 # process it starts is stopped on exit.
@@ -141,7 +141,7 @@ for model in "$@"; do
     nginx) start_server app; start_nginx ;;
     *) start_server "$model" ;;
   esac
-  if [ "$path" = /books ]; then
+  if [ "${path#/books}" != "$path" ]; then
     for i in $(seq 100); do
       curl -sf -o /dev/null -H 'content-type: application/json' \
         -d "{\"title\":\"Book $i\",\"author\":\"Author $i\",\"year\":1999}" "$url/books"

@@ -12,7 +12,9 @@
 #
 # usage: scripts/hop-cost.sh [-b BINARY] [-d SECONDS] [-p PATH] [-s CPU] [-c CPU] MODEL...
 #   MODEL: any `hostlab serve` model, or `nginx` (nginx, 1 worker, keep-alive
-#   upstream, in front of `serve app`). For a PATH under /books, 100 books are added first.
+#   upstream, in front of `serve app`), or `nginx-baseline` (the same nginx in
+#   front of `serve baseline`, /ping only). For a PATH under /books, 100
+#   books are added first.
 #   Prints one line per model: model path req_s core_us proc_us.
 # Needs wrk, curl, taskset (and nginx for `nginx`). Loopback only; every
 # process it starts is stopped on exit.
@@ -139,6 +141,7 @@ hz=$(getconf CLK_TCK)
 for model in "$@"; do
   case $model in
     nginx) start_server app; start_nginx ;;
+    nginx-baseline) start_server baseline; start_nginx ;;
     *) start_server "$model" ;;
   esac
   if [ "${path#/books}" != "$path" ]; then

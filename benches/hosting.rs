@@ -1,8 +1,9 @@
 //! Per-request cost of each hosting path, one criterion group per endpoint
 //! (`ping`: `GET /ping`; `books`: `GET /books` listing 100 books): the
-//! router called in-process (no socket, the floor), then `edge`, `inprocess`,
-//! `proxy` and `split` over one keep-alive loopback connection. `edge` is
-//! the baseline of the socket paths. Run one group with
+//! router called in-process (no socket), then `baseline` (a bare hyper
+//! server answering `/ping` only: the floor of the socket paths, in the
+//! `ping` group), `edge`, `inprocess`, `proxy` and `split` over one
+//! keep-alive loopback connection. Run one group with
 //! `cargo bench --bench hosting -- ping`; method and figures in docs/benches.md.
 //!
 //! Each server is the built `hostlab` binary (`serve MODEL --listen
@@ -29,9 +30,14 @@ use nix::unistd::Pid;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
-/// The hosting paths measured over a socket, in report order (edge first:
-/// the baseline).
-const MODELS: [&str; 4] = ["edge", "inprocess", "proxy", "split"];
+/// The hosting paths measured over a socket, in report order (the floor
+/// first). `baseline` serves `/ping` only, so it runs in the `ping` group.
+const MODELS: [&str; 5] = ["baseline", "edge", "inprocess", "proxy", "split"];
+
+/// Whether `model` serves `path` (the baseline answers nothing but `/ping`).
+fn serves(model: &str, path: &str) -> bool {
+    model != "baseline" || path == "/ping"
+}
 /// Books listed by the `books` group, as in `hostlab run`'s throughput scenario.
 const BOOKS: usize = 100;
 /// Longest a server may take to print its ready line on a busy machine.
@@ -285,7 +291,7 @@ fn hosting(c: &mut Criterion) {
         });
         drop(router);
 
-        for model in MODELS {
+        for model in MODELS.into_iter().filter(|m| serves(m, path)) {
             // Started on the first call (never when the filter skips this
             // bench), stopped when `target` drops after the bench.
             let mut target: Option<Target> = None;
@@ -338,28 +344,36 @@ fn estimate_ns(group: &str, bench: &str, since: SystemTime) -> Option<f64> {
         .or_else(|| json["mean"]["point_estimate"].as_f64())
 }
 
-/// A table of what this run measured: per-request cost and ratios to the
-/// router call and to edge.
+/// A table of what this run measured: per-request cost, its cost over the
+/// floor (the baseline's `GET /ping`: what the hosting path and the app's
+/// work add to a bare server's round trip), and ratios to the router call,
+/// the baseline (`/ping` only) and edge.
 fn print_summary(since: SystemTime) {
     let mut lines = Vec::new();
+    let floor = estimate_ns("ping", "baseline", since);
     for (group, path, _) in ENDPOINTS {
         let router = estimate_ns(group, "router", since);
         let edge = estimate_ns(group, "edge", since);
+        let baseline = estimate_ns(group, "baseline", since);
         for bench in std::iter::once("router").chain(MODELS) {
             let Some(ns) = estimate_ns(group, bench, since) else {
                 continue;
             };
             let ratio = |base: Option<f64>| base.map_or("-".to_string(), |b| format!("{:.1}x", ns / b));
+            let over_floor = floor.map_or("-".to_string(), |f| format!("{:+.1}", (ns - f) / 1000.0));
             lines.push(format!(
-                "| GET {path} | {bench} | {:.1} | {} | {} |",
+                "| GET {path} | {bench} | {:.1} | {over_floor} | {} | {} | {} |",
                 ns / 1000.0,
                 ratio(router),
+                ratio(baseline),
                 ratio(edge)
             ));
         }
     }
     if !lines.is_empty() {
-        println!("\n| endpoint | hosting path | us/request | x router | x edge |\n|---|---|---|---|---|");
+        println!(
+            "\n| endpoint | hosting path | us/request | us over the floor | x router | x baseline | x edge |\n|---|---|---|---|---|---|---|"
+        );
         for l in lines {
             println!("{l}");
         }

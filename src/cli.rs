@@ -115,9 +115,10 @@ pub struct RecycleArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Hosting model: edge | edge-actix | proxy | inprocess | split, and the
-    /// parts they start: app | worker | actors | front. (nginx is a peer that
-    /// `hostlab run` drives; it is not served by hostlab.)
+    /// Hosting model: edge | edge-actix | proxy | inprocess | split, the
+    /// floor baseline (bare hyper, /ping only), and the parts they start:
+    /// app | worker | actors | front. (nginx is a peer that `hostlab run`
+    /// drives; it is not served by hostlab.)
     pub model: Model,
     /// Address to listen on; port 0 picks a free port (shown in the ready line).
     #[arg(long, default_value = "127.0.0.1:8080")]

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
-use http::header::{CONNECTION, HeaderName, HeaderValue};
+use http::header::{CONNECTION, Entry, HeaderName, HeaderValue};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -35,16 +35,18 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1): they describe one connection
-/// and must not be passed on to the next hop.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
+/// and must not be passed on to the next hop. As `HeaderName`s, so that the
+/// check of each header of each request is a comparison of names (an enum
+/// tag for the standard ones), not a case-insensitive string comparison.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::UPGRADE,
 ];
 
 /// Access counters of one front process (plain atomics, no lock per request).
@@ -181,29 +183,39 @@ impl FrontPipeline {
         let _in_flight = InFlightGuard::enter(&counters.in_flight);
         let headers = req.headers_mut();
         strip_hop_by_hop(headers);
-        let request_id = match headers.get(&X_REQUEST_ID) {
-            Some(id) => id.clone(),
-            None => {
+        // Entries, so that each header is looked up (hashed) once.
+        let request_id = match headers.entry(&X_REQUEST_ID) {
+            Entry::Occupied(id) => id.get().clone(),
+            Entry::Vacant(slot) => {
                 let n = state.request_ids.fetch_add(1, Ordering::Relaxed);
                 let id = HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{}-{n:x}", state.id_prefix)))
                     .expect("hex digits are a valid header value");
-                headers.insert(X_REQUEST_ID.clone(), id.clone());
+                slot.insert(id.clone());
                 id
             }
         };
-        let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(earlier) => HeaderValue::from_str(&format!("{earlier}, {}", self.peer_ip.to_str().unwrap_or(""))).ok(),
-            None => Some(self.peer_ip.clone()),
-        };
-        if let Some(v) = forwarded_for {
-            headers.insert(X_FORWARDED_FOR.clone(), v);
+        match headers.entry(&X_FORWARDED_FOR) {
+            Entry::Occupied(mut earlier) => {
+                let appended = match earlier.get().to_str() {
+                    Ok(earlier) => {
+                        HeaderValue::from_str(&format!("{earlier}, {}", self.peer_ip.to_str().unwrap_or(""))).ok()
+                    }
+                    Err(_) => Some(self.peer_ip.clone()),
+                };
+                if let Some(v) = appended {
+                    earlier.insert(v);
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(self.peer_ip.clone());
+            }
         }
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
 
         let Ok(mut response) = inner.oneshot(req).await;
         let headers = response.headers_mut();
         strip_hop_by_hop(headers);
-        headers.insert(X_REQUEST_ID.clone(), request_id);
+        headers.insert(&X_REQUEST_ID, request_id);
         let class = match response.status().as_u16() {
             200..=299 => &counters.status_2xx,
             300..=399 => &counters.status_3xx,
@@ -270,7 +282,7 @@ impl Drop for InFlightGuard<'_> {
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.iter().any(|h| name == h)
+    HOP_BY_HOP.contains(name)
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
@@ -290,7 +302,7 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -462,5 +474,28 @@ mod tests {
 
         let counts = state.counters.snapshot();
         assert_eq!((counts.requests, counts.status_2xx, counts.in_flight), (2, 2, 0));
+    }
+
+    #[tokio::test]
+    async fn forwarded_for_that_is_not_text_is_replaced_and_hop_by_hop_names_match_any_case() {
+        let state = FrontState::new(Limits::default());
+        let peer: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let service = FrontPipeline::new(state, peer).layer(echo_headers());
+        let request = Request::builder()
+            .header("x-forwarded-for", HeaderValue::from_bytes(b"\xff").unwrap())
+            .header("Keep-Alive", "timeout=5")
+            .header("TE", "trailers")
+            .header("Proxy-Connection", "keep-alive")
+            .header("x-request-id", "a")
+            .header("x-request-id", "b")
+            .body(Body::empty())
+            .unwrap();
+        let Ok(response) = service.oneshot(request).await;
+        let headers = response.headers();
+        assert_eq!(headers["seen-x-forwarded-for"], "192.0.2.7");
+        for name in ["seen-keep-alive", "seen-te", "seen-proxy-connection"] {
+            assert!(!headers.contains_key(name), "{name} is hop-by-hop");
+        }
+        assert_eq!(headers["x-request-id"], "a", "the client's first id is kept");
     }
 }

@@ -3,12 +3,14 @@
 //! it: `edge` and `edge-actix` face clients directly (`app` is `edge` under
 //! the name `proxy` starts it by), `proxy` forwards over loopback HTTP to an
 //! app process it manages, and `inprocess` runs the router inside worker
-//! processes that share the front's socket. The process plumbing they share
-//! (ready line, signals, front pipeline, process manager, policies, admin
-//! endpoint) lives here too.
+//! processes that share the front's socket; `baseline` is a bare hyper
+//! server answering `/ping`, the floor the others are measured against. The
+//! process plumbing they share (ready line, signals, front pipeline, process
+//! manager, policies, admin endpoint) lives here too.
 
 mod actix;
 pub mod admin;
+mod baseline;
 pub mod child;
 mod edge;
 pub mod front;
@@ -137,6 +139,7 @@ pub enum ServeError {
 /// Run `hostlab serve MODEL` until SIGTERM/SIGINT, then drain and return.
 pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
     match options.model {
+        Model::Baseline => baseline::serve(&options),
         Model::Edge | Model::App => edge::serve(&options),
         Model::EdgeActix => actix::serve(&options),
         Model::Proxy => proxy::serve(options),

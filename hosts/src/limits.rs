@@ -237,31 +237,44 @@ impl<T> FramingSniffer<T> {
         (sniffer, flag)
     }
 
-    fn scan(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if b != b'\n' {
-                if self.line_len < self.line.len() {
-                    self.line[self.line_len] = b.to_ascii_lowercase();
-                    self.line_len += 1;
-                }
-                self.line_bytes += 1;
-                continue;
+    /// Scan what was read: find each line end with `memchr` (SIMD) and
+    /// keep only the first bytes of each line, instead of a branch per byte.
+    fn scan(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let (segment, line_ended, rest) = match memchr::memchr(b'\n', bytes) {
+                Some(i) => (&bytes[..i], true, &bytes[i + 1..]),
+                None => (bytes, false, &[][..]),
+            };
+            let take = (self.line.len() - self.line_len).min(segment.len());
+            let start = self.line_len;
+            for (kept, &b) in self.line[start..start + take].iter_mut().zip(segment) {
+                *kept = b.to_ascii_lowercase();
             }
-            let line = &self.line[..self.line_len];
-            if self.line_bytes == 0 || line == b"\r" {
-                if self.lengths > 1 || (self.lengths == 1 && self.transfer_encoding) {
-                    self.flag.0.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-                self.lengths = 0;
-                self.transfer_encoding = false;
-            } else if line.starts_with(b"content-length") {
-                self.lengths = self.lengths.saturating_add(1);
-            } else if line.starts_with(b"transfer-encoding") {
-                self.transfer_encoding = true;
+            self.line_len += take;
+            self.line_bytes += segment.len();
+            if line_ended {
+                self.end_line();
             }
-            self.line_len = 0;
-            self.line_bytes = 0;
+            bytes = rest;
         }
+    }
+
+    /// A line ended: a header line counts, an empty line ends the head.
+    fn end_line(&mut self) {
+        let line = &self.line[..self.line_len];
+        if self.line_bytes == 0 || line == b"\r" {
+            if self.lengths > 1 || (self.lengths == 1 && self.transfer_encoding) {
+                self.flag.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.lengths = 0;
+            self.transfer_encoding = false;
+        } else if line.starts_with(b"content-length") {
+            self.lengths = self.lengths.saturating_add(1);
+        } else if line.starts_with(b"transfer-encoding") {
+            self.transfer_encoding = true;
+        }
+        self.line_len = 0;
+        self.line_bytes = 0;
     }
 }
 
@@ -376,6 +389,58 @@ mod tests {
             b"oding: chunked\r",
             b"\n\r\n"
         ]));
+    }
+
+    /// The sniffer as first written, one byte at a time: the reference the
+    /// `memchr` scan must agree with.
+    fn sniff_bytewise(input: &[u8]) -> bool {
+        let (mut line, mut line_len, mut line_bytes, mut lengths, mut te, mut flag) =
+            ([0u8; 18], 0, 0, 0u8, false, false);
+        for &b in input {
+            if b != b'\n' {
+                if line_len < line.len() {
+                    line[line_len] = b.to_ascii_lowercase();
+                    line_len += 1;
+                }
+                line_bytes += 1;
+                continue;
+            }
+            let l = &line[..line_len];
+            if line_bytes == 0 || l == b"\r" {
+                flag |= lengths > 1 || (lengths == 1 && te);
+                lengths = 0;
+                te = false;
+            } else if l.starts_with(b"content-length") {
+                lengths = lengths.saturating_add(1);
+            } else if l.starts_with(b"transfer-encoding") {
+                te = true;
+            }
+            line_len = 0;
+            line_bytes = 0;
+        }
+        flag
+    }
+
+    #[test]
+    fn the_scan_agrees_with_a_byte_at_a_time_scan_at_every_split() {
+        let inputs: [&[u8]; 6] = [
+            b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            b"POST / HTTP/1.1\r\ncontent-LENGTH: 5\r\nContent-Length: 5\r\n\r\n",
+            b"POST / HTTP/1.1\nContent-Length: 5\n\nTransfer-Encoding: x\nContent-Length: 1\n\n",
+            b"GET / HTTP/1.1\r\nX-Content-Length-Long-Header-Name: 1\r\ncontent-length:1\r\n\r\n",
+            b"\n\n\r\n\rContent-Length\r\nContent-Length\n\r\n",
+        ];
+        for input in inputs {
+            let expected = sniff_bytewise(input);
+            assert_eq!(sniff(&[input]), expected, "{}", String::from_utf8_lossy(input));
+            for i in 0..=input.len() {
+                for j in i..=input.len() {
+                    let parts = [&input[..i], &input[i..j], &input[j..]];
+                    assert_eq!(sniff(&parts), expected, "split at {i} and {j}");
+                }
+            }
+        }
     }
 
     #[test]

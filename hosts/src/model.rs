@@ -6,6 +6,9 @@
 /// A hosting model, or one of the parts other models start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Model {
+    /// A bare hyper server answering `/ping` (no router, no limits): the
+    /// floor every model's cost per request is measured against.
+    Baseline,
     /// One process: actor system + axum on hyper on the client port.
     Edge,
     /// `edge` on actix-web.
@@ -70,7 +73,8 @@ impl std::fmt::Display for Role {
 }
 
 impl Model {
-    pub const ALL: [Model; 10] = [
+    pub const ALL: [Model; 11] = [
+        Model::Baseline,
         Model::Edge,
         Model::EdgeActix,
         Model::Proxy,
@@ -85,6 +89,7 @@ impl Model {
 
     pub fn name(self) -> &'static str {
         match self {
+            Model::Baseline => "baseline",
             Model::Edge => "edge",
             Model::EdgeActix => "edge-actix",
             Model::Proxy => "proxy",
@@ -112,7 +117,7 @@ impl Model {
     /// [`Role::ALL`]; for a part, the one role of its process.
     pub fn roles(self) -> &'static [Role] {
         match self {
-            Model::Edge | Model::EdgeActix | Model::App => &[Role::App],
+            Model::Baseline | Model::Edge | Model::EdgeActix | Model::App => &[Role::App],
             Model::Proxy => &[Role::Front, Role::App],
             Model::Inprocess => &[Role::Front, Role::Worker],
             Model::Split => &[Role::Front, Role::Worker, Role::Actors],
@@ -126,7 +131,7 @@ impl Model {
     /// hostlab does not serve it).
     pub fn process_role(self) -> Option<Role> {
         match self {
-            Model::Edge | Model::EdgeActix | Model::App => Some(Role::App),
+            Model::Baseline | Model::Edge | Model::EdgeActix | Model::App => Some(Role::App),
             Model::Proxy | Model::Inprocess | Model::Split => Some(Role::Front),
             Model::Worker | Model::Front => Some(Role::Worker),
             Model::Actors => Some(Role::Actors),
@@ -171,9 +176,14 @@ impl Model {
     /// recycle of that process takes their in-memory state with it (claim
     /// C4). False for `split` and its `front` workers, which send every
     /// operation to the long-lived actor service (true for `actors`, which
-    /// holds them).
+    /// holds them), and for `baseline`, which has no actors.
     pub fn hosts_own_actors(self) -> bool {
-        !matches!(self, Model::Split | Model::Front)
+        !matches!(self, Model::Split | Model::Front | Model::Baseline)
+    }
+
+    /// Serves the whole workload API; `baseline` answers `/ping` only.
+    pub fn serves_workload(self) -> bool {
+        self != Model::Baseline
     }
 
     /// Needs the system's nginx.
@@ -222,34 +232,35 @@ mod tests {
     use super::{Model, Role};
 
     /// One row of the capability table: (model, top level, roles, recycles,
-    /// hosts own actors, needs nginx, has steady flags).
-    type Row = (Model, bool, &'static [Role], bool, bool, bool, bool);
+    /// hosts own actors, needs nginx, has steady flags, serves the workload).
+    type Row = (Model, bool, &'static [Role], bool, bool, bool, bool, bool);
 
     /// Every model's capabilities in one table.
     #[test]
     fn capabilities() {
         use Role::{Actors, App, Front, Nginx, Worker};
         #[rustfmt::skip]
-        let table: [Row; 10] = [
-            (Model::Edge,      true,  &[App],                  false, true,  false, false),
-            (Model::EdgeActix, true,  &[App],                  false, true,  false, false),
-            (Model::Proxy,     true,  &[Front, App],           true,  true,  false, true),
-            (Model::Inprocess, true,  &[Front, Worker],        true,  true,  false, true),
-            (Model::Split,     true,  &[Front, Worker, Actors], true, false, false, true),
-            (Model::Nginx,     true,  &[App, Nginx],           false, true,  true,  false),
-            (Model::App,       false, &[App],                  false, true,  false, false),
-            (Model::Worker,    false, &[Worker],               false, true,  false, false),
-            (Model::Actors,    false, &[Actors],               false, true,  false, false),
-            (Model::Front,     false, &[Worker],               false, false, false, false),
+        let table: [Row; 11] = [
+            (Model::Baseline,  true,  &[App],                  false, false, false, false, false),
+            (Model::Edge,      true,  &[App],                  false, true,  false, false, true),
+            (Model::EdgeActix, true,  &[App],                  false, true,  false, false, true),
+            (Model::Proxy,     true,  &[Front, App],           true,  true,  false, true,  true),
+            (Model::Inprocess, true,  &[Front, Worker],        true,  true,  false, true,  true),
+            (Model::Split,     true,  &[Front, Worker, Actors], true, false, false, true,  true),
+            (Model::Nginx,     true,  &[App, Nginx],           false, true,  true,  false, true),
+            (Model::App,       false, &[App],                  false, true,  false, false, true),
+            (Model::Worker,    false, &[Worker],               false, true,  false, false, true),
+            (Model::Actors,    false, &[Actors],               false, true,  false, false, true),
+            (Model::Front,     false, &[Worker],               false, false, false, false, true),
         ];
         assert_eq!(table.map(|row| row.0), Model::ALL, "one row per model, in order");
         let names: Vec<_> = Model::top_level().map(Model::name).collect();
         assert_eq!(
             names,
-            ["edge", "edge-actix", "proxy", "inprocess", "split", "nginx"],
-            "report order"
+            ["baseline", "edge", "edge-actix", "proxy", "inprocess", "split", "nginx"],
+            "report order: the floor first"
         );
-        for (model, top, roles, recycles, own_actors, nginx, steady) in table {
+        for (model, top, roles, recycles, own_actors, nginx, steady, workload) in table {
             assert_eq!(model.is_top_level(), top, "{model} top level");
             assert_eq!(model.roles(), roles, "{model} roles");
             assert_eq!(model.recycles(), recycles, "{model} recycles");
@@ -257,6 +268,7 @@ mod tests {
             assert_eq!(model.hosts_own_actors(), own_actors, "{model} own actors");
             assert_eq!(model.needs_nginx(), nginx, "{model} nginx");
             assert_eq!(!model.steady_flags().is_empty(), steady, "{model} steady flags");
+            assert_eq!(model.serves_workload(), workload, "{model} serves the workload");
             if let Some(role) = model.process_role() {
                 assert!(roles.contains(&role), "{model}: its own process has one of its roles");
             }
@@ -296,6 +308,7 @@ mod tests {
         assert_eq!(
             pairs,
             [
+                ("baseline", "baseline"),
                 ("edge", "edge"),
                 ("edge-actix", "edge-actix"),
                 ("proxy", "app"),

@@ -190,13 +190,89 @@ pub enum TaskStatus {
 }
 
 /// A task's record: what `POST /tasks` answers and `GET /tasks/{id}` returns.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// In JSON (and every human-readable format) the validation's fields sit
+/// beside the record's own (`flatten`); in a binary format such as the split
+/// link's postcard, which cannot flatten, the validation is nested.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRecord {
     pub id: String,
     pub kind: String,
     pub status: TaskStatus,
     /// Index of the actor that ran the task (per-task routing: the actor's serial number).
     pub actor: u64,
-    #[serde(flatten)]
     pub validation: Validation,
+}
+
+/// [`TaskRecord`]'s JSON form: the validation flattened.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "TaskRecord")]
+struct FlatTaskRecord<T, V> {
+    id: T,
+    kind: T,
+    status: TaskStatus,
+    actor: u64,
+    #[serde(flatten)]
+    validation: V,
+}
+
+/// [`TaskRecord`]'s binary form: the validation nested.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "TaskRecord")]
+struct NestedTaskRecord<T, V> {
+    id: T,
+    kind: T,
+    status: TaskStatus,
+    actor: u64,
+    validation: V,
+}
+
+impl Serialize for TaskRecord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (id, kind, status, actor, validation) = (
+            self.id.as_str(),
+            self.kind.as_str(),
+            self.status,
+            self.actor,
+            &self.validation,
+        );
+        if serializer.is_human_readable() {
+            FlatTaskRecord {
+                id,
+                kind,
+                status,
+                actor,
+                validation,
+            }
+            .serialize(serializer)
+        } else {
+            NestedTaskRecord {
+                id,
+                kind,
+                status,
+                actor,
+                validation,
+            }
+            .serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskRecord {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (id, kind, status, actor, validation) = if deserializer.is_human_readable() {
+            let r = FlatTaskRecord::<String, Validation>::deserialize(deserializer)?;
+            (r.id, r.kind, r.status, r.actor, r.validation)
+        } else {
+            let r = NestedTaskRecord::<String, Validation>::deserialize(deserializer)?;
+            (r.id, r.kind, r.status, r.actor, r.validation)
+        };
+        Ok(TaskRecord {
+            id,
+            kind,
+            status,
+            actor,
+            validation,
+        })
+    }
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use common::Server;
+use hostlab_hosts::Model;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
@@ -73,12 +74,9 @@ mod cases {
             .unwrap();
         assert_eq!(health["status"], "ok");
         // The process that served the request answers: the app behind a front.
-        let (serving_model, same_process) = match model {
-            "proxy" => ("app", false),
-            "inprocess" => ("worker", false),
-            "split" => ("front", false),
-            other => (other, true),
-        };
+        let kind: Model = model.parse().unwrap();
+        let serving_model = kind.serving_part().name();
+        let same_process = kind.serving_part() == kind;
         assert_eq!(health["model"], serving_model);
         let pid = health["pid"].as_u64().unwrap() as u32;
         assert_eq!(pid == server.pid, same_process, "pid {pid} vs front {}", server.pid);

@@ -10,18 +10,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Server;
+use hostlab_hosts::Model;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Every server that faces clients.
-const MODELS: [&str; 5] = ["edge", "edge-actix", "proxy", "inprocess", "split"];
+/// Every server of ours that faces clients and serves the workload (nginx
+/// is the system's; baseline answers `/ping` only).
+fn models() -> impl Iterator<Item = &'static str> {
+    Model::top_level()
+        .filter(|m| m.serves_workload() && !m.needs_nginx())
+        .map(Model::name)
+}
 
 fn start(model: &str, extra: &[&str]) -> Server {
     let mut args = extra.to_vec();
-    if matches!(model, "proxy" | "inprocess" | "split") {
+    if model.parse().is_ok_and(Model::has_policy) {
         args.extend(["--start-mode", "always-running", "--admin", "127.0.0.1:0"]);
     }
     Server::start(model, &args)
@@ -165,7 +171,7 @@ fn hostile_requests() -> Vec<(&'static str, Vec<u8>, u16)> {
 /// smuggled is ever executed (no book is created).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_http_is_refused_and_the_connection_closed_by_every_server() {
-    for model in MODELS {
+    for model in models() {
         let server = start(model, &[]);
         let addr = addr(&server);
         for (what, bytes, status) in hostile_requests() {
@@ -319,7 +325,7 @@ async fn slowloris_does_not_starve_a_normal_client() {
 /// `request_timeout` and its connection is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_gets_408() {
-    for model in MODELS {
+    for model in models() {
         let server = start(model, &["--body-read-timeout", "1s"]);
         let addr = addr(&server);
         for chunked in [false, true] {
@@ -350,7 +356,7 @@ async fn a_slow_body_gets_408() {
 /// ones are served again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_get_503() {
-    for model in MODELS {
+    for model in models() {
         let server = start(model, &["--max-connections", "10"]);
         let addr = addr(&server);
         let mut held = Vec::new();

@@ -19,6 +19,7 @@ mod servers;
 mod stats;
 mod summary;
 
+use hostlab_hosts::Model;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -91,13 +92,14 @@ impl Ctx {
     }
 
     /// Records a skip for every selected model the scenario does not run
-    /// (those outside `runs`), so no model drops out of a scenario silently.
-    pub fn skip_models_outside(&mut self, scenario: &str, runs: &[&str], reason: &str) {
+    /// (those for which `runs` is false), so no model drops out of a
+    /// scenario silently.
+    pub fn skip_models_outside(&mut self, scenario: &str, runs: impl Fn(Model) -> bool, reason: &str) {
         let dropped: Vec<String> = self
             .plan
             .models
             .iter()
-            .filter(|m| !runs.contains(&m.as_str()))
+            .filter(|m| !m.parse().is_ok_and(&runs))
             .cloned()
             .collect();
         for model in dropped {
@@ -115,12 +117,13 @@ impl Ctx {
 /// `hostlab recycle MODEL --kind K`: the recycle scenario for one model and
 /// one kind, written as a result set like any run. Errors are bad arguments.
 pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
-    use scenarios::recycle::{KINDS, MODELS};
-    if !MODELS.contains(&args.model.as_str()) {
+    use scenarios::recycle::KINDS;
+    if !args.model.parse().is_ok_and(Model::recycles) {
+        let names: Vec<&str> = Model::top_level().filter(|m| m.recycles()).map(Model::name).collect();
         bail!(
             "`{}` has no recyclable part; `hostlab recycle` takes one of {}",
             args.model,
-            MODELS.join(", ")
+            names.join(", ")
         );
     }
     let kind = match args.kind.as_str() {

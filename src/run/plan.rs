@@ -8,9 +8,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 
 use super::results::Skipped;
-use super::servers::{MODELS, unavailable};
+use super::servers::{run_models, unavailable};
 use crate::cli::{Quota, RunArgs};
 use crate::load::{allowed_cpus, parse_cpu_list};
+use hostlab_hosts::Model;
 
 /// The scenarios, in the order they run (throughput first: the latency
 /// scenario's rates come from edge's measured capacity).
@@ -97,17 +98,18 @@ impl RunPlan {
     pub fn from_args(args: RunArgs) -> anyhow::Result<RunPlan> {
         let mut skipped = Vec::new();
         let requested: Vec<String> = if args.models.is_empty() {
-            MODELS.iter().map(|m| m.to_string()).collect()
+            run_models().map(|m| m.name().to_string()).collect()
         } else {
             args.models.iter().map(|m| m.trim().to_string()).collect()
         };
         for m in &requested {
-            if !MODELS.contains(&m.as_str()) {
-                bail!("unknown model `{m}` in --models; choose from {}", MODELS.join(", "));
+            if !run_models().any(|known| known.name() == m) {
+                let names: Vec<&str> = run_models().map(Model::name).collect();
+                bail!("unknown model `{m}` in --models; choose from {}", names.join(", "));
             }
         }
         let mut models = Vec::new();
-        for m in MODELS.iter().filter(|m| requested.iter().any(|r| r == *m)) {
+        for m in run_models().filter(|m| requested.iter().any(|r| r == m.name())) {
             match unavailable(m) {
                 Some(reason) => skipped.push(Skipped {
                     model: Some(m.to_string()),
@@ -245,11 +247,11 @@ impl RunPlan {
         self.models.iter().any(|m| m == model)
     }
 
-    /// The selected models among `candidates`, in report order.
-    pub fn models_among(&self, candidates: &[&str]) -> Vec<String> {
+    /// The selected models with a capability, in report order.
+    pub fn models_where(&self, capable: impl Fn(Model) -> bool) -> Vec<String> {
         self.models
             .iter()
-            .filter(|m| candidates.contains(&m.as_str()))
+            .filter(|m| m.parse().is_ok_and(&capable))
             .cloned()
             .collect()
     }
@@ -259,7 +261,7 @@ impl RunPlan {
         let per_run = (self.duration + self.warmup).as_secs_f64() + 0.3;
         let n = self.models.len() as f64;
         let r = self.repeats as f64;
-        let recyclers = self.models_among(&["proxy", "inprocess", "split"]).len() as f64;
+        let recyclers = self.models_where(Model::recycles).len() as f64;
         match scenario {
             "throughput" => {
                 let claim_run = (self.claim_duration + self.claim_duration / 4).as_secs_f64() + 0.3;

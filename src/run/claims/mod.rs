@@ -4,6 +4,7 @@
 //! (C4-C7: state, recycles, routing, journal), never written by hand.
 //! Rules: docs/run.md.
 
+use hostlab_hosts::Model;
 use serde::{Deserialize, Serialize};
 
 use super::results::{ClaimVerdict, RatioInterval, Results};
@@ -106,12 +107,14 @@ pub fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
             let s = e.state.as_ref()?;
             // C4 is about the app hosting its own actors; split keeps its state in
             // the actor service by design (its rows are in the state table).
-            (s.kind == "idle-terminate" && !s.journal && e.model != "split").then(|| StateRun {
-                model: e.model.clone(),
-                kind: s.kind.clone(),
-                books_before: s.books_before,
-                books_after: s.books_after,
-            })
+            (s.kind == "idle-terminate" && !s.journal && e.model.parse().is_ok_and(Model::hosts_own_actors)).then(
+                || StateRun {
+                    model: e.model.clone(),
+                    kind: s.kind.clone(),
+                    books_before: s.books_before,
+                    books_after: s.books_after,
+                },
+            )
         })
         .collect();
     // The recycle scenario's overlapped runs, and each soak (many

@@ -2,6 +2,7 @@
 //! request, on demand (the first request starts the app) with and without
 //! warm-up URLs, and always running; plus the process start-to-ready times.
 
+use hostlab_hosts::Model;
 use std::time::Instant;
 
 use anyhow::bail;
@@ -20,17 +21,21 @@ const FRONT_VARIANTS: [(&str, &str, &str); 3] = [
 /// Cold starts are cheap: at least this many repeats whatever `--repeats` says.
 const MIN_REPEATS: u32 = 3;
 
-/// Models whose first request this scenario measures.
-pub const MODELS: [&str; 4] = ["edge", "edge-actix", "proxy", "inprocess"];
+/// Models whose first request this scenario measures: ours (not nginx),
+/// serving the workload, whose serving process starts with its actors
+/// (split's front starts against an already running actor service).
+pub fn measured(model: Model) -> bool {
+    model.serves_workload() && !model.needs_nginx() && model.hosts_own_actors()
+}
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.skip_models_outside(
         "coldstart",
-        &MODELS,
+        measured,
         "cold start covers edge, edge-actix, proxy and inprocess: split's front starts against an \
          already running actor service, and nginx is the system's server, not ours",
     );
-    let models = ctx.plan.models_among(&MODELS);
+    let models = ctx.plan.models_where(measured);
     if models.is_empty() {
         ctx.skip(
             None,
@@ -41,7 +46,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     }
     let repeats = ctx.plan.repeats.max(MIN_REPEATS);
     for model in models {
-        let variants: Vec<(&str, &str, &str)> = if model.starts_with("edge") {
+        let variants: Vec<(&str, &str, &str)> = if !model.parse().is_ok_and(Model::has_policy) {
             vec![("process start", "", "")]
         } else {
             FRONT_VARIANTS.to_vec()

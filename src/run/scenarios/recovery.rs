@@ -4,6 +4,7 @@
 //! exactly once. Measured on `edge`: every model runs the same journal code
 //! in the process that holds the actors (the state scenario covers them all).
 
+use hostlab_hosts::Model;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     }
     ctx.skip_models_outside(
         "recovery",
-        &["edge"],
+        |m| m == Model::Edge,
         "recovery is measured on edge only: every model runs the same journal code, and the state \
          scenario restarts each model on its journal",
     );

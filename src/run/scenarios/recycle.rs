@@ -9,6 +9,7 @@
 //! light level. The cost is read off the timeline in two windows (see
 //! `stats::recycle_windows` and docs/run.md "Recycle").
 
+use hostlab_hosts::{Model, Role};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -22,9 +23,6 @@ use crate::run::Ctx;
 use crate::run::results::{ManagerTimings, ProcessFigures, RecycleFigures};
 use crate::run::servers::{Http, Server, cpu_time};
 use crate::run::stats::{Spread, analyze_recycle, generator_limited, recycle_windows};
-
-/// Models with a recyclable part.
-pub const MODELS: [&str; 3] = ["proxy", "inprocess", "split"];
 
 /// The kinds, each with the policy flags it runs under.
 pub const KINDS: [(&str, &[&str]); 7] = [
@@ -52,7 +50,7 @@ pub const LIGHT: &str = "light";
 
 /// Whether a kind applies to a model (`actors-crash` needs an actor service).
 pub fn applies(model: &str, kind: &str) -> bool {
-    kind != "actors-crash" || model == "split"
+    kind != "actors-crash" || model.parse().is_ok_and(|m: Model| m.roles().contains(&Role::Actors))
 }
 
 /// Idle kinds reach their idle state before the load starts.
@@ -104,10 +102,10 @@ pub fn variant(kind: &str, level: &str) -> String {
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.skip_models_outside(
         "recycle",
-        &MODELS,
+        Model::recycles,
         "no recyclable part (only proxy, inprocess and split have a process manager)",
     );
-    let models = ctx.plan.models_among(&MODELS);
+    let models = ctx.plan.models_where(Model::recycles);
     if models.is_empty() {
         ctx.skip(
             None,

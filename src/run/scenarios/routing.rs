@@ -2,6 +2,7 @@
 //! actors) against `per-task` (one actor per task id) with 10,000 distinct
 //! task ids: live actors, memory and task throughput.
 
+use hostlab_hosts::{Model, Role};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -22,9 +23,16 @@ const CONCURRENCY: usize = 32;
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // Routing is a property of the workload, the same in every model: one
     // model suffices, edge where it runs (no front in the way).
-    let Some(model) = ["edge", "edge-actix", "inprocess", "proxy"]
-        .into_iter()
-        .find(|m| ctx.plan.has_model(m))
+    // Among ours that host their actors: no front first, then one without
+    // a forwarding hop (inprocess before proxy).
+    let candidates = ctx
+        .plan
+        .models_where(|m| m.serves_workload() && !m.needs_nginx() && m.hosts_own_actors());
+    let Some(model) = candidates
+        .iter()
+        .filter_map(|m| m.parse::<Model>().ok())
+        .min_by_key(|m| (m.has_policy(), m.roles().contains(&Role::App)))
+        .map(Model::name)
     else {
         ctx.skip(
             None,
@@ -35,7 +43,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     };
     ctx.skip_models_outside(
         "routing",
-        &[model],
+        |m| m.name() == model,
         &format!("routing is a property of the workload, the same in every model: measured once, on {model}"),
     );
     for mode in MODES {

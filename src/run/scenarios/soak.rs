@@ -5,6 +5,7 @@
 //! server process (front, app or worker, actor service) is sampled. Pass:
 //! no failed request and total RSS growth of at most 5 %. See docs/run.md.
 
+use hostlab_hosts::Model;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -18,8 +19,6 @@ use crate::run::results::{RssSample, SoakFigures, SoakProcess};
 use crate::run::servers::Server;
 use crate::run::stats::generator_limited;
 
-/// The models with an overlapped recycle.
-pub const MODELS: [&str; 3] = ["proxy", "inprocess", "split"];
 /// The request: a 10-row task under one id. It crosses every hop of every
 /// model (in `split` it reaches the actor service, which `/ping` does not),
 /// and it stores nothing new (the task record is replaced), so memory that
@@ -40,10 +39,10 @@ const CONNECTIONS: usize = 64;
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.skip_models_outside(
         "soak",
-        &MODELS,
+        Model::recycles,
         "no overlapped recycle (only proxy, inprocess and split soak)",
     );
-    let models = ctx.plan.models_among(&MODELS);
+    let models = ctx.plan.models_where(Model::recycles);
     if models.is_empty() {
         ctx.skip(
             None,
@@ -304,7 +303,7 @@ pub fn verdict(e: &SoakEvidence) -> (bool, String) {
 pub fn wanted(selected: &[String]) -> Vec<String> {
     selected
         .iter()
-        .filter(|m| MODELS.contains(&m.as_str()))
+        .filter(|m| m.parse().is_ok_and(Model::recycles))
         .cloned()
         .collect()
 }

@@ -3,6 +3,7 @@
 //! claim C4) and with `--journal` (a fresh SQLite file per run in the output
 //! folder's `journals/`, claim C7).
 
+use hostlab_hosts::Model;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
@@ -14,13 +15,14 @@ use crate::run::results::{Entry, StateFigures};
 use crate::run::servers::{Http, Server, book_count, seed_books};
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    const MODELS: [&str; 5] = ["edge", "edge-actix", "proxy", "inprocess", "split"];
+    // Ours (nginx is not), serving the workload the books live in.
+    let measured = |m: Model| m.serves_workload() && !m.needs_nginx();
     ctx.skip_models_outside(
         "state",
-        &MODELS,
+        measured,
         "nginx is the system's server in front of an app without a journal or a process manager of ours",
     );
-    let models = ctx.plan.models_among(&MODELS);
+    let models = ctx.plan.models_where(measured);
     if models.is_empty() {
         ctx.skip(
             None,
@@ -42,7 +44,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 recovery::remove_journal(&path);
                 vec!["--journal".into(), path.display().to_string()]
             };
-            if model == "edge" || model == "edge-actix" {
+            if !model.parse().is_ok_and(Model::recycles) {
                 let kind = "process restart";
                 ctx.console.step("state", &model, &format!("{kind}{with}"));
                 match restart(ctx, &model, &journal_flags("restart"), journal).await {

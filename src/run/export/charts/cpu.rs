@@ -1,0 +1,133 @@
+//! The CPU charts: cost per request, stacked by process role.
+
+use super::*;
+
+/// CPU cost per request: one stacked bar chart per endpoint, a bar per
+/// model, a segment per role (median µs per request of each role).
+pub fn cpu_charts(dir: &Path, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>> {
+    let mut charts = Vec::new();
+    let mut variants: Vec<&str> = Vec::new();
+    for r in rows.iter().filter(|r| r.scenario == "throughput" && r.cpu.is_some()) {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
+    for v in variants {
+        let bars: Vec<(String, Vec<(String, f64)>)> = rows
+            .iter()
+            .filter(|r| r.scenario == "throughput" && r.variant == v)
+            .filter_map(|r| {
+                let c = r.cpu.as_ref()?;
+                let mut parts: Vec<(String, f64)> = crate::run::cpu::ROLES
+                    .iter()
+                    .filter_map(|role| Some((role.to_string(), *c.by_role.get(*role)?)))
+                    .collect();
+                parts.extend(
+                    c.by_role
+                        .iter()
+                        .filter(|(role, _)| !crate::run::cpu::ROLES.contains(&role.as_str()))
+                        .map(|(role, us)| (role.clone(), *us)),
+                );
+                Some((r.model.clone(), parts))
+            })
+            .collect();
+        let stem = format!("cpu-{}", slug(v));
+        let title = format!("CPU per request by role, {v} (median µs)");
+        render!(dir, &stem, (900, 500), |root: &DrawingArea<_, Shift>| stacked_chart(
+            root, &title, &bars
+        ));
+        charts.push(Chart {
+            kind: "cpu",
+            title,
+            stem,
+        });
+    }
+    Ok(charts)
+}
+
+pub(super) fn stacked_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    bars: &[(String, Vec<(String, f64)>)],
+) -> anyhow::Result<()> {
+    root.fill(&WHITE).map_err(err)?;
+    let n = bars.len().max(1) as i32;
+    let top = bars
+        .iter()
+        .map(|(_, parts)| parts.iter().map(|(_, v)| v).sum::<f64>())
+        .fold(1.0, f64::max)
+        * 1.2;
+    let labels: Vec<String> = bars.iter().map(|(l, _)| l.clone()).collect();
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .y_desc("CPU µs per request")
+        .x_labels(bars.len().max(1))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    let color_of = |role: &str| {
+        let i = crate::run::cpu::ROLES
+            .iter()
+            .position(|r| *r == role)
+            .unwrap_or(crate::run::cpu::ROLES.len());
+        Palette99::pick(i)
+    };
+    let mut legend_done: Vec<String> = Vec::new();
+    for (i, (_, parts)) in bars.iter().enumerate() {
+        let i = i as i32;
+        let mut base = 0.0;
+        for (role, us) in parts {
+            let color = color_of(role);
+            let series = chart
+                .draw_series(std::iter::once(margin(
+                    Rectangle::new(
+                        [(SegmentValue::Exact(i), base), (SegmentValue::Exact(i + 1), base + us)],
+                        color.filled(),
+                    ),
+                    20,
+                    20,
+                )))
+                .map_err(err)?;
+            if !legend_done.contains(role) {
+                legend_done.push(role.clone());
+                series
+                    .label(role.clone())
+                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+            }
+            base += us;
+        }
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{base:.1}"),
+                (SegmentValue::CenterOf(i), base + top * 0.03),
+                (FAMILY, 14)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Center,
+                        plotters::style::text_anchor::VPos::Bottom,
+                    )),
+            )))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 14))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}

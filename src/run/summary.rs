@@ -359,6 +359,18 @@ pub fn mib_text(bytes: Option<u64>) -> String {
     bytes.map_or("-".into(), |b| format!("{:.1}", mib(b)))
 }
 
+/// The distinct variants of `rows`, in their first-seen order (one table
+/// or chart per endpoint or rate).
+pub fn variants_in_order<'a>(rows: impl IntoIterator<Item = &'a SummaryRow>) -> Vec<&'a str> {
+    let mut variants: Vec<&str> = Vec::new();
+    for r in rows {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
+    variants
+}
+
 /// The row of a scenario, model and variant.
 pub fn find<'a>(rows: &'a [SummaryRow], scenario: &str, model: &str, variant: &str) -> Option<&'a SummaryRow> {
     rows.iter()

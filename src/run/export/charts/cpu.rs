@@ -6,12 +6,8 @@ use super::*;
 /// model, a segment per role (median µs per request of each role).
 pub fn cpu_charts(dir: &Path, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>> {
     let mut charts = Vec::new();
-    let mut variants: Vec<&str> = Vec::new();
-    for r in rows.iter().filter(|r| r.scenario == "throughput" && r.cpu.is_some()) {
-        if !variants.contains(&r.variant.as_str()) {
-            variants.push(&r.variant);
-        }
-    }
+    let variants =
+        crate::run::summary::variants_in_order(rows.iter().filter(|r| r.scenario == "throughput" && r.cpu.is_some()));
     for v in variants {
         let bars: Vec<(String, Vec<(String, f64)>)> = rows
             .iter()

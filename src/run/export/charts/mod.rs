@@ -79,12 +79,7 @@ pub fn write(dir: &Path, results: &Results, rows: &[SummaryRow]) -> anyhow::Resu
     let mut charts = Vec::new();
 
     // Throughput: one chart per endpoint.
-    let mut variants: Vec<&str> = Vec::new();
-    for r in rows.iter().filter(|r| r.scenario == "throughput") {
-        if !variants.contains(&r.variant.as_str()) {
-            variants.push(&r.variant);
-        }
-    }
+    let variants = crate::run::summary::variants_in_order(rows.iter().filter(|r| r.scenario == "throughput"));
     for v in variants {
         let bars: Vec<Bar> = rows
             .iter()
@@ -128,15 +123,10 @@ pub fn write(dir: &Path, results: &Results, rows: &[SummaryRow]) -> anyhow::Resu
 
     // Latency: one chart per rate variant, the percentile spectrum of
     // each model with its service time beside it.
-    let mut rates: Vec<&str> = Vec::new();
-    for r in rows
-        .iter()
-        .filter(|r| r.scenario == "latency" && r.variant != "capacity probe")
-    {
-        if !rates.contains(&r.variant.as_str()) {
-            rates.push(&r.variant);
-        }
-    }
+    let rates = crate::run::summary::variants_in_order(
+        rows.iter()
+            .filter(|r| r.scenario == "latency" && r.variant != "capacity probe"),
+    );
     for rate in rates {
         let curves: Vec<SpectrumCurve> = rows
             .iter()

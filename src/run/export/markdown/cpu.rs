@@ -20,12 +20,7 @@ pub(super) fn cpu_cost(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) 
          before the runs and not subtracted. Capped: repeats in the CPU-capped group that were checked \
          server-bound (throttled, quota used, generator below its limit).\n"
     );
-    let mut variants: Vec<&str> = Vec::new();
-    for r in &rows {
-        if !variants.contains(&r.variant.as_str()) {
-            variants.push(&r.variant);
-        }
-    }
+    let variants = crate::run::summary::variants_in_order(rows.iter().copied());
     for v in variants {
         let _ = writeln!(out, "### {v}\n");
         let _ = writeln!(
@@ -80,12 +75,8 @@ pub(super) fn hop_cost(out: &mut String, rows: &[SummaryRow]) {
             (c.processes_us.median, false)
         })
     };
-    let mut variants: Vec<&str> = Vec::new();
-    for r in rows.iter().filter(|r| r.scenario == "throughput" && r.cpu.is_some()) {
-        if !variants.contains(&r.variant.as_str()) {
-            variants.push(&r.variant);
-        }
-    }
+    let variants =
+        crate::run::summary::variants_in_order(rows.iter().filter(|r| r.scenario == "throughput" && r.cpu.is_some()));
     let paths: Vec<&str> = ["proxy", "nginx", "split", "inprocess"]
         .into_iter()
         .filter(|m| variants.iter().any(|v| cost(m, v).is_some()))

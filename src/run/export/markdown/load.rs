@@ -8,12 +8,7 @@ pub(super) fn throughput(out: &mut String, rows: &[SummaryRow], charts: &[Chart]
         return;
     }
     let _ = writeln!(out, "## Throughput (closed loop)\n");
-    let mut variants: Vec<&str> = Vec::new();
-    for r in &rows {
-        if !variants.contains(&r.variant.as_str()) {
-            variants.push(&r.variant);
-        }
-    }
+    let variants = crate::run::summary::variants_in_order(rows.iter().copied());
     for v in variants {
         let _ = writeln!(out, "### {v}\n");
         let _ = writeln!(

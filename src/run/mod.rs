@@ -54,6 +54,88 @@ impl Ctx {
         Server::start(model, extra, &self.plan.server_cpus, &self.tmp).await
     }
 
+    /// Starts `model` with `flags`, runs `body` on it once `GET /ping`
+    /// answers 200, and stops it whatever the body returned: the start, wait
+    /// and stop of every measurement, with no console step and no failure
+    /// recorded (the caller decides; see [`Ctx::with_server`] for the loop).
+    pub async fn serving<T>(
+        &mut self,
+        model: &str,
+        flags: &[String],
+        body: impl AsyncFnOnce(&mut Ctx, &Server) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        self.on_server(model, flags, true, body).await
+    }
+
+    /// [`Ctx::serving`], with `wait_serving` false: the body runs right after
+    /// the ready line (coldstart measures the first request itself).
+    async fn on_server<T>(
+        &mut self,
+        model: &str,
+        flags: &[String],
+        wait_serving: bool,
+        body: impl AsyncFnOnce(&mut Ctx, &Server) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let server = self.start(model, flags).await?;
+        let outcome = async {
+            if wait_serving {
+                server.wait_serving(&self.http).await?;
+            }
+            body(self, &server).await
+        }
+        .await;
+        server.stop().await;
+        outcome
+    }
+
+    /// One measurement of the per-model scenario loop, written once: the
+    /// console step, a fresh server of `m.model` with `flags`, `body` once it
+    /// answers `GET /ping` (unless [`Measurement::from_ready_line`]), the
+    /// server stopped, and a failure (to start, to serve, or of the body)
+    /// recorded with [`Ctx::fail`] so the loop goes on with the next model;
+    /// results.json is rewritten either way. The body pushes its entries.
+    /// `Ok(None)` means the measurement failed and was recorded; `Err` only
+    /// that results.json could not be written.
+    ///
+    /// A scenario's loop becomes:
+    ///
+    /// ```ignore
+    /// for model in ctx.plan.models.clone() {
+    ///     let flags = steady_flags(&model);
+    ///     ctx.with_server(Measurement::new("latency", &model), &flags, async |ctx, server| {
+    ///         // measure against server.url, ctx.push(entry) ...
+    ///         anyhow::Ok(())
+    ///     })
+    ///     .await?;
+    /// }
+    /// ```
+    ///
+    /// A nested start inside a measurement (a capacity probe, a restart)
+    /// uses [`Ctx::serving`], which records nothing.
+    pub async fn with_server<T>(
+        &mut self,
+        m: Measurement<'_>,
+        flags: &[String],
+        body: impl AsyncFnOnce(&mut Ctx, &Server) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Option<T>> {
+        self.console
+            .step(m.scenario, m.model, m.label.as_deref().unwrap_or("starting"));
+        let outcome = self.on_server(m.model, flags, m.wait_serving, body).await;
+        let done = match outcome {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let e = match &m.label {
+                    Some(label) => e.context(label.clone()),
+                    None => e,
+                };
+                self.fail(m.model, m.scenario, e);
+                None
+            }
+        };
+        self.save()?;
+        Ok(done)
+    }
+
     /// One load run on the generator's CPUs (this process is pinned to them).
     pub async fn load(&self, plan: LoadPlan) -> anyhow::Result<LoadReport> {
         let url = plan.target.url.clone();
@@ -111,6 +193,43 @@ impl Ctx {
     pub fn save(&mut self) -> anyhow::Result<()> {
         self.results.environment.elapsed_s = self.started.elapsed().as_secs_f64();
         export::json::write(&self.plan.out, &self.results)
+    }
+}
+
+/// What [`Ctx::with_server`] shows and records for one measurement.
+#[derive(Debug, Clone)]
+pub struct Measurement<'a> {
+    pub scenario: &'a str,
+    pub model: &'a str,
+    /// The console step's text ("starting" when `None`) and the context of
+    /// a failure (none when `None`), e.g. a variant: `pool:10`.
+    pub label: Option<String>,
+    /// Run the body once `GET /ping` answers 200 (the default), or right
+    /// after the ready line.
+    pub wait_serving: bool,
+}
+
+impl<'a> Measurement<'a> {
+    pub fn new(scenario: &'a str, model: &'a str) -> Measurement<'a> {
+        Measurement {
+            scenario,
+            model,
+            label: None,
+            wait_serving: true,
+        }
+    }
+
+    /// Names the measurement on the console and in its failure.
+    pub fn label(mut self, label: impl Into<String>) -> Measurement<'a> {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// The body starts right after the ready line, without waiting for
+    /// `GET /ping` to answer (it measures that first request itself).
+    pub fn from_ready_line(mut self) -> Measurement<'a> {
+        self.wait_serving = false;
+        self
     }
 }
 

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::bail;
 
-use crate::run::Ctx;
 use crate::run::results::{ColdstartFigures, Entry};
-use crate::run::servers::Http;
+use crate::run::servers::{Http, Server};
+use crate::run::{Ctx, Measurement};
 
 /// Variants of the front models: (name, start mode, warm-up URLs).
 const FRONT_VARIANTS: [(&str, &str, &str); 3] = [
@@ -53,27 +53,33 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         };
         for (variant, start_mode, warmup) in variants {
             for repeat in 1..=repeats {
-                ctx.console
-                    .step("coldstart", &model, &format!("{variant} {repeat}/{repeats}"));
-                match one(ctx, &model, variant, start_mode, warmup, repeat).await {
-                    Ok(entry) => ctx.push(entry),
-                    Err(e) => ctx.fail(&model, "coldstart", e.context(variant)),
-                }
+                // The first request is what is measured: no wait for `/ping`.
+                let measurement = Measurement::new("coldstart", &model)
+                    .label(format!("{variant} {repeat}/{repeats}"))
+                    .from_ready_line();
+                let flags = flags(start_mode, warmup);
+                ctx.with_server(measurement, &flags, async |ctx, server| {
+                    let coldstart = first_requests(server, start_mode, warmup).await?;
+                    ctx.push(Entry {
+                        model: model.clone(),
+                        scenario: "coldstart".into(),
+                        variant: variant.into(),
+                        repeat,
+                        startup_ms: Some(server.start_to_ready.as_secs_f64() * 1e3),
+                        coldstart: Some(coldstart),
+                        ..Entry::default()
+                    });
+                    anyhow::Ok(())
+                })
+                .await?;
             }
         }
-        ctx.save()?;
     }
     Ok(())
 }
 
-async fn one(
-    ctx: &Ctx,
-    model: &str,
-    variant: &str,
-    start_mode: &str,
-    warmup: &str,
-    repeat: u32,
-) -> anyhow::Result<Entry> {
+/// The policy flags of a variant (none for a model without policies).
+fn flags(start_mode: &str, warmup: &str) -> Vec<String> {
     let mut flags = Vec::new();
     if !start_mode.is_empty() {
         flags.extend([
@@ -86,47 +92,37 @@ async fn one(
     if !warmup.is_empty() {
         flags.extend(["--warmup".to_string(), warmup.to_string()]);
     }
-    let server = ctx.start(model, &flags).await?;
-    let measured = async {
-        // A new client: the first request pays for its connection too, as a visitor's would.
-        let http = Http::new();
-        let url = format!("{}/ping", server.url);
-        let t = Instant::now();
-        let (first_status, _) = http.get(&url).await?;
-        let first_request_ms = t.elapsed().as_secs_f64() * 1e3;
-        let t = Instant::now();
-        let (second, _) = http.get(&url).await?;
-        let second_request_ms = t.elapsed().as_secs_f64() * 1e3;
-        if second != 200 {
-            bail!("the second GET /ping answered {second}");
-        }
-        let app_start_to_ready_ms = match &server.admin {
-            Some(admin) => http.get_json(&format!("{admin}/status")).await?["last_start_to_ready_ms"].as_f64(),
-            None => None,
-        };
-        anyhow::Ok(ColdstartFigures {
-            start_mode: if start_mode.is_empty() {
-                "process".into()
-            } else {
-                start_mode.into()
-            },
-            warmup_urls: warmup.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
-            first_request_ms,
-            first_status,
-            second_request_ms,
-            app_start_to_ready_ms,
-        })
+    flags
+}
+
+/// Times the first and the second `GET /ping` of a fresh server.
+async fn first_requests(server: &Server, start_mode: &str, warmup: &str) -> anyhow::Result<ColdstartFigures> {
+    // A new client: the first request pays for its connection too, as a visitor's would.
+    let http = Http::new();
+    let url = format!("{}/ping", server.url);
+    let t = Instant::now();
+    let (first_status, _) = http.get(&url).await?;
+    let first_request_ms = t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let (second, _) = http.get(&url).await?;
+    let second_request_ms = t.elapsed().as_secs_f64() * 1e3;
+    if second != 200 {
+        bail!("the second GET /ping answered {second}");
     }
-    .await;
-    let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
-    server.stop().await;
-    Ok(Entry {
-        model: model.into(),
-        scenario: "coldstart".into(),
-        variant: variant.into(),
-        repeat,
-        startup_ms: Some(startup_ms),
-        coldstart: Some(measured?),
-        ..Entry::default()
+    let app_start_to_ready_ms = match &server.admin {
+        Some(admin) => http.get_json(&format!("{admin}/status")).await?["last_start_to_ready_ms"].as_f64(),
+        None => None,
+    };
+    Ok(ColdstartFigures {
+        start_mode: if start_mode.is_empty() {
+            "process".into()
+        } else {
+            start_mode.into()
+        },
+        warmup_urls: warmup.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        first_request_ms,
+        first_status,
+        second_request_ms,
+        app_start_to_ready_ms,
     })
 }

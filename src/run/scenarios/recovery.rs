@@ -17,16 +17,19 @@ use serde_json::{Value, json};
 
 use crate::run::Ctx;
 use crate::run::results::{Entry, RecoveryFigures};
+
+/// The one model measured: every model runs the same journal code.
+const EDGE: Model = Model::Edge;
 use crate::run::servers::Server;
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    if !ctx.plan.has_model("edge") {
+    if !ctx.plan.has_model(EDGE.name()) {
         ctx.skip(None, "recovery", "needs the edge model, which was not selected".into());
         return Ok(());
     }
     ctx.skip_models_outside(
         "recovery",
-        |m| m == Model::Edge,
+        |m| m == EDGE,
         "recovery is measured on edge only: every model runs the same journal code, and the state \
          scenario restarts each model on its journal",
     );
@@ -34,7 +37,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     for &events in &ctx.plan.recovery_events.clone() {
         for snapshot in [false, true] {
             let variant = format!("{events} events{}", if snapshot { " + snapshot" } else { "" });
-            ctx.console.step("recovery", "edge", &variant);
+            ctx.console.step("recovery", EDGE.name(), &variant);
             let path = dir.join(format!(
                 "recovery-{events}{}.db",
                 if snapshot { "-snapshot" } else { "" }
@@ -44,19 +47,20 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             remove_journal(&path);
             match outcome {
                 Ok(figures) => ctx.push(entry(&variant, figures)),
-                Err(e) => ctx.fail("edge", "recovery", e.context(variant)),
+                Err(e) => ctx.fail(EDGE.name(), "recovery", e.context(variant)),
             }
         }
     }
-    ctx.console.step("recovery", "edge", "tasks after SIGKILL");
+    ctx.console.step("recovery", EDGE.name(), "tasks after SIGKILL");
     match resume_tasks(ctx, &dir.join("recovery-tasks.db")).await {
         Ok(figures) => ctx.push(entry("tasks after SIGKILL", figures)),
-        Err(e) => ctx.fail("edge", "recovery", e.context("tasks after SIGKILL")),
+        Err(e) => ctx.fail(EDGE.name(), "recovery", e.context("tasks after SIGKILL")),
     }
-    ctx.console.step("recovery", "edge", "unfinished tasks in the journal");
+    ctx.console
+        .step("recovery", EDGE.name(), "unfinished tasks in the journal");
     match resume_unfinished(ctx, &dir.join("recovery-unfinished.db")).await {
         Ok(figures) => ctx.push(entry("unfinished tasks in the journal", figures)),
-        Err(e) => ctx.fail("edge", "recovery", e.context("unfinished tasks in the journal")),
+        Err(e) => ctx.fail(EDGE.name(), "recovery", e.context("unfinished tasks in the journal")),
     }
     ctx.save()
 }
@@ -79,7 +83,7 @@ pub fn remove_journal(path: &Path) {
 
 fn entry(variant: &str, figures: RecoveryFigures) -> Entry {
     Entry {
-        model: "edge".into(),
+        model: EDGE.name().into(),
         scenario: "recovery".into(),
         variant: variant.into(),
         repeat: 1,
@@ -91,7 +95,7 @@ fn entry(variant: &str, figures: RecoveryFigures) -> Entry {
 
 /// Write `events` BookAdded events (through the journal's own writer), then
 /// start `serve edge` on the file and read how it recovered.
-async fn restart_from(ctx: &Ctx, path: &Path, events: u64, snapshot: bool) -> anyhow::Result<RecoveryFigures> {
+async fn restart_from(ctx: &mut Ctx, path: &Path, events: u64, snapshot: bool) -> anyhow::Result<RecoveryFigures> {
     remove_journal(path);
     let mut config = JournalConfig::new(path);
     // Writing the test data is not what is measured: commit it fast.
@@ -112,11 +116,12 @@ async fn restart_from(ctx: &Ctx, path: &Path, events: u64, snapshot: bool) -> an
     journal.append_all(books).await.map_err(|e| anyhow!("{e}"))?;
     journal.close().await;
 
-    let server = start(ctx, path).await?;
-    let stats = ctx.http.get_json(&format!("{}/stats", server.url)).await;
-    let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
-    server.stop().await;
-    let stats = stats?;
+    let (stats, startup_ms) = ctx
+        .serving(EDGE.name(), &journal_flags(path), async |ctx, server| {
+            let stats = ctx.http.get_json(&format!("{}/stats", server.url)).await?;
+            anyhow::Ok((stats, server.start_to_ready.as_secs_f64() * 1e3))
+        })
+        .await?;
     let recovery = &stats["journal"]["recovery"];
     let recovery_ms = recovery["ms"].as_f64().unwrap_or(0.0);
     let events_replayed = recovery["events_replayed"].as_u64().unwrap_or(0);
@@ -138,16 +143,27 @@ async fn restart_from(ctx: &Ctx, path: &Path, events: u64, snapshot: bool) -> an
     })
 }
 
-async fn start(ctx: &Ctx, path: &Path) -> anyhow::Result<Server> {
+/// `serve edge` on the journal at `path`, never snapshotting on its own.
+fn journal_flags(path: &Path) -> Vec<String> {
     let path = path.display().to_string();
-    let server = ctx
-        .start(
-            "edge",
-            &["--journal".into(), path, "--snapshot-every".into(), "0".into()],
-        )
-        .await?;
-    server.wait_serving(&ctx.http).await?;
-    Ok(server)
+    vec!["--journal".into(), path, "--snapshot-every".into(), "0".into()]
+}
+
+/// Polls `GET /stats` every `every` until `done` tasks are done (at most
+/// 60 s), then lets anything left finish, so that a task run twice would
+/// show: the final stats, and when the count was first reached.
+async fn stats_when_done(ctx: &Ctx, server: &Server, done: u64, every: Duration) -> anyhow::Result<(Value, Instant)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = format!("{}/stats", server.url);
+    loop {
+        let stats = ctx.http.get_json(&url).await?;
+        if stats["tasks"]["done"].as_u64().unwrap_or(0) >= done || Instant::now() > deadline {
+            let reached = Instant::now();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return Ok((ctx.http.get_json(&url).await?, reached));
+        }
+        tokio::time::sleep(every).await;
+    }
 }
 
 fn task(id: &str) -> Value {
@@ -169,7 +185,7 @@ fn task(id: &str) -> Value {
 /// SIGKILL rarely catches one (see [`resume_tasks`]); this writes that state
 /// with the journal's own writer, starts `serve edge` on it and waits until
 /// every task is done: all must be resumed, and each must finish once.
-async fn resume_unfinished(ctx: &Ctx, path: &Path) -> anyhow::Result<RecoveryFigures> {
+async fn resume_unfinished(ctx: &mut Ctx, path: &Path) -> anyhow::Result<RecoveryFigures> {
     remove_journal(path);
     let tasks = ctx.plan.recovery_tasks;
     let mut config = JournalConfig::new(path);
@@ -185,25 +201,16 @@ async fn resume_unfinished(ctx: &Ctx, path: &Path) -> anyhow::Result<RecoveryFig
     journal.close().await;
 
     let started = Instant::now();
-    let server = start(ctx, path).await?;
-    let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
-    let outcome = async {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let stats = ctx.http.get_json(&format!("{}/stats", server.url)).await?;
-            if stats["tasks"]["done"].as_u64().unwrap_or(0) >= tasks || Instant::now() > deadline {
-                let all_done_ms = started.elapsed().as_secs_f64() * 1e3;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let stats = ctx.http.get_json(&format!("{}/stats", server.url)).await?;
-                return anyhow::Ok((stats, all_done_ms));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-    .await;
-    server.stop().await;
+    let outcome = ctx
+        .serving(EDGE.name(), &journal_flags(path), async |ctx, server| {
+            let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
+            let (stats, reached) = stats_when_done(ctx, server, tasks, Duration::from_millis(10)).await?;
+            let all_done_ms = reached.duration_since(started).as_secs_f64() * 1e3;
+            anyhow::Ok((stats, all_done_ms, startup_ms))
+        })
+        .await;
     remove_journal(path);
-    let (stats, all_done_ms) = outcome?;
+    let (stats, all_done_ms, startup_ms) = outcome?;
     let recovery = &stats["journal"]["recovery"];
     Ok(RecoveryFigures {
         events: tasks,
@@ -221,63 +228,54 @@ async fn resume_unfinished(ctx: &Ctx, path: &Path) -> anyhow::Result<RecoveryFig
 
 /// Accept tasks (202), SIGKILL the process right after the last one, start
 /// it again on the same journal and wait until every accepted task is done.
-async fn resume_tasks(ctx: &Ctx, path: &Path) -> anyhow::Result<RecoveryFigures> {
+async fn resume_tasks(ctx: &mut Ctx, path: &Path) -> anyhow::Result<RecoveryFigures> {
     remove_journal(path);
-    let server = start(ctx, path).await?;
     let accepted = ctx.plan.recovery_tasks;
-    // 16 clients at once, so tasks queue up behind each other and some are
-    // still unfinished when the process is killed.
-    let mut senders = tokio::task::JoinSet::new();
-    for client in 0..16 {
-        let (http, url) = (ctx.http.clone(), format!("{}/tasks", server.url));
-        senders.spawn(async move {
-            for i in (client..accepted).step_by(16) {
-                let body = task(&format!("resume-{i}"));
-                let (status, answer) = http
-                    .request_with(http::Method::POST, &url, Some(&body), &[("prefer", "respond-async")])
-                    .await?;
-                if status != 202 {
-                    bail!(
-                        "POST /tasks (respond-async) answered {status}: {}",
-                        String::from_utf8_lossy(&answer)
-                    );
+    ctx.serving(EDGE.name(), &journal_flags(path), async |ctx, server| {
+        // 16 clients at once, so tasks queue up behind each other and some
+        // are still unfinished when the process is killed.
+        let mut senders = tokio::task::JoinSet::new();
+        for client in 0..16 {
+            let (http, url) = (ctx.http.clone(), format!("{}/tasks", server.url));
+            senders.spawn(async move {
+                for i in (client..accepted).step_by(16) {
+                    let body = task(&format!("resume-{i}"));
+                    let (status, answer) = http
+                        .request_with(http::Method::POST, &url, Some(&body), &[("prefer", "respond-async")])
+                        .await?;
+                    if status != 202 {
+                        bail!(
+                            "POST /tasks (respond-async) answered {status}: {}",
+                            String::from_utf8_lossy(&answer)
+                        );
+                    }
                 }
+                Ok(())
+            });
+        }
+        let sent: anyhow::Result<()> = async {
+            while let Some(done) = senders.join_next().await {
+                done??;
             }
             Ok(())
-        });
-    }
-    let sent: anyhow::Result<()> = async {
-        while let Some(done) = senders.join_next().await {
-            done??;
         }
-        Ok(())
-    }
-    .await;
-    if let Some(&pid) = server.pids().first() {
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-    }
-    server.stop().await;
-    sent?;
+        .await;
+        if let Some(&pid) = server.pids().first() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        sent
+    })
+    .await?;
 
-    let server = start(ctx, path).await?;
-    let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
-    let outcome = async {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let stats = ctx.http.get_json(&format!("{}/stats", server.url)).await?;
-            let done = stats["tasks"]["done"].as_u64().unwrap_or(0);
-            if done >= accepted || Instant::now() > deadline {
-                // Let anything left finish, so a task run twice would show.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                return ctx.http.get_json(&format!("{}/stats", server.url)).await;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    .await;
-    server.stop().await;
+    let outcome = ctx
+        .serving(EDGE.name(), &journal_flags(path), async |ctx, server| {
+            let startup_ms = server.start_to_ready.as_secs_f64() * 1e3;
+            let (stats, _) = stats_when_done(ctx, server, accepted, Duration::from_millis(50)).await?;
+            anyhow::Ok((stats, startup_ms))
+        })
+        .await;
     remove_journal(path);
-    let stats = outcome?;
+    let (stats, startup_ms) = outcome?;
     let recovery = &stats["journal"]["recovery"];
     Ok(RecoveryFigures {
         events: recovery["events_replayed"].as_u64().unwrap_or(0),

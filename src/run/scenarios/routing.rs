@@ -10,9 +10,9 @@ use std::time::Instant;
 use anyhow::anyhow;
 
 use super::task_body;
-use crate::run::Ctx;
 use crate::run::results::{Entry, RoutingFigures};
 use crate::run::servers::{CpuProbe, Http};
+use crate::run::{Ctx, Measurement};
 
 pub const MODES: [&str; 2] = ["pool:10", "per-task"];
 /// Rows in each task: small, so the run measures routing, not validation.
@@ -47,28 +47,20 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         &format!("routing is a property of the workload, the same in every model: measured once, on {model}"),
     );
     for mode in MODES {
-        ctx.console.step("routing", model, mode);
-        let server = match ctx.start(model, &["--routing".to_string(), mode.to_string()]).await {
-            Ok(server) => server,
-            Err(e) => {
-                ctx.fail(model, "routing", e.context(mode));
-                continue;
-            }
-        };
-        let outcome = one(ctx, model, mode, &server).await;
-        server.stop().await;
-        match outcome {
-            Ok(entry) => ctx.push(entry),
-            Err(e) => ctx.fail(model, "routing", e.context(mode)),
-        }
-        ctx.save()?;
+        let flags = ["--routing".to_string(), mode.to_string()];
+        let measurement = Measurement::new("routing", model).label(mode);
+        ctx.with_server(measurement, &flags, async |ctx, server| {
+            let entry = one(ctx, model, mode, server).await?;
+            ctx.push(entry);
+            anyhow::Ok(())
+        })
+        .await?;
     }
     Ok(())
 }
 
 async fn one(ctx: &Ctx, model: &str, mode: &str, server: &crate::run::servers::Server) -> anyhow::Result<Entry> {
     let http = ctx.http.clone();
-    server.wait_serving(&http).await?;
     let stats_url = format!("{}/stats", server.url);
     // `null` when the server cannot read its memory: kept as None, never 0.
     let rss_before = http.get_json(&stats_url).await?["rss_bytes"].as_u64();

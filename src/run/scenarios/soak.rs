@@ -14,10 +14,10 @@ use http::Method;
 
 use super::recycle::{KINDS, flags, trigger};
 use super::{closed, load_entry, load_plan, open, task_body};
-use crate::run::Ctx;
 use crate::run::results::{RssSample, SoakFigures, SoakProcess};
 use crate::run::servers::Server;
 use crate::run::stats::generator_limited;
+use crate::run::{Ctx, Measurement};
 
 /// The request: a 10-row task under one id. It crosses every hop of every
 /// model (in `split` it reaches the actor service, which `/ping` does not),
@@ -53,21 +53,11 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     }
     let (_, overlapped_flags) = KINDS[0];
     for model in models {
-        ctx.console.step("soak", &model, "starting");
-        let server = match ctx.start(&model, &flags(overlapped_flags)).await {
-            Ok(server) => server,
-            Err(e) => {
-                ctx.fail(&model, "soak", e);
-                continue;
-            }
-        };
-        let outcome = one(ctx, &model, &server).await;
-        server.stop().await;
-        if let Err(e) = outcome {
-            ctx.fail(&model, "soak", e);
-            continue;
-        }
-        ctx.save()?;
+        let measurement = Measurement::new("soak", &model);
+        ctx.with_server(measurement, &flags(overlapped_flags), async |ctx, server| {
+            one(ctx, &model, server).await
+        })
+        .await?;
     }
     Ok(())
 }
@@ -78,7 +68,6 @@ async fn one(ctx: &mut Ctx, model: &str, server: &Server) -> anyhow::Result<()> 
         .clone()
         .ok_or_else(|| anyhow!("{model} printed no admin URL"))?;
     let http = ctx.http.clone();
-    server.wait_serving(&http).await?;
     let body = Bytes::from(serde_json::to_vec(&task_body(TASK_ID, TASK_ROWS))?);
 
     // Capacity for this very request on this model, closed loop (at most

@@ -10,9 +10,9 @@ use anyhow::{anyhow, bail};
 
 use super::recovery;
 use super::recycle::{KINDS, applies, crash_role, flags, trigger, wait_for_phase};
-use crate::run::Ctx;
 use crate::run::results::{Entry, StateFigures};
 use crate::run::servers::{Http, Server, book_count, seed_books};
+use crate::run::{Ctx, Measurement};
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // Ours (nginx is not), serving the workload the books live in.
@@ -51,6 +51,7 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                     Ok(entry) => ctx.push(entry),
                     Err(e) => ctx.fail(&model, "state", e.context(format!("{kind}{with}"))),
                 }
+                ctx.save()?;
                 continue;
             }
             // The two overlapped kinds differ only in warm-up, which no book depends on.
@@ -59,7 +60,6 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 .iter()
                 .filter(|(k, _)| *k != "overlapped-no-warmup" && applies(&model, k))
             {
-                ctx.console.step("state", &model, &format!("{kind}{with}"));
                 let mut args = flags(kind_flags);
                 if journal {
                     // With a journal, warm-up may not read the state: the new
@@ -69,22 +69,15 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                     }
                 }
                 args.extend(journal_flags(kind));
-                let server = match ctx.start(&model, &args).await {
-                    Ok(server) => server,
-                    Err(e) => {
-                        ctx.fail(&model, "state", e.context(format!("{kind}{with}")));
-                        continue;
-                    }
-                };
-                let outcome = recycle(ctx, &server, kind).await;
-                server.stop().await;
-                match outcome {
-                    Ok((before, after)) => ctx.push(entry(&model, kind, journal, ctx.plan.books, before, after)),
-                    Err(e) => ctx.fail(&model, "state", e.context(format!("{kind} recycle{with}"))),
-                }
+                let measurement = Measurement::new("state", &model).label(format!("{kind}{with}"));
+                ctx.with_server(measurement, &args, async |ctx, server| {
+                    let (before, after) = recycle(ctx, server, kind).await?;
+                    ctx.push(entry(&model, kind, journal, ctx.plan.books, before, after));
+                    anyhow::Ok(())
+                })
+                .await?;
             }
         }
-        ctx.save()?;
     }
     Ok(())
 }
@@ -112,26 +105,24 @@ fn entry(model: &str, kind: &str, journal: bool, added: u64, before: u64, after:
 
 /// A model without a process manager: stop the process, start a new one.
 async fn restart(ctx: &mut Ctx, model: &str, extra: &[String], journal: bool) -> anyhow::Result<Entry> {
-    let server = ctx.start(model, extra).await?;
-    let seeded = async {
-        server.wait_serving(&ctx.http).await?;
-        seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
-        book_count(&ctx.http, &server.url).await
-    }
-    .await;
-    server.stop().await;
-    let before = seeded?;
-    let server = ctx.start(model, extra).await?;
-    let after = book_count(&ctx.http, &server.url).await;
-    server.stop().await;
-    Ok(entry(model, "process restart", journal, ctx.plan.books, before, after?))
+    let before = ctx
+        .serving(model, extra, async |ctx, server| {
+            seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
+            book_count(&ctx.http, &server.url).await
+        })
+        .await?;
+    let after = ctx
+        .serving(model, extra, async |ctx, server| {
+            book_count(&ctx.http, &server.url).await
+        })
+        .await?;
+    Ok(entry(model, "process restart", journal, ctx.plan.books, before, after))
 }
 
 /// Seeds, recycles one way, waits until it is done, counts.
 async fn recycle(ctx: &Ctx, server: &Server, kind: &str) -> anyhow::Result<(u64, u64)> {
     let http = &ctx.http;
     let admin = server.admin.clone().ok_or_else(|| anyhow!("no admin URL"))?;
-    server.wait_serving(http).await?;
     seed_books(http, &server.url, ctx.plan.books).await?;
     let before = book_count(http, &server.url).await?;
     match kind {

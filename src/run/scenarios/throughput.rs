@@ -14,12 +14,12 @@ use bytes::Bytes;
 use http::Method;
 
 use super::{closed, load_entry, load_plan, steady_flags, task_body};
-use crate::run::Ctx;
 use crate::run::cpu::cgroup::{CpuGroup, PERIOD, Version};
 use crate::run::cpu::{CpuWindow, STEAL_WARN_PERCENT};
 use crate::run::results::CapFigures;
 use crate::run::servers::{CpuProbe, Server, seed_books};
 use crate::run::stats::generator_limited;
+use crate::run::{Ctx, Measurement};
 
 pub const PING: &str = "GET /ping";
 pub const BOOKS: &str = "GET /books (100 books)";
@@ -36,19 +36,13 @@ const IDLE_SETTLE: Duration = Duration::from_millis(300);
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let task = Bytes::from(serde_json::to_vec(&task_body("bench-5000", 5000))?);
     for model in ctx.plan.models.clone() {
-        ctx.console.step("throughput", &model, "starting");
-        let server = match ctx.start(&model, &steady_flags(&model)).await {
-            Ok(server) => server,
-            Err(e) => {
-                ctx.fail(&model, "throughput", e);
-                continue;
-            }
-        };
+        // Removed only after the server stopped: a group with processes
+        // left in it cannot be removed.
         let mut group = None;
-        let outcome = async {
-            server.wait_serving(&ctx.http).await?;
+        let measurement = Measurement::new("throughput", &model);
+        ctx.with_server(measurement, &steady_flags(&model), async |ctx, server| {
             seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
-            group = cap(ctx, &model, &server)?;
+            group = cap(ctx, &model, server)?;
             tokio::time::sleep(IDLE_SETTLE).await;
             let idle = CpuWindow::start(&server.pids(), &ctx.plan.server_cpus);
             tokio::time::sleep(IDLE_WINDOW).await;
@@ -142,16 +136,9 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 }
             }
             anyhow::Ok(())
-        }
-        .await;
-        server.stop().await;
-        // Removed only now: the model's processes have exited.
+        })
+        .await?;
         drop(group);
-        if let Err(e) = outcome {
-            ctx.fail(&model, "throughput", e);
-            continue;
-        }
-        ctx.save()?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use hostlab_hosts::Model;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -56,15 +57,10 @@ fn groups_of(root: &PathBuf, pid: u32) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The `cpu.by_role` keys of a model's entries: the roles of its processes.
 fn expected_roles(model: &str) -> BTreeSet<&'static str> {
-    match model {
-        "edge" | "edge-actix" => ["app"].into(),
-        "proxy" => ["front", "app"].into(),
-        "inprocess" => ["front", "worker"].into(),
-        "split" => ["front", "actors"].into(),
-        "nginx" => ["nginx", "app"].into(),
-        other => panic!("no expected roles for {other}"),
-    }
+    let model: Model = model.parse().unwrap();
+    model.roles().iter().map(|r| r.name()).collect()
 }
 
 #[test]
@@ -72,14 +68,16 @@ fn every_throughput_entry_has_cpu_by_role_summing_to_the_total() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let mut models = vec!["proxy", "inprocess", "split"];
-    if std::process::Command::new("nginx").arg("-v").output().is_ok()
-        || std::path::Path::new("/usr/sbin/nginx").exists()
-    {
-        models.push("nginx");
-    } else {
+    // The models of several processes (several roles).
+    let nginx = std::process::Command::new("nginx").arg("-v").output().is_ok()
+        || std::path::Path::new("/usr/sbin/nginx").exists();
+    if !nginx {
         println!("nginx is not installed: its roles are not checked");
     }
+    let models: Vec<&str> = Model::top_level()
+        .filter(|m| m.roles().len() > 1 && (nginx || !m.needs_nginx()))
+        .map(Model::name)
+        .collect();
     let child = common::hostlab()
         .args([
             "run",
@@ -145,7 +143,11 @@ fn every_throughput_entry_has_cpu_by_role_summing_to_the_total() {
             }
             // GET /books crosses split's link: its actor service must have worked
             // (GET /ping never does).
-            if *model == "split" && e["variant"].as_str().unwrap().starts_with("GET /books") {
+            if model
+                .parse()
+                .is_ok_and(|m: Model| m.roles().contains(&hostlab_hosts::Role::Actors))
+                && e["variant"].as_str().unwrap().starts_with("GET /books")
+            {
                 assert!(
                     cpu["by_role"]["actors"].as_f64().unwrap() > 0.0,
                     "{what}: actors used no CPU"

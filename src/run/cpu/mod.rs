@@ -15,45 +15,52 @@ use std::time::{Duration, Instant};
 use procfs::CurrentSI;
 use procfs::process::Process;
 
+use hostlab_hosts::{Model, Role};
+
 use super::results::CpuFigures;
 
 /// Steal time above this share of the window makes the figures suspect.
 pub const STEAL_WARN_PERCENT: f64 = 2.0;
 
-/// The roles a server process can have (DESIGN.md `entries[].cpu.by_role`).
-pub const ROLES: [&str; 5] = ["front", "app", "worker", "actors", "nginx"];
+/// The model or part a `hostlab serve MODEL ...` command line serves.
+pub fn served_model(cmdline: &[String]) -> Option<Model> {
+    let serve = cmdline.iter().position(|a| a == "serve")?;
+    cmdline.get(serve + 1)?.parse().ok()
+}
 
-/// The role of a process from its command line: `hostlab serve app|edge|
-/// edge-actix` is the app, `serve proxy|inprocess|split|front` a front (the
-/// process clients talk to, or its supervisor), `serve worker` a worker,
-/// `serve actors` the actor service, and nginx's master and workers nginx.
-pub fn role_from_cmdline(cmdline: &[String]) -> Option<&'static str> {
+/// The role of a process from its command line: nginx's master and workers
+/// are [`Role::Nginx`]; a `hostlab serve MODEL` process has the role of the
+/// part it serves, [`Model::process_role`]: `serve app|edge|edge-actix` is
+/// `app`, `serve proxy|inprocess|split` `front` (the process clients talk
+/// to, or its supervisor), `serve worker` and split's front workers (`serve
+/// front`) `worker`, `serve actors` `actors`.
+pub fn role_from_cmdline(cmdline: &[String]) -> Option<Role> {
     let program = cmdline.first()?;
     let base = program.rsplit('/').next().unwrap_or(program);
     if base == "nginx" || base.starts_with("nginx:") {
-        return Some("nginx");
+        return Some(Role::Nginx);
     }
-    let serve = cmdline.iter().position(|a| a == "serve")?;
-    match cmdline.get(serve + 1)?.as_str() {
-        "app" | "edge" | "edge-actix" => Some("app"),
-        "proxy" | "inprocess" | "split" | "front" => Some("front"),
-        "worker" => Some("worker"),
-        "actors" => Some("actors"),
-        _ => None,
-    }
+    served_model(cmdline)?.process_role()
+}
+
+/// The command line of a running process.
+fn cmdline(pid: u32) -> Option<Vec<String>> {
+    Process::new(pid as i32).ok()?.cmdline().ok()
+}
+
+/// The model or part a running `hostlab serve` process serves.
+pub fn served_by(pid: u32) -> Option<Model> {
+    served_model(&cmdline(pid)?)
 }
 
 /// The role of a running process (nginx renames its processes to
 /// `nginx: master process ...`, so the command name is checked too).
-pub fn role_of(pid: u32) -> Option<&'static str> {
-    let process = Process::new(pid as i32).ok()?;
-    if let Ok(cmdline) = process.cmdline()
-        && let Some(role) = role_from_cmdline(&cmdline)
-    {
+pub fn role_of(pid: u32) -> Option<Role> {
+    if let Some(role) = cmdline(pid).and_then(|c| role_from_cmdline(&c)) {
         return Some(role);
     }
-    let comm = process.stat().ok()?.comm;
-    (comm == "nginx").then_some("nginx")
+    let comm = Process::new(pid as i32).ok()?.stat().ok()?.comm;
+    (comm == "nginx").then_some(Role::Nginx)
 }
 
 /// CPU time of every thread of a process so far, in nanoseconds (the
@@ -107,11 +114,12 @@ impl CoreTimes {
     }
 }
 
-/// A process's CPU over a window, with its role.
+/// A process's CPU over a window, with its role (`None`: not told from
+/// its command line, counted as `?`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessCpu {
     pub pid: u32,
-    pub role: &'static str,
+    pub role: Option<Role>,
     pub cpu: Duration,
 }
 
@@ -121,7 +129,7 @@ pub struct CpuWindow {
     started: Instant,
     cpus: Vec<usize>,
     core: Option<CoreTimes>,
-    before: Vec<(u32, &'static str, u64)>,
+    before: Vec<(u32, Option<Role>, u64)>,
 }
 
 /// What a [`CpuWindow`] measured.
@@ -140,7 +148,7 @@ impl CpuWindow {
     pub fn start(pids: &[u32], cpus: &[usize]) -> CpuWindow {
         let before = pids
             .iter()
-            .filter_map(|&pid| Some((pid, role_of(pid).unwrap_or("?"), process_cpu_ns(pid)?)))
+            .filter_map(|&pid| Some((pid, role_of(pid), process_cpu_ns(pid)?)))
             .collect();
         CpuWindow {
             started: Instant::now(),
@@ -162,7 +170,7 @@ impl CpuWindow {
             .iter()
             .filter_map(|&(pid, role, before)| {
                 let after = process_cpu_ns(pid)?;
-                if role == "?" {
+                if role.is_none() {
                     unknown.push(pid);
                 }
                 Some(ProcessCpu {
@@ -195,7 +203,7 @@ impl WindowCpu {
         let n = requests.max(1) as f64;
         let mut by_role: BTreeMap<String, f64> = BTreeMap::new();
         for p in &self.processes {
-            *by_role.entry(p.role.to_string()).or_default() += p.cpu.as_secs_f64() * 1e6 / n;
+            *by_role.entry(p.role.map_or("?", Role::name).to_string()).or_default() += p.cpu.as_secs_f64() * 1e6 / n;
         }
         let us_per_request = by_role.values().sum();
         let (core_busy_us_per_request, steal_percent) = match self.core {
@@ -229,19 +237,47 @@ mod tests {
 
     #[test]
     fn roles_from_command_lines() {
-        let r = |s| role_from_cmdline(&args(s));
+        let r = |s| role_from_cmdline(&args(s)).map(Role::name);
         assert_eq!(r("/x/hostlab serve edge --listen 127.0.0.1:0"), Some("app"));
+        assert_eq!(r("hostlab serve edge-actix"), Some("app"));
         assert_eq!(r("hostlab serve app --listen 127.0.0.1:0"), Some("app"));
         assert_eq!(r("hostlab serve proxy --admin 127.0.0.1:0"), Some("front"));
         assert_eq!(r("hostlab serve inprocess"), Some("front"));
         assert_eq!(r("hostlab serve split"), Some("front"));
-        assert_eq!(r("hostlab serve front --actors 127.0.0.1:5"), Some("front"));
+        // split's front workers call the router in-process, as inprocess's workers do.
+        assert_eq!(r("hostlab serve front --actors 127.0.0.1:5"), Some("worker"));
         assert_eq!(r("hostlab serve worker"), Some("worker"));
         assert_eq!(r("hostlab serve actors"), Some("actors"));
         assert_eq!(r("/usr/sbin/nginx -p /tmp/x -c /tmp/x/nginx.conf"), Some("nginx"));
         assert_eq!(r("nginx: worker process"), Some("nginx"));
+        assert_eq!(r("hostlab serve teapot"), None);
         assert_eq!(r("bash -c true"), None);
         assert_eq!(r(""), None);
+    }
+
+    /// Every process a model runs has one of the model's roles, and
+    /// together they have them all (what `cpu.by_role` of its entries holds).
+    #[test]
+    fn the_processes_of_a_model_have_its_roles() {
+        let processes = |model: Model| -> Vec<Model> {
+            let mut parts = vec![model.serve_as(), model.serving_part()];
+            if model == Model::Split {
+                parts.push(Model::Actors);
+            }
+            parts
+        };
+        for model in Model::top_level() {
+            let mut roles: Vec<Role> = processes(model)
+                .into_iter()
+                .filter_map(|part| role_from_cmdline(&args(&format!("hostlab serve {part}"))))
+                .collect();
+            if model.needs_nginx() {
+                roles.push(role_from_cmdline(&args("nginx: master process")).unwrap());
+            }
+            roles.sort();
+            roles.dedup();
+            assert_eq!(roles, model.roles(), "{model}");
+        }
     }
 
     #[test]
@@ -273,17 +309,17 @@ mod tests {
             processes: vec![
                 ProcessCpu {
                     pid: 1,
-                    role: "front",
+                    role: Some(Role::Front),
                     cpu: Duration::from_millis(300),
                 },
                 ProcessCpu {
                     pid: 2,
-                    role: "app",
+                    role: Some(Role::App),
                     cpu: Duration::from_millis(200),
                 },
                 ProcessCpu {
                     pid: 3,
-                    role: "app",
+                    role: Some(Role::App),
                     cpu: Duration::from_millis(100),
                 },
             ],

@@ -198,16 +198,12 @@ fn sample_rss(server: &Server, t0: Instant) -> RssSample {
     }
 }
 
-/// What a process is, from its command line `hostlab serve ROLE ...`:
-/// the model's own name for the first process (the front or supervisor),
-/// `app`, `worker`, `front` or `actors` for the parts it started.
+/// What a process is: the model or part its command line `hostlab serve
+/// MODEL ...` serves, i.e. the model's own name for the first process (the
+/// front or supervisor), `app`, `worker`, `front` or `actors` for the parts
+/// it started.
 fn role(pid: u32) -> Option<String> {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let mut args = cmdline
-        .split(|&b| b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned());
-    args.find(|a| a == "serve")?;
-    args.next()
+    crate::run::cpu::served_by(pid).map(|m| m.name().to_string())
 }
 
 /// Growth from `start` to `end` in percent of `start`; `None` without

@@ -1,6 +1,7 @@
 //! The CPU charts: cost per request, stacked by process role.
 
 use super::*;
+use hostlab_hosts::Role;
 
 /// CPU cost per request: one stacked bar chart per endpoint, a bar per
 /// model, a segment per role (median µs per request of each role).
@@ -14,14 +15,14 @@ pub fn cpu_charts(dir: &Path, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>>
             .filter(|r| r.scenario == "throughput" && r.variant == v)
             .filter_map(|r| {
                 let c = r.cpu.as_ref()?;
-                let mut parts: Vec<(String, f64)> = crate::run::cpu::ROLES
+                let mut parts: Vec<(String, f64)> = Role::ALL
                     .iter()
-                    .filter_map(|role| Some((role.to_string(), *c.by_role.get(*role)?)))
+                    .filter_map(|role| Some((role.to_string(), *c.by_role.get(role.name())?)))
                     .collect();
                 parts.extend(
                     c.by_role
                         .iter()
-                        .filter(|(role, _)| !crate::run::cpu::ROLES.contains(&role.as_str()))
+                        .filter(|(role, _)| role_index(role).is_none())
                         .map(|(role, us)| (role.clone(), *us)),
                 );
                 Some((r.model.clone(), parts))
@@ -39,6 +40,11 @@ pub fn cpu_charts(dir: &Path, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>>
         });
     }
     Ok(charts)
+}
+
+/// The place of a `cpu.by_role` key in [`Role::ALL`] (`None`: `?`).
+fn role_index(name: &str) -> Option<usize> {
+    Role::ALL.iter().position(|r| r.name() == name)
 }
 
 pub(super) fn stacked_chart<DB: DrawingBackend>(
@@ -74,10 +80,7 @@ pub(super) fn stacked_chart<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
     let color_of = |role: &str| {
-        let i = crate::run::cpu::ROLES
-            .iter()
-            .position(|r| *r == role)
-            .unwrap_or(crate::run::cpu::ROLES.len());
+        let i = role_index(role).unwrap_or(Role::ALL.len());
         Palette99::pick(i)
     };
     let mut legend_done: Vec<String> = Vec::new();

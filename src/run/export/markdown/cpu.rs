@@ -64,6 +64,9 @@ pub(super) fn cpu_cost(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) 
 
 /// The hop cost per hosting path and endpoint, and the app cost 4.4x needs.
 pub(super) fn hop_cost(out: &mut String, rows: &[SummaryRow]) {
+    use hostlab_hosts::Model;
+    // In-process hosting with no hop: the app's own cost C.
+    let edge = Model::Edge.name();
     let cost = |model: &str, variant: &str| -> Option<(f64, bool)> {
         let r = rows
             .iter()
@@ -77,11 +80,13 @@ pub(super) fn hop_cost(out: &mut String, rows: &[SummaryRow]) {
     };
     let variants =
         crate::run::summary::variants_in_order(rows.iter().filter(|r| r.scenario == "throughput" && r.cpu.is_some()));
-    let paths: Vec<&str> = ["proxy", "nginx", "split", "inprocess"]
-        .into_iter()
+    // The paths with a hop: the models of more than one process, in report order.
+    let paths: Vec<&str> = Model::top_level()
+        .filter(|m| m.roles().len() > 1)
+        .map(Model::name)
         .filter(|m| variants.iter().any(|v| cost(m, v).is_some()))
         .collect();
-    if variants.iter().all(|v| cost("edge", v).is_none()) || paths.is_empty() {
+    if variants.iter().all(|v| cost(edge, v).is_none()) || paths.is_empty() {
         return;
     }
     let _ = writeln!(out, "## The gap as a function of the app's work\n");
@@ -102,7 +107,7 @@ pub(super) fn hop_cost(out: &mut String, rows: &[SummaryRow]) {
     let _ = writeln!(out, "{header}\n{line}");
     let _ = write!(out, "| edge (C) |");
     for v in &variants {
-        match cost("edge", v) {
+        match cost(edge, v) {
             Some((c, core)) => {
                 let _ = write!(out, " C = {c:.1} {} | - | 1.00x |", if core { "core" } else { "proc" });
             }
@@ -113,7 +118,7 @@ pub(super) fn hop_cost(out: &mut String, rows: &[SummaryRow]) {
     for p in paths {
         let _ = write!(out, "| {p} |");
         for v in &variants {
-            match (cost(p, v), cost("edge", v)) {
+            match (cost(p, v), cost(edge, v)) {
                 (Some((x, cx)), Some((e, ce))) => {
                     let delta = x - e;
                     let kind = if cx && ce { "core" } else { "proc" };

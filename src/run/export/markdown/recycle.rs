@@ -94,7 +94,10 @@ pub(super) fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
                         o(m.manager_unavailable_ms),
                         o(m.total_ms)
                     ),
-                    if r.model == "proxy" {
+                    // A front forwarding to an app process (proxy) holds requests itself; the others' wait in the kernel.
+                    if r.model.parse().is_ok_and(|m: hostlab_hosts::Model| {
+                        m.recycles() && m.roles().contains(&hostlab_hosts::Role::App)
+                    }) {
                         o(m.held_requests)
                     } else {
                         "-".into()

@@ -94,7 +94,7 @@ pub struct RecycleArgs {
     /// next request), suspend (idle suspend, then the next request),
     /// actors-crash (split: SIGKILL of the actor service). A control run
     /// with the same load and no event runs first.
-    #[arg(long, default_value = "overlapped")]
+    #[arg(long, default_value = "overlapped", value_parser = crate::run::recycle_kind_parser())]
     pub kind: String,
     /// Fixed request rate of the load (GET /ping), requests per second.
     #[arg(long, default_value_t = 1000.0)]
@@ -222,8 +222,8 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 pub struct PolicyFlags {
     /// `on-demand`: the first request starts the app (IIS default);
     /// `always-running`: start it before the ready line.
-    #[arg(long, value_parser = ["on-demand", "always-running"])]
-    pub start_mode: Option<String>,
+    #[arg(long)]
+    pub start_mode: Option<StartModeFlag>,
     /// Paths requested on a new app process before it gets traffic
     /// (Application Initialization), e.g. /ping,/books.
     #[arg(long, value_delimiter = ',')]
@@ -232,8 +232,8 @@ pub struct PolicyFlags {
     #[arg(long, value_parser = parse_duration_or_zero)]
     pub idle_timeout: Option<Duration>,
     /// `terminate` (next request cold-starts) or `suspend` (SIGSTOP/SIGCONT).
-    #[arg(long, value_parser = ["terminate", "suspend"])]
-    pub idle_action: Option<String>,
+    #[arg(long)]
+    pub idle_action: Option<IdleActionFlag>,
     /// Periodic recycle; 0 = never [default: 29h].
     #[arg(long, value_parser = parse_duration_or_zero)]
     pub recycle_every: Option<Duration>,
@@ -258,6 +258,38 @@ pub struct PolicyFlags {
     pub rapid_fail: Option<hostlab_hosts::policy::RapidFail>,
 }
 
+/// `--start-mode` (the policy file's `start-mode` takes the same values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartModeFlag {
+    OnDemand,
+    AlwaysRunning,
+}
+
+impl From<StartModeFlag> for StartMode {
+    fn from(flag: StartModeFlag) -> StartMode {
+        match flag {
+            StartModeFlag::OnDemand => StartMode::OnDemand,
+            StartModeFlag::AlwaysRunning => StartMode::AlwaysRunning,
+        }
+    }
+}
+
+/// `--idle-action` (the policy file's `idle-action` takes the same values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdleActionFlag {
+    Terminate,
+    Suspend,
+}
+
+impl From<IdleActionFlag> for IdleAction {
+    fn from(flag: IdleActionFlag) -> IdleAction {
+        match flag {
+            IdleActionFlag::Terminate => IdleAction::Terminate,
+            IdleActionFlag::Suspend => IdleAction::Suspend,
+        }
+    }
+}
+
 fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -269,11 +301,7 @@ impl PolicyFlags {
     /// The policy file (or the defaults) with the flags given applied on top.
     fn apply(self, mut p: Policy, shutdown_limit: Option<Duration>) -> anyhow::Result<Policy> {
         if let Some(m) = self.start_mode {
-            p.start_mode = if m == "always-running" {
-                StartMode::AlwaysRunning
-            } else {
-                StartMode::OnDemand
-            };
+            p.start_mode = m.into();
         }
         if let Some(w) = self.warmup {
             p.warmup = w;
@@ -282,11 +310,7 @@ impl PolicyFlags {
             p.idle_timeout = d;
         }
         if let Some(a) = self.idle_action {
-            p.idle_action = if a == "suspend" {
-                IdleAction::Suspend
-            } else {
-                IdleAction::Terminate
-            };
+            p.idle_action = a.into();
         }
         if let Some(d) = self.recycle_every {
             p.recycle_every = d;
@@ -385,7 +409,7 @@ pub struct RunArgs {
     /// Comma-separated scenarios to include (default: all but the opt-in
     /// `soak`, which runs only when named here).
     #[arg(long, value_delimiter = ',')]
-    pub scenarios: Vec<String>,
+    pub scenarios: Vec<crate::run::plan::Scenario>,
     /// Measured duration of each load run (e.g. 10s); also the length of
     /// each soak run [soak default: 10m].
     #[arg(long, value_parser = humantime::parse_duration)]

@@ -236,7 +236,6 @@ impl<'a> Measurement<'a> {
 /// `hostlab recycle MODEL --kind K`: the recycle scenario for one model and
 /// one kind, written as a result set like any run. Errors are bad arguments.
 pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
-    use scenarios::recycle::KINDS;
     if !args.model.parse().is_ok_and(Model::recycles) {
         let names: Vec<&str> = Model::top_level().filter(|m| m.recycles()).map(Model::name).collect();
         bail!(
@@ -245,18 +244,7 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
             names.join(", ")
         );
     }
-    let kind = match args.kind.as_str() {
-        "idle" => "idle-terminate",
-        "suspend" => "idle-suspend",
-        other => other,
-    };
-    if !KINDS.iter().any(|(k, _)| *k == kind) {
-        let names: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
-        bail!(
-            "unknown recycle kind `{kind}`; use one of {} (or idle, suspend)",
-            names.join(", ")
-        );
-    }
+    let kind = args.kind.as_str();
     if !scenarios::recycle::applies(&args.model, kind) {
         bail!("`{kind}` applies to split only (it kills the actor service)");
     }
@@ -272,7 +260,7 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
     let mut plan = RunPlan::from_args(RunArgs {
         quick: true,
         models: vec![args.model],
-        scenarios: vec!["recycle".into()],
+        scenarios: vec![plan::Scenario::Recycle],
         duration: None,
         repeats: Some(1),
         out: Some(out),
@@ -286,6 +274,27 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
     plan.recycle_at = args.duration / 3;
     plan.recycle_at_capacity = false;
     Ok(plan)
+}
+
+/// `hostlab recycle --kind`: the recycle scenario's kinds (one list,
+/// `scenarios::recycle::KINDS`), with `idle` and `suspend` as short names
+/// of `idle-terminate` and `idle-suspend`; the value is the kind's full name.
+pub fn recycle_kind_parser() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    let kinds: Vec<PossibleValue> = scenarios::recycle::KINDS
+        .iter()
+        .map(|(kind, _)| match *kind {
+            "idle-terminate" => PossibleValue::new(*kind).alias("idle"),
+            "idle-suspend" => PossibleValue::new(*kind).alias("suspend"),
+            _ => PossibleValue::new(*kind),
+        })
+        .collect();
+    PossibleValuesParser::new(kinds.clone()).map(move |given| {
+        kinds
+            .iter()
+            .find(|k| k.matches(&given, false))
+            .map_or(given, |k| k.get_name().to_string())
+    })
 }
 
 /// Runs a plan (`hostlab run`, `hostlab recycle`) and writes its result set.
@@ -322,7 +331,7 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let total_estimate: f64 = plan.scenarios.iter().map(|s| plan.estimate_s(s)).sum();
+    let total_estimate: f64 = plan.scenarios.iter().map(|s| plan.estimate_s(*s)).sum();
     let tmp = std::env::temp_dir().join(format!("hostlab-run-{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
     let mut ctx = Ctx {
@@ -345,7 +354,12 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
     };
     println!(
         "hostlab run: {} on {} x {} -> {} (about {:.0} s)",
-        ctx.plan.scenarios.join(", "),
+        ctx.plan
+            .scenarios
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         ctx.plan.models.join(", "),
         ctx.plan.repeats,
         ctx.plan.out.display(),
@@ -423,7 +437,7 @@ fn settings(plan: &RunPlan) -> Settings {
     Settings {
         quick: plan.quick,
         models: plan.models.clone(),
-        scenarios: plan.scenarios.clone(),
+        scenarios: plan.scenarios.iter().map(|s| s.name()).collect(),
         duration_s: plan.duration.as_secs_f64(),
         warmup_s: plan.warmup.as_secs_f64(),
         repeats: plan.repeats,

@@ -13,23 +13,53 @@ use crate::cli::{Quota, RunArgs};
 use crate::load::{allowed_cpus, parse_cpu_list};
 use hostlab_hosts::Model;
 
-/// The scenarios, in the order they run (throughput first: the latency
-/// scenario's rates come from edge's measured capacity).
-pub const SCENARIOS: [&str; 9] = [
-    "throughput",
-    "link",
-    "latency",
-    "recycle",
-    "state",
-    "recovery",
-    "coldstart",
-    "routing",
-    "crosscheck",
-];
+/// The scenarios (`--scenarios`), in the order they run: throughput first
+/// (the latency scenario's rates come from edge's measured capacity), the
+/// opt-in ones last. A new scenario is one variant here (its name on the
+/// command line and in results.json is the variant's, kebab-case) and one
+/// arm in `scenarios::run_all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Scenario {
+    Throughput,
+    Link,
+    Latency,
+    Recycle,
+    State,
+    Recovery,
+    Coldstart,
+    Routing,
+    #[value(alias = "cross-check")]
+    Crosscheck,
+    // Opt-in: 10 minutes per model (see `opt_in`).
+    Soak,
+}
 
-/// Scenarios that run only when `--scenarios` names them (after the
-/// default ones): the soak lasts 10 minutes per model.
-pub const OPT_IN_SCENARIOS: [&str; 1] = ["soak"];
+impl Scenario {
+    /// Runs only when `--scenarios` names it (after the default ones): the
+    /// soak lasts 10 minutes per model.
+    pub fn opt_in(self) -> bool {
+        self == Scenario::Soak
+    }
+
+    /// Every scenario, in run order.
+    pub fn all() -> impl Iterator<Item = Scenario> {
+        <Scenario as clap::ValueEnum>::value_variants().iter().copied()
+    }
+
+    /// The name on the command line, the console and in results.json.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .expect("no scenario is skipped")
+            .get_name()
+            .to_string()
+    }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
 
 /// Soak length without `--duration`.
 pub const SOAK_DURATION: Duration = Duration::from_secs(10 * 60);
@@ -49,7 +79,7 @@ pub struct RunPlan {
     pub quick: bool,
     /// Models to run (available ones only), in report order.
     pub models: Vec<String>,
-    pub scenarios: Vec<String>,
+    pub scenarios: Vec<Scenario>,
     /// Models or scenarios left out, and why.
     pub skipped: Vec<Skipped>,
     /// Measured phase of each closed-loop run.
@@ -122,30 +152,16 @@ impl RunPlan {
         if models.is_empty() {
             bail!("none of the requested models can run here (see the reasons above); try --models edge,proxy");
         }
-        let scenarios: Vec<String> = if args.scenarios.is_empty() {
-            SCENARIOS.iter().map(|s| s.to_string()).collect()
-        } else {
-            let wanted: Vec<String> = args
-                .scenarios
-                .iter()
-                .map(|s| s.trim().replace("cross-check", "crosscheck"))
-                .collect();
-            for s in &wanted {
-                if !SCENARIOS.contains(&s.as_str()) && !OPT_IN_SCENARIOS.contains(&s.as_str()) {
-                    bail!(
-                        "unknown scenario `{s}` in --scenarios; choose from {} (and the opt-in {})",
-                        SCENARIOS.join(", "),
-                        OPT_IN_SCENARIOS.join(", ")
-                    );
+        // The default ones, or those named, in run order.
+        let scenarios: Vec<Scenario> = Scenario::all()
+            .filter(|s| {
+                if args.scenarios.is_empty() {
+                    !s.opt_in()
+                } else {
+                    args.scenarios.contains(s)
                 }
-            }
-            SCENARIOS
-                .iter()
-                .chain(OPT_IN_SCENARIOS.iter())
-                .filter(|s| wanted.iter().any(|w| w == *s))
-                .map(|s| s.to_string())
-                .collect()
-        };
+            })
+            .collect();
 
         let allowed = allowed_cpus();
         let cpus = |flag: &Option<String>, default: Vec<usize>, what: &str| -> anyhow::Result<Vec<usize>> {
@@ -257,25 +273,27 @@ impl RunPlan {
     }
 
     /// Rough seconds a scenario takes (for the progress line's ETA).
-    pub fn estimate_s(&self, scenario: &str) -> f64 {
+    pub fn estimate_s(&self, scenario: Scenario) -> f64 {
         let per_run = (self.duration + self.warmup).as_secs_f64() + 0.3;
         let n = self.models.len() as f64;
         let r = self.repeats as f64;
         let recyclers = self.models_where(Model::recycles).len() as f64;
         match scenario {
-            "throughput" => {
+            Scenario::Throughput => {
                 let claim_run = (self.claim_duration + self.claim_duration / 4).as_secs_f64() + 0.3;
                 n * (self.claim_repeats as f64 * claim_run + 2.0 * r * per_run + 2.0)
             }
-            "link" => 2.0 * (self.duration.as_secs_f64() + 3.0),
-            "latency" => n * self.latency_fractions.len() as f64 * r * (self.latency_duration.as_secs_f64() + 0.5),
+            Scenario::Link => 2.0 * (self.duration.as_secs_f64() + 3.0),
+            Scenario::Latency => {
+                n * self.latency_fractions.len() as f64 * r * (self.latency_duration.as_secs_f64() + 0.5)
+            }
             // 6-7 kinds and a control, repeated at 50%; once more at the light level.
-            "recycle" => {
+            Scenario::Recycle => {
                 let runs = 7.5 * (r + if self.quick { 0.0 } else { 1.0 });
                 recyclers * (runs * (self.recycle_duration.as_secs_f64() + 2.0) + 3.0)
             }
-            "state" => (recyclers * 5.0 * 2.0 + 3.0) * 2.0,
-            "recovery" => {
+            Scenario::State => (recyclers * 5.0 * 2.0 + 3.0) * 2.0,
+            Scenario::Recovery => {
                 self.recovery_events
                     .iter()
                     .map(|&n| n as f64 / 20_000.0 + 2.0)
@@ -283,11 +301,10 @@ impl RunPlan {
                     * 2.0
                     + 5.0
             }
-            "coldstart" => (recyclers * 3.0 + 1.0) * r * 0.5 + 2.0,
-            "routing" => 2.0 * 8.0,
-            "crosscheck" => 3.0 * (self.duration.as_secs_f64() + 0.5),
-            "soak" => recyclers * (self.soak_duration.as_secs_f64() + per_run + 2.0),
-            _ => 0.0,
+            Scenario::Coldstart => (recyclers * 3.0 + 1.0) * r * 0.5 + 2.0,
+            Scenario::Routing => 2.0 * 8.0,
+            Scenario::Crosscheck => 3.0 * (self.duration.as_secs_f64() + 0.5),
+            Scenario::Soak => recyclers * (self.soak_duration.as_secs_f64() + per_run + 2.0),
         }
     }
 }
@@ -313,11 +330,15 @@ mod tests {
     #[test]
     fn soak_runs_only_when_named() {
         let default = plan(&["--models", "edge"]).unwrap();
-        assert!(!default.scenarios.iter().any(|s| s == "soak"));
+        assert!(!default.scenarios.contains(&Scenario::Soak));
         let quick = plan(&["--quick", "--models", "edge"]).unwrap();
-        assert!(!quick.scenarios.iter().any(|s| s == "soak"));
+        assert!(!quick.scenarios.contains(&Scenario::Soak));
         let soak = plan(&["--models", "proxy", "--scenarios", "soak,throughput"]).unwrap();
-        assert_eq!(soak.scenarios, ["throughput", "soak"], "opt-in scenarios run last");
+        assert_eq!(
+            soak.scenarios,
+            [Scenario::Throughput, Scenario::Soak],
+            "opt-in scenarios run last"
+        );
         assert_eq!(soak.soak_duration, SOAK_DURATION);
         assert_eq!(soak.soak_recycle_every, Duration::from_secs(30));
         let short = plan(&["--models", "proxy", "--scenarios", "soak", "--duration", "3s"]).unwrap();
@@ -329,6 +350,39 @@ mod tests {
         );
         let bad = plan(&["--scenarios", "sok"]).unwrap_err().to_string();
         assert!(bad.contains("soak"), "{bad}");
+    }
+
+    #[test]
+    fn scenarios_by_name_in_run_order() {
+        let p = plan(&["--models", "edge", "--scenarios", "cross-check,state,throughput"]).unwrap();
+        assert_eq!(
+            p.scenarios,
+            [Scenario::Throughput, Scenario::State, Scenario::Crosscheck]
+        );
+        let names: Vec<String> = Scenario::all().map(Scenario::name).collect();
+        assert_eq!(names[0], "throughput");
+        assert_eq!(names.last().map(String::as_str), Some("soak"));
+        assert_eq!(Scenario::Crosscheck.to_string(), "crosscheck");
+        let all = plan(&["--models", "edge"]).unwrap();
+        assert_eq!(all.scenarios.len(), Scenario::all().count() - 1, "all but soak");
+    }
+
+    #[test]
+    fn recycle_kinds_take_their_short_names() {
+        use clap::Parser;
+        let kind = |given: &str| -> Result<String, clap::Error> {
+            let cli = crate::cli::Cli::try_parse_from(["hostlab", "recycle", "proxy", "--kind", given])?;
+            match cli.command {
+                crate::cli::Command::Recycle(args) => Ok(args.kind),
+                _ => unreachable!("parsed a recycle command"),
+            }
+        };
+        assert_eq!(kind("idle").unwrap(), "idle-terminate");
+        assert_eq!(kind("suspend").unwrap(), "idle-suspend");
+        assert_eq!(kind("idle-suspend").unwrap(), "idle-suspend");
+        assert_eq!(kind("stop-start").unwrap(), "stop-start");
+        let bad = kind("reboot").unwrap_err().to_string();
+        assert!(bad.contains("reboot") && bad.contains("stop-start"), "{bad}");
     }
 
     #[test]

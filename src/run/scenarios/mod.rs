@@ -22,30 +22,30 @@ use http::Method;
 use http::header::{CONTENT_TYPE, HeaderValue};
 
 use super::Ctx;
+use super::plan::Scenario;
 use super::results::{Entry, LoadFigures, ProcessFigures};
 use crate::load::{LoadPlan, LoadReport, Pacing, Stop, parse_target};
 
 /// Runs the plan's scenarios in order.
 pub async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
     for scenario in ctx.plan.scenarios.clone() {
-        let estimate = ctx.plan.estimate_s(&scenario);
+        let estimate = ctx.plan.estimate_s(scenario);
         ctx.console.begin_scenario(estimate);
-        let outcome = match scenario.as_str() {
-            "throughput" => throughput::run(ctx).await,
-            "latency" => latency::run(ctx).await,
-            "link" => link::run(ctx).await,
-            "recycle" => recycle::run(ctx).await,
-            "state" => state::run(ctx).await,
-            "coldstart" => coldstart::run(ctx).await,
-            "routing" => routing::run(ctx).await,
-            "crosscheck" => crosscheck::run(ctx).await,
-            "recovery" => recovery::run(ctx).await,
-            "soak" => soak::run(ctx).await,
-            other => Err(anyhow!("unknown scenario {other}")),
+        let outcome = match scenario {
+            Scenario::Throughput => throughput::run(ctx).await,
+            Scenario::Latency => latency::run(ctx).await,
+            Scenario::Link => link::run(ctx).await,
+            Scenario::Recycle => recycle::run(ctx).await,
+            Scenario::State => state::run(ctx).await,
+            Scenario::Coldstart => coldstart::run(ctx).await,
+            Scenario::Routing => routing::run(ctx).await,
+            Scenario::Crosscheck => crosscheck::run(ctx).await,
+            Scenario::Recovery => recovery::run(ctx).await,
+            Scenario::Soak => soak::run(ctx).await,
         };
         ctx.console.end_scenario();
         if let Err(e) = outcome {
-            ctx.fail("-", &scenario, e);
+            ctx.fail("-", &scenario.name(), e);
         }
         ctx.save()?;
     }

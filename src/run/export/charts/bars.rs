@@ -99,16 +99,9 @@ pub(super) fn bar_chart<DB: DrawingBackend>(
             label.push_str(" (gen.-limited)");
         }
         chart
-            .draw_series(std::iter::once(Text::new(
+            .draw_series(std::iter::once(label_above(
                 label,
                 (SegmentValue::CenterOf(i), b.max.max(b.value) + top * 0.03),
-                (FAMILY, 14)
-                    .into_font()
-                    .color(&BLACK)
-                    .pos(plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Center,
-                        plotters::style::text_anchor::VPos::Bottom,
-                    )),
             )))
             .map_err(err)?;
     }

@@ -108,25 +108,12 @@ pub(super) fn stacked_chart<DB: DrawingBackend>(
             base += us;
         }
         chart
-            .draw_series(std::iter::once(Text::new(
+            .draw_series(std::iter::once(label_above(
                 format!("{base:.1}"),
                 (SegmentValue::CenterOf(i), base + top * 0.03),
-                (FAMILY, 14)
-                    .into_font()
-                    .color(&BLACK)
-                    .pos(plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Center,
-                        plotters::style::text_anchor::VPos::Bottom,
-                    )),
             )))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font((FAMILY, 14))
-        .draw()
-        .map_err(err)?;
+    legend_box(&mut chart).draw().map_err(err)?;
     Ok(())
 }

@@ -255,6 +255,31 @@ fn margin<C>(mut r: Rectangle<C>, left: u32, right: u32) -> Rectangle<C> {
     r
 }
 
+/// A label centred above the point `at` (the top of a bar).
+fn label_above<C>(text: String, at: C) -> Text<'static, C, String> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    Text::new(
+        text,
+        at,
+        (FAMILY, 14)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Bottom)),
+    )
+}
+
+/// The charts' legend box (draw it with `.draw()`, after any `.position`).
+fn legend_box<'a, 'b, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &'b mut ChartContext<'a, DB, CT>,
+) -> plotters::chart::SeriesLabelStyle<'a, 'b, DB, CT> {
+    let mut labels = chart.configure_series_labels();
+    labels
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FAMILY, 14));
+    labels
+}
+
 struct Bar {
     label: String,
     value: f64,

@@ -146,11 +146,7 @@ pub(super) fn spectrum_chart<DB: DrawingBackend>(
             .draw_series(DashedLineSeries::new(xy(&c.service), 6, 4, color.stroke_width(1)))
             .map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font((FAMILY, 14))
+    legend_box(&mut chart)
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(err)?;

@@ -189,6 +189,20 @@ impl Ctx {
         }
     }
 
+    /// The selected models a scenario runs (those `capable`), in report
+    /// order. Every selected model it does not run is recorded as skipped
+    /// with `outside`, and when none is left, the scenario itself is, naming
+    /// the models that would have run: no model drops out silently.
+    pub fn models_for(&mut self, scenario: &str, capable: impl Fn(Model) -> bool + Copy, outside: &str) -> Vec<String> {
+        self.skip_models_outside(scenario, capable, outside);
+        let models = self.plan.models_where(capable);
+        if models.is_empty() {
+            let names: Vec<&str> = servers::run_models().filter(|m| capable(*m)).map(Model::name).collect();
+            self.skip(None, scenario, format!("none of {} was selected", names.join(", ")));
+        }
+        models
+    }
+
     /// Rewrites results.json, so a failure later still leaves this data.
     pub fn save(&mut self) -> anyhow::Result<()> {
         self.results.environment.elapsed_s = self.started.elapsed().as_secs_f64();

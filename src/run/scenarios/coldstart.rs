@@ -29,21 +29,12 @@ pub fn measured(model: Model) -> bool {
 }
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    ctx.skip_models_outside(
+    let models = ctx.models_for(
         "coldstart",
         measured,
         "cold start covers edge, edge-actix, proxy and inprocess: split's front starts against an \
          already running actor service, and nginx is the system's server, not ours",
     );
-    let models = ctx.plan.models_where(measured);
-    if models.is_empty() {
-        ctx.skip(
-            None,
-            "coldstart",
-            "none of edge, edge-actix, proxy, inprocess was selected".into(),
-        );
-        return Ok(());
-    }
     let repeats = ctx.plan.repeats.max(MIN_REPEATS);
     for model in models {
         let variants: Vec<(&str, &str, &str)> = if !model.parse().is_ok_and(Model::has_policy) {

@@ -37,20 +37,11 @@ const PROBE_LIMIT: Duration = Duration::from_secs(5);
 const CONNECTIONS: usize = 64;
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    ctx.skip_models_outside(
+    let models = ctx.models_for(
         "soak",
         Model::recycles,
         "no overlapped recycle (only proxy, inprocess and split soak)",
     );
-    let models = ctx.plan.models_where(Model::recycles);
-    if models.is_empty() {
-        ctx.skip(
-            None,
-            "soak",
-            "no model with an overlapped recycle (proxy, inprocess, split) was selected".into(),
-        );
-        return Ok(());
-    }
     let (_, overlapped_flags) = KINDS[0];
     for model in models {
         let measurement = Measurement::new("soak", &model);

@@ -17,18 +17,12 @@ use crate::run::{Ctx, Measurement};
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // Ours (nginx is not), serving the workload the books live in.
     let measured = |m: Model| m.serves_workload() && !m.needs_nginx();
-    ctx.skip_models_outside(
+    let models = ctx.models_for(
         "state",
         measured,
         "nginx is the system's server in front of an app without a journal or a process manager of ours",
     );
-    let models = ctx.plan.models_where(measured);
     if models.is_empty() {
-        ctx.skip(
-            None,
-            "state",
-            "none of edge, edge-actix, proxy, inprocess, split was selected".into(),
-        );
         return Ok(());
     }
     let journals = recovery::journal_dir(ctx)?;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Server, hostlab, wait_gone};
+use hostlab_hosts::Model;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
@@ -275,7 +276,9 @@ async fn wait_for(admin: &str, what: &str, check: impl Fn(&Value) -> bool) -> Va
 /// old one to let go of the journal; requests during the switch are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapped_recycles_hand_the_journal_over_without_failures() {
-    for model in ["proxy", "inprocess"] {
+    // The models whose recycle moves the actors (and so their journal).
+    for model in Model::top_level().filter(|m| m.recycles() && m.hosts_own_actors()) {
+        let model = model.name();
         let dir = tempfile::tempdir().unwrap();
         let journal = journal_arg(dir.path());
         let server = start_front(model, &journal);
@@ -322,7 +325,10 @@ async fn overlapped_recycles_hand_the_journal_over_without_failures() {
 /// A crashed app, worker or actor service comes back with its books.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashed_state_holders_recover_their_books() {
-    for (model, holder) in [("proxy", "app"), ("inprocess", "app"), ("split", "actors")] {
+    for model in Model::top_level().filter(|m| m.recycles()) {
+        // The admin status's `pids` key of the process holding the state.
+        let holder = if model.hosts_own_actors() { "app" } else { "actors" };
+        let model = model.name();
         let dir = tempfile::tempdir().unwrap();
         let journal = journal_arg(dir.path());
         let server = start_front(model, &journal);

@@ -99,7 +99,7 @@ impl Ctx {
     ///
     /// A scenario's loop becomes:
     ///
-    /// ```ignore
+    /// ```text
     /// for model in ctx.plan.models.clone() {
     ///     let flags = steady_flags(&model);
     ///     ctx.with_server(Measurement::new("latency", &model), &flags, async |ctx, server| {

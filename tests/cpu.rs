@@ -185,7 +185,11 @@ fn ctrl_c_removes_the_control_group() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    // The run's scratch folder goes under this TMPDIR, to check it is removed.
+    let scratch_root = dir.path().join("tmp");
+    std::fs::create_dir(&scratch_root).unwrap();
     let mut child = common::hostlab()
+        .env("TMPDIR", &scratch_root)
         .args([
             "run",
             "--models",
@@ -226,4 +230,9 @@ fn ctrl_c_removes_the_control_group() {
         Vec::<String>::new(),
         "groups left after Ctrl-C"
     );
+    let left: Vec<_> = std::fs::read_dir(&scratch_root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "scratch files left after Ctrl-C: {left:?}");
 }

@@ -346,8 +346,10 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
         .build()
         .context("cannot start the tokio runtime")?;
     let total_estimate: f64 = plan.scenarios.iter().map(|s| plan.estimate_s(*s)).sum();
-    let tmp = std::env::temp_dir().join(format!("hostlab-run-{}", std::process::id()));
+    sweep_stale_scratch();
+    let tmp = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
     std::fs::create_dir_all(&tmp)?;
+    let _scratch = Scratch(tmp.clone());
     let mut ctx = Ctx {
         results: Results {
             schema_version: results::SCHEMA_VERSION,
@@ -380,14 +382,23 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
         total_estimate
     );
     ctx.save()?;
-    // Ctrl-C: remove the control groups of the server-bound mode (the
-    // servers die by their parent-death signal), then exit as SIGINT would.
-    runtime.spawn(async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            cpu::cgroup::remove_all();
-            eprintln!("hostlab: interrupted");
-            std::process::exit(130);
-        }
+    // Ctrl-C or SIGTERM: remove the control groups of the server-bound
+    // mode and the scratch folder (the servers die by their parent-death
+    // signal), then exit as the signal would.
+    let scratch = tmp.clone();
+    runtime.spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        let code = tokio::select! {
+            _ = tokio::signal::ctrl_c() => 130,
+            _ = term.recv() => 143,
+        };
+        cpu::cgroup::remove_all();
+        let _ = std::fs::remove_dir_all(&scratch);
+        eprintln!("hostlab: interrupted");
+        std::process::exit(code);
     });
     // Scenarios run inside block_on on this (main) thread, so children are
     // forked from a thread that lives for the whole run (PDEATHSIG).
@@ -396,7 +407,6 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
     ctx.results.finished = outcome.is_ok() && ctx.failures.is_empty();
     ctx.results.environment.steal_percent = steal_percent(steal_at_start, steal_ticks());
     ctx.save()?;
-    let _ = std::fs::remove_dir_all(&tmp);
     let out = ctx.plan.out.clone();
     let (rows, claims) = export::write_all(&out, &ctx.results)?;
     if let Err(e) = outcome {
@@ -557,4 +567,34 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
             .trim()
             .to_string()
     })
+}
+
+/// Scratch folders are `<temp>/hostlab-run-<pid>`.
+const SCRATCH_PREFIX: &str = "hostlab-run-";
+
+/// The run's scratch folder (server logs, journals), removed when the run
+/// returns, on an error as well as on success.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes the scratch folders of runs that were killed (SIGKILL leaves no
+/// chance to clean up): those whose process no longer exists.
+fn sweep_stale_scratch() {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(SCRATCH_PREFIX)) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }

@@ -24,7 +24,7 @@ pub const STEAL_WARN_PERCENT: f64 = 2.0;
 pub const ROLES: [&str; 5] = ["front", "app", "worker", "actors", "nginx"];
 
 /// The role of a process from its command line: `hostlab serve app|edge|
-/// edge-actix` is the app, `serve proxy|inprocess|split|front` a front (the
+/// edge-actix|baseline` is the app, `serve proxy|inprocess|split|front` a front (the
 /// process clients talk to, or its supervisor), `serve worker` a worker,
 /// `serve actors` the actor service, and nginx's master and workers nginx.
 pub fn role_from_cmdline(cmdline: &[String]) -> Option<&'static str> {
@@ -35,7 +35,7 @@ pub fn role_from_cmdline(cmdline: &[String]) -> Option<&'static str> {
     }
     let serve = cmdline.iter().position(|a| a == "serve")?;
     match cmdline.get(serve + 1)?.as_str() {
-        "app" | "edge" | "edge-actix" => Some("app"),
+        "app" | "edge" | "edge-actix" | "baseline" => Some("app"),
         "proxy" | "inprocess" | "split" | "front" => Some("front"),
         "worker" => Some("worker"),
         "actors" => Some("actors"),
@@ -231,6 +231,7 @@ mod tests {
     fn roles_from_command_lines() {
         let r = |s| role_from_cmdline(&args(s));
         assert_eq!(r("/x/hostlab serve edge --listen 127.0.0.1:0"), Some("app"));
+        assert_eq!(r("hostlab serve baseline --listen 127.0.0.1:0"), Some("app"));
         assert_eq!(r("hostlab serve app --listen 127.0.0.1:0"), Some("app"));
         assert_eq!(r("hostlab serve proxy --admin 127.0.0.1:0"), Some("front"));
         assert_eq!(r("hostlab serve inprocess"), Some("front"));

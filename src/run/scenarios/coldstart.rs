@@ -9,7 +9,7 @@ use anyhow::bail;
 
 use crate::run::Ctx;
 use crate::run::results::{ColdstartFigures, Entry};
-use crate::run::servers::Http;
+use crate::run::servers::{Http, PING_ONLY};
 
 /// Variants of the front models: (name, start mode, warm-up URLs).
 const FRONT_VARIANTS: [(&str, &str, &str); 3] = [
@@ -29,9 +29,10 @@ pub fn measured(model: Model) -> bool {
 }
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    ctx.skip_models_outside("coldstart", Model::serves_workload, PING_ONLY);
     ctx.skip_models_outside(
         "coldstart",
-        measured,
+        |m| !m.serves_workload() || measured(m),
         "cold start covers edge, edge-actix, proxy and inprocess: split's front starts against an \
          already running actor service, and nginx is the system's server, not ours",
     );

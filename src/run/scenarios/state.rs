@@ -12,14 +12,15 @@ use super::recovery;
 use super::recycle::{KINDS, applies, crash_role, flags, trigger, wait_for_phase};
 use crate::run::Ctx;
 use crate::run::results::{Entry, StateFigures};
-use crate::run::servers::{Http, Server, book_count, seed_books};
+use crate::run::servers::{Http, PING_ONLY, Server, book_count, seed_books};
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // Ours (nginx is not), serving the workload the books live in.
     let measured = |m: Model| m.serves_workload() && !m.needs_nginx();
+    ctx.skip_models_outside("state", Model::serves_workload, PING_ONLY);
     ctx.skip_models_outside(
         "state",
-        measured,
+        |m| !m.serves_workload() || measured(m),
         "nginx is the system's server in front of an app without a journal or a process manager of ours",
     );
     let models = ctx.plan.models_where(measured);

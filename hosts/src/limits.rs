@@ -68,100 +68,14 @@ pub fn default_max_connections() -> usize {
 }
 
 impl Limits {
-    /// hyper's HTTP/1.1 server settings for these limits. Make one builder
-    /// per connection: each gets its own [`ConnectionTimer`].
+    /// hyper's HTTP/1.1 server settings for these limits.
     pub fn http1_builder(&self) -> hyper::server::conn::http1::Builder {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
-            .timer(ConnectionTimer::default())
+            .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
             .max_header_size(MAX_HEAD_BYTES);
         builder
-    }
-}
-
-/// hyper's timer for one connection's header-read timeout, which hyper
-/// arms for every request head: a new boxed `Sleep` each time, dropped
-/// when the head has arrived. With `TokioTimer` every request therefore
-/// inserted a timer into tokio's wheel and removed it again (the driver's
-/// lock both times). Here the connection keeps one tokio `Sleep` and hands
-/// it from each dropped sleep to the next one, moved to the new deadline:
-/// a later deadline on a timer that has not fired is one atomic store in
-/// tokio (`extend_expiration`), so a keep-alive request arms the timeout
-/// without touching the wheel. The timeout itself is unchanged: each head
-/// still has to arrive within `header_read_timeout` of when hyper starts
-/// waiting for it.
-#[derive(Clone, Default)]
-pub struct ConnectionTimer {
-    spare: std::sync::Arc<std::sync::Mutex<Option<std::pin::Pin<Box<tokio::time::Sleep>>>>>,
-}
-
-impl ConnectionTimer {
-    fn sleep_at(&self, deadline: tokio::time::Instant) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
-        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let inner = match spare {
-            Some(mut sleep) => {
-                sleep.as_mut().reset(deadline);
-                sleep
-            }
-            None => Box::pin(tokio::time::sleep_until(deadline)),
-        };
-        Box::pin(ConnectionSleep {
-            inner: Some(inner),
-            spare: self.spare.clone(),
-        })
-    }
-}
-
-impl hyper::rt::Timer for ConnectionTimer {
-    fn sleep(&self, duration: Duration) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_at(tokio::time::Instant::now() + duration)
-    }
-
-    fn sleep_until(&self, deadline: std::time::Instant) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_at(deadline.into())
-    }
-
-    fn now(&self) -> std::time::Instant {
-        tokio::time::Instant::now().into_std()
-    }
-
-    fn reset(&self, sleep: &mut std::pin::Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: std::time::Instant) {
-        match sleep.as_mut().downcast_mut_pin::<ConnectionSleep>() {
-            Some(mut ours) => {
-                if let Some(inner) = ours.inner.as_mut() {
-                    inner.as_mut().reset(new_deadline.into());
-                }
-            }
-            None => *sleep = self.sleep_until(new_deadline),
-        }
-    }
-}
-
-/// A sleep of a [`ConnectionTimer`]; gives its tokio `Sleep` back when dropped.
-struct ConnectionSleep {
-    inner: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-    spare: std::sync::Arc<std::sync::Mutex<Option<std::pin::Pin<Box<tokio::time::Sleep>>>>>,
-}
-
-impl std::future::Future for ConnectionSleep {
-    type Output = ();
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        match self.inner.as_mut() {
-            Some(inner) => inner.as_mut().poll(cx),
-            None => std::task::Poll::Ready(()),
-        }
-    }
-}
-
-impl hyper::rt::Sleep for ConnectionSleep {}
-
-impl Drop for ConnectionSleep {
-    fn drop(&mut self) {
-        if let Some(inner) = self.inner.take() {
-            *self.spare.lock().unwrap_or_else(|e| e.into_inner()) = Some(inner);
-        }
     }
 }
 
@@ -527,49 +441,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    /// A connection timer's sleeps end at their deadline, never before,
-    /// whether the tokio sleep is new, handed on from a dropped sleep with
-    /// an earlier or a later deadline, already fired, or reset.
-    #[tokio::test]
-    async fn connection_timer_sleeps_end_at_their_deadlines() {
-        use hyper::rt::Timer;
-        let timer = ConnectionTimer::default();
-        let short = Duration::from_millis(30);
-        let ends_after = |deadline: std::time::Instant| {
-            let timer = timer.clone();
-            async move {
-                timer.sleep_until(deadline).await;
-                assert!(std::time::Instant::now() >= deadline, "woke before its deadline");
-            }
-        };
-        // A long sleep, registered by a poll, then dropped: its tokio sleep is the spare.
-        let mut long = timer.sleep(Duration::from_secs(60));
-        assert!(futures_util::poll!(long.as_mut()).is_pending());
-        drop(long);
-        assert!(
-            timer.spare.lock().unwrap().is_some(),
-            "a dropped sleep leaves its tokio sleep"
-        );
-        // An earlier deadline on the spare, then one on a fired spare, then a later one.
-        for _ in 0..3 {
-            let deadline = timer.now() + short;
-            tokio::time::timeout(Duration::from_secs(30), ends_after(deadline))
-                .await
-                .expect("the sleep ended");
-        }
-        // Reset to a later deadline before it fires.
-        let mut sleep = timer.sleep(short);
-        let later = timer.now() + 3 * short;
-        timer.reset(&mut sleep, later);
-        tokio::time::timeout(Duration::from_secs(30), sleep)
-            .await
-            .expect("the reset sleep ended");
-        assert!(
-            std::time::Instant::now() >= later,
-            "a reset sleep kept its old deadline"
-        );
     }
 
     #[test]

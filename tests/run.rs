@@ -1,5 +1,5 @@
 //! `hostlab run`, `report` and `compare` end to end: a short run restricted
-//! to edge and proxy, two scenarios and 1 s measurements, then checks on the
+//! to baseline, edge and proxy, three scenarios and 1 s measurements, then checks on the
 //! files it wrote (DESIGN.md "Results").
 
 use std::path::Path;
@@ -70,7 +70,7 @@ fn short_run_writes_results_report_and_charts_that_report_and_compare_read() {
         "run",
         "--quick",
         "--models",
-        "edge,proxy",
+        "baseline,edge,proxy",
         "--scenarios",
         "throughput,state,recovery",
         "--duration",
@@ -111,8 +111,15 @@ fn short_run_writes_results_report_and_charts_that_report_and_compare_read() {
         .collect();
     assert_eq!(
         ping.len(),
-        6,
+        9,
         "three GET /ping entries per model (the claim ratios need 3 repeats)"
+    );
+    // The floor answers GET /ping only: no other row, and the skip says why.
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["model"] != "baseline" || (e["scenario"] == "throughput" && e["variant"] == "GET /ping")),
+        "baseline measured beyond GET /ping"
     );
     for e in &ping {
         let load = &e["load"];
@@ -213,6 +220,28 @@ fn short_run_writes_results_report_and_charts_that_report_and_compare_read() {
     assert!(c7.contains("journal written by the tool"), "{c7}");
     // Models a scenario does not run are recorded, with the reason.
     let skipped = json["skipped"].as_array().unwrap();
+    for scenario in ["throughput", "state", "recovery"] {
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s["model"] == "baseline" && s["scenario"] == scenario),
+            "baseline's skip of {scenario} is not recorded: {skipped:?}"
+        );
+    }
+    assert!(
+        skipped.iter().any(|s| s["model"] == "baseline"
+            && s["scenario"] == "throughput"
+            && s["reason"].as_str().unwrap().contains("GET /ping only")),
+        "{skipped:?}"
+    );
+    // The CPU section shows each model over the floor, the floor at 1.00x.
+    assert!(report.contains("× baseline"), "no × baseline column");
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("| baseline |") && l.contains("1.00x") && l.contains("| app ")),
+        "no baseline row at 1.00x, its process the app, in the CPU section:\n{report}"
+    );
     assert!(
         skipped.iter().any(|s| s["model"] == "proxy"
             && s["scenario"] == "recovery"

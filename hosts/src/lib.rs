@@ -147,7 +147,7 @@ pub fn serve(options: ServeOptions) -> Result<(), ServeError> {
         Model::Worker | Model::Front => worker::serve(options),
         Model::Actors => split::serve_actors(options),
         Model::Split => split::serve(options),
-        Model::Nginx => Err(ServeError::NginxIsAPeer),
+        Model::Nginx | Model::NginxBaseline => Err(ServeError::NginxIsAPeer),
     }
 }
 

@@ -21,6 +21,9 @@ pub enum Model {
     Split,
     /// The system's nginx in front of `hostlab serve app` (a peer `hostlab run` drives).
     Nginx,
+    /// The same nginx in front of `hostlab serve baseline`: the floor of a
+    /// reverse proxy hop (`/ping` only).
+    NginxBaseline,
     /// The app process behind `proxy` and `nginx` (`edge` under another name).
     App,
     /// A worker process of `inprocess`.
@@ -73,7 +76,7 @@ impl std::fmt::Display for Role {
 }
 
 impl Model {
-    pub const ALL: [Model; 11] = [
+    pub const ALL: [Model; 12] = [
         Model::Baseline,
         Model::Edge,
         Model::EdgeActix,
@@ -81,6 +84,7 @@ impl Model {
         Model::Inprocess,
         Model::Split,
         Model::Nginx,
+        Model::NginxBaseline,
         Model::App,
         Model::Worker,
         Model::Actors,
@@ -96,6 +100,7 @@ impl Model {
             Model::Inprocess => "inprocess",
             Model::Split => "split",
             Model::Nginx => "nginx",
+            Model::NginxBaseline => "nginx-baseline",
             Model::App => "app",
             Model::Worker => "worker",
             Model::Actors => "actors",
@@ -121,7 +126,7 @@ impl Model {
             Model::Proxy => &[Role::Front, Role::App],
             Model::Inprocess => &[Role::Front, Role::Worker],
             Model::Split => &[Role::Front, Role::Worker, Role::Actors],
-            Model::Nginx => &[Role::App, Role::Nginx],
+            Model::Nginx | Model::NginxBaseline => &[Role::App, Role::Nginx],
             Model::Worker | Model::Front => &[Role::Worker],
             Model::Actors => &[Role::Actors],
         }
@@ -135,7 +140,7 @@ impl Model {
             Model::Proxy | Model::Inprocess | Model::Split => Some(Role::Front),
             Model::Worker | Model::Front => Some(Role::Worker),
             Model::Actors => Some(Role::Actors),
-            Model::Nginx => None,
+            Model::Nginx | Model::NginxBaseline => None,
         }
     }
 
@@ -146,16 +151,19 @@ impl Model {
     pub fn serving_part(self) -> Model {
         match self {
             Model::Proxy | Model::Nginx => Model::App,
+            Model::NginxBaseline => Model::Baseline,
             Model::Inprocess => Model::Worker,
             Model::Split => Model::Front,
             other => other,
         }
     }
 
-    /// What `hostlab serve` runs for this model: nginx fronts `serve app`.
+    /// What `hostlab serve` runs for this model: nginx fronts `serve app`
+    /// (`nginx-baseline`: `serve baseline`).
     pub fn serve_as(self) -> Model {
         match self {
             Model::Nginx => Model::App,
+            Model::NginxBaseline => Model::Baseline,
             other => other,
         }
     }
@@ -178,17 +186,21 @@ impl Model {
     /// operation to the long-lived actor service (true for `actors`, which
     /// holds them), and for `baseline`, which has no actors.
     pub fn hosts_own_actors(self) -> bool {
-        !matches!(self, Model::Split | Model::Front | Model::Baseline)
+        !matches!(
+            self,
+            Model::Split | Model::Front | Model::Baseline | Model::NginxBaseline
+        )
     }
 
-    /// Serves the whole workload API; `baseline` answers `/ping` only.
+    /// Serves the whole workload API; `baseline` (alone or behind nginx)
+    /// answers `/ping` only.
     pub fn serves_workload(self) -> bool {
-        self != Model::Baseline
+        !matches!(self, Model::Baseline | Model::NginxBaseline)
     }
 
     /// Needs the system's nginx.
     pub fn needs_nginx(self) -> bool {
-        self == Model::Nginx
+        matches!(self, Model::Nginx | Model::NginxBaseline)
     }
 
     /// Flags that keep a front model's app running and never recycled by
@@ -240,7 +252,7 @@ mod tests {
     fn capabilities() {
         use Role::{Actors, App, Front, Nginx, Worker};
         #[rustfmt::skip]
-        let table: [Row; 11] = [
+        let table: [Row; 12] = [
             (Model::Baseline,  true,  &[App],                  false, false, false, false, false),
             (Model::Edge,      true,  &[App],                  false, true,  false, false, true),
             (Model::EdgeActix, true,  &[App],                  false, true,  false, false, true),
@@ -248,6 +260,7 @@ mod tests {
             (Model::Inprocess, true,  &[Front, Worker],        true,  true,  false, true,  true),
             (Model::Split,     true,  &[Front, Worker, Actors], true, false, false, true,  true),
             (Model::Nginx,     true,  &[App, Nginx],           false, true,  true,  false, true),
+            (Model::NginxBaseline, true, &[App, Nginx],        false, false, true,  false, false),
             (Model::App,       false, &[App],                  false, true,  false, false, true),
             (Model::Worker,    false, &[Worker],               false, true,  false, false, true),
             (Model::Actors,    false, &[Actors],               false, true,  false, false, true),
@@ -257,7 +270,16 @@ mod tests {
         let names: Vec<_> = Model::top_level().map(Model::name).collect();
         assert_eq!(
             names,
-            ["baseline", "edge", "edge-actix", "proxy", "inprocess", "split", "nginx"],
+            [
+                "baseline",
+                "edge",
+                "edge-actix",
+                "proxy",
+                "inprocess",
+                "split",
+                "nginx",
+                "nginx-baseline"
+            ],
             "report order: the floor first"
         );
         for (model, top, roles, recycles, own_actors, nginx, steady, workload) in table {
@@ -314,7 +336,8 @@ mod tests {
                 ("proxy", "app"),
                 ("inprocess", "worker"),
                 ("split", "front"),
-                ("nginx", "app")
+                ("nginx", "app"),
+                ("nginx-baseline", "baseline")
             ]
         );
         for model in Model::ALL {
@@ -331,7 +354,9 @@ mod tests {
     fn nginx_serves_the_app() {
         assert_eq!(Model::Nginx.serve_as(), Model::App);
         assert_eq!(Model::Nginx.process_role(), None);
-        for model in Model::ALL.into_iter().filter(|m| *m != Model::Nginx) {
+        assert_eq!(Model::NginxBaseline.serve_as(), Model::Baseline);
+        assert_eq!(Model::NginxBaseline.process_role(), None);
+        for model in Model::ALL.into_iter().filter(|m| !m.needs_nginx()) {
             assert_eq!(model.serve_as(), model);
         }
     }

@@ -175,13 +175,20 @@ impl Ctx {
 
     /// Records a skip for every selected model the scenario does not run
     /// (those for which `runs` is false), so no model drops out of a
-    /// scenario silently.
+    /// scenario silently. A model already skipped in this scenario keeps its
+    /// first, more specific reason.
     pub fn skip_models_outside(&mut self, scenario: &str, runs: impl Fn(Model) -> bool, reason: &str) {
+        let already = |m: &str| {
+            self.results
+                .skipped
+                .iter()
+                .any(|s| s.model.as_deref() == Some(m) && s.scenario.as_deref() == Some(scenario))
+        };
         let dropped: Vec<String> = self
             .plan
             .models
             .iter()
-            .filter(|m| !m.parse().is_ok_and(&runs))
+            .filter(|m| !m.parse().is_ok_and(&runs) && !already(m))
             .cloned()
             .collect();
         for model in dropped {

@@ -30,14 +30,17 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 /// Longest a model may take to exit after SIGTERM before it is killed.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 
-/// The models `hostlab run` knows, in report order: every top-level model
-/// but `baseline`. `baseline` answers `/ping` only, so every scenario but
-/// the `/ping` throughput would have to skip it; it is compared by hand
-/// (`hostlab serve baseline` + `hostlab load`, docs/inprocess.md) until the
-/// scenarios record that skip.
+/// The models `hostlab run` knows, in report order: every top-level model,
+/// the floor `baseline` first and nginx in front of it last. Those two answer
+/// `/ping` only: the scenarios that need the workload skip them with
+/// [`PING_ONLY`] as the reason, and no claim reads them.
 pub fn run_models() -> impl Iterator<Item = Model> {
-    Model::top_level().filter(|m| *m != Model::Baseline)
+    Model::top_level()
 }
+
+/// Why a scenario (or an endpoint) skips `baseline` and `nginx-baseline`.
+pub const PING_ONLY: &str =
+    "the floor (a bare hyper server, alone or behind nginx) answers GET /ping only, not the workload API";
 
 /// Why a model cannot run on this machine or in this build, if it cannot.
 pub fn unavailable(model: Model) -> Option<String> {

@@ -30,8 +30,8 @@ pub fn served_model(cmdline: &[String]) -> Option<Model> {
 
 /// The role of a process from its command line: nginx's master and workers
 /// are [`Role::Nginx`]; a `hostlab serve MODEL` process has the role of the
-/// part it serves, [`Model::process_role`]: `serve app|edge|edge-actix` is
-/// `app`, `serve proxy|inprocess|split` `front` (the process clients talk
+/// part it serves, [`Model::process_role`]: `serve app|edge|edge-actix|baseline`
+/// is `app`, `serve proxy|inprocess|split` `front` (the process clients talk
 /// to, or its supervisor), `serve worker` and split's front workers (`serve
 /// front`) `worker`, `serve actors` `actors`.
 pub fn role_from_cmdline(cmdline: &[String]) -> Option<Role> {
@@ -240,6 +240,7 @@ mod tests {
         let r = |s| role_from_cmdline(&args(s)).map(Role::name);
         assert_eq!(r("/x/hostlab serve edge --listen 127.0.0.1:0"), Some("app"));
         assert_eq!(r("hostlab serve edge-actix"), Some("app"));
+        assert_eq!(r("hostlab serve baseline --listen 127.0.0.1:0"), Some("app"));
         assert_eq!(r("hostlab serve app --listen 127.0.0.1:0"), Some("app"));
         assert_eq!(r("hostlab serve proxy --admin 127.0.0.1:0"), Some("front"));
         assert_eq!(r("hostlab serve inprocess"), Some("front"));

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::bail;
 
 use crate::run::results::{ColdstartFigures, Entry};
-use crate::run::servers::{Http, Server};
+use crate::run::servers::{Http, PING_ONLY, Server};
 use crate::run::{Ctx, Measurement};
 
 /// Variants of the front models: (name, start mode, warm-up URLs).
@@ -29,6 +29,7 @@ pub fn measured(model: Model) -> bool {
 }
 
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+    ctx.skip_models_outside("coldstart", Model::serves_workload, PING_ONLY);
     let models = ctx.models_for(
         "coldstart",
         measured,

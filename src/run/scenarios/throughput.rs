@@ -1,6 +1,8 @@
 //! Throughput: closed loop per model and endpoint (`GET /ping`, `GET /books`
 //! with 100 books, `POST /tasks` with 5,000 rows), repeated; medians with
-//! min/max and ratios to edge come from the summary.
+//! min/max and ratios to edge come from the summary. The floor (`baseline`,
+//! `nginx-baseline`) runs `GET /ping` only; its other rows are recorded as
+//! skipped.
 //!
 //! Each run also records the CPU cost of the model's server processes over
 //! exactly the measured window (`entries[].cpu`, by role, plus the server
@@ -11,13 +13,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use hostlab_hosts::Model;
 use http::Method;
 
 use super::{closed, load_entry, load_plan, steady_flags, task_body};
 use crate::run::cpu::cgroup::{CpuGroup, PERIOD, Version};
 use crate::run::cpu::{CpuWindow, STEAL_WARN_PERCENT};
 use crate::run::results::CapFigures;
-use crate::run::servers::{CpuProbe, Server, seed_books};
+use crate::run::servers::{CpuProbe, PING_ONLY, Server, seed_books};
 use crate::run::stats::generator_limited;
 use crate::run::{Ctx, Measurement};
 
@@ -36,12 +39,23 @@ const IDLE_SETTLE: Duration = Duration::from_millis(300);
 pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let task = Bytes::from(serde_json::to_vec(&task_body("bench-5000", 5000))?);
     for model in ctx.plan.models.clone() {
+        // The floor answers GET /ping only: its other rows are skipped, and say why.
+        let workload = model.parse().is_ok_and(Model::serves_workload);
+        if !workload {
+            ctx.skip(
+                Some(&model),
+                "throughput",
+                format!("{BOOKS} and {TASKS} not measured: {PING_ONLY}"),
+            );
+        }
         // Removed only after the server stopped: a group with processes
         // left in it cannot be removed.
         let mut group = None;
         let measurement = Measurement::new("throughput", &model);
         ctx.with_server(measurement, &steady_flags(&model), async |ctx, server| {
-            seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
+            if workload {
+                seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
+            }
             group = cap(ctx, &model, server)?;
             tokio::time::sleep(IDLE_SETTLE).await;
             let idle = CpuWindow::start(&server.pids(), &ctx.plan.server_cpus);
@@ -53,6 +67,9 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 (TASKS, Method::POST, "/tasks", Some(task.clone()), TASK_CONNECTIONS),
             ];
             for (variant, method, path, body, connections) in endpoints {
+                if !workload && variant != PING {
+                    continue;
+                }
                 // The claim ratios (GET /ping) get at least 3 repeats.
                 let (repeats, duration) = if variant == PING {
                     (ctx.plan.claim_repeats, ctx.plan.claim_duration)

@@ -1,6 +1,8 @@
 //! The CPU cost per request and per-hop cost sections.
 
 use super::*;
+use crate::run::summary::CpuSummary;
+use hostlab_hosts::Model;
 
 /// CPU cost per request by model and endpoint (throughput runs).
 pub(super) fn cpu_cost(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
@@ -18,15 +20,21 @@ pub(super) fn cpu_cost(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) 
          by role, and the server cores' busy time from /proc/stat (which also counts kernel receive work \
          and anything else the cores ran). Idle: the same processes' CPU per second with no load, measured \
          before the runs and not subtracted. Capped: repeats in the CPU-capped group that were checked \
-         server-bound (throttled, quota used, generator below its limit).\n"
+         server-bound (throttled, quota used, generator below its limit). × baseline: the processes' \
+         median over the floor's (`baseline`, a bare hyper server, GET /ping only) for the same endpoint, \
+         and the core busy time's ratio where both are known.\n"
     );
     let variants = crate::run::summary::variants_in_order(rows.iter().copied());
     for v in variants {
         let _ = writeln!(out, "### {v}\n");
         let _ = writeln!(
             out,
-            "| model | processes µs/req (median) | min .. max | core busy µs/req | by role µs/req | idle µs/s | steal % (max) | capped, server-bound |\n|---|---|---|---|---|---|---|---|"
+            "| model | processes µs/req (median) | min .. max | core busy µs/req | × baseline | by role µs/req | idle µs/s | steal % (max) | capped, server-bound |\n|---|---|---|---|---|---|---|---|---|"
         );
+        let floor = rows
+            .iter()
+            .find(|r| r.variant == v && r.model == Model::Baseline.name())
+            .and_then(|r| r.cpu.as_ref());
         for r in rows.iter().filter(|r| r.variant == v) {
             let Some(c) = &r.cpu else { continue };
             let roles = c
@@ -37,7 +45,7 @@ pub(super) fn cpu_cost(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) 
                 .join(", ");
             let _ = writeln!(
                 out,
-                "| {} | {:.1} | {:.1} .. {:.1} | {} | {} | {:.0} | {:.1} | {} |",
+                "| {} | {:.1} | {:.1} .. {:.1} | {} | {} | {} | {:.0} | {:.1} | {} |",
                 r.model,
                 c.processes_us.median,
                 c.processes_us.min,
@@ -47,6 +55,7 @@ pub(super) fn cpu_cost(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) 
                 } else {
                     "-".into()
                 },
+                floor.map_or_else(|| "-".to_string(), |f| over_floor(c, f)),
                 roles,
                 c.idle_us_per_s,
                 c.steal_percent_max,
@@ -60,6 +69,20 @@ pub(super) fn cpu_cost(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) 
         out.push('\n');
     }
     charts_of(out, charts, "cpu");
+}
+
+/// A model's CPU per request as a multiple of the floor's: the processes'
+/// medians, and the core busy time's where both are known.
+fn over_floor(c: &CpuSummary, floor: &CpuSummary) -> String {
+    let ratio = |x: f64, f: f64| (x.is_finite() && f.is_finite() && f > 0.0).then(|| x / f);
+    match (
+        ratio(c.processes_us.median, floor.processes_us.median),
+        ratio(c.core_us.median, floor.core_us.median),
+    ) {
+        (Some(p), Some(core)) => format!("{p:.2}x (core {core:.2}x)"),
+        (Some(p), None) => format!("{p:.2}x"),
+        _ => "-".into(),
+    }
 }
 
 /// The hop cost per hosting path and endpoint, and the app cost 4.4x needs.

@@ -69,6 +69,9 @@ pub struct Collected {
     /// Generator CPU time and wall time over the measured intervals.
     pub measured_cpu: Duration,
     pub measured_wall: Duration,
+    /// Involuntary context switches of the generator over the measured
+    /// intervals ([`cpu::preemptions`]).
+    pub measured_preemptions: u64,
 }
 
 #[derive(Debug)]
@@ -82,6 +85,7 @@ pub struct Collector {
     /// Wall clock and process CPU time when the current interval was opened.
     opened_at: Instant,
     cpu_at_open: Duration,
+    preemptions_at_open: u64,
     done: Collected,
     live: Option<Arc<Live>>,
 }
@@ -96,12 +100,14 @@ impl Collector {
             current: Tally::default(),
             opened_at: Instant::now(),
             cpu_at_open: cpu::process_time(),
+            preemptions_at_open: cpu::preemptions(),
             done: Collected {
                 warmup: Tally::default(),
                 measured: Tally::default(),
                 rows: Vec::new(),
                 measured_cpu: Duration::ZERO,
                 measured_wall: Duration::ZERO,
+                measured_preemptions: 0,
             },
             live,
         }
@@ -184,6 +190,7 @@ impl Collector {
     fn close(&mut self, until: Instant) {
         let now = Instant::now();
         let cpu_now = cpu::process_time();
+        let preemptions_now = cpu::preemptions();
         let wall = now.saturating_duration_since(self.opened_at);
         let cpu_used = cpu_now.saturating_sub(self.cpu_at_open);
         let phase = self.phase();
@@ -204,12 +211,14 @@ impl Collector {
                 self.done.measured.merge(&self.current);
                 self.done.measured_cpu += cpu_used;
                 self.done.measured_wall += wall;
+                self.done.measured_preemptions += preemptions_now.saturating_sub(self.preemptions_at_open);
             }
         }
         self.current.reset();
         self.from = until;
         self.opened_at = now;
         self.cpu_at_open = cpu_now;
+        self.preemptions_at_open = preemptions_now;
     }
 }
 

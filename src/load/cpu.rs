@@ -41,6 +41,13 @@ pub fn process_time() -> Duration {
     }
 }
 
+/// Times this process's threads were taken off their CPU while they could
+/// still run (getrusage's involuntary context switches): another thread or
+/// process ran on the generator's CPU meanwhile.
+pub fn preemptions() -> u64 {
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u.involuntary_context_switches().max(0) as u64)
+}
+
 /// CPU time over wall time as a percentage of one core (200 = two cores busy).
 pub fn percent_of_one_core(cpu: Duration, wall: Duration) -> f64 {
     if wall.is_zero() {

@@ -168,6 +168,12 @@ pub struct Generator {
     /// yielding until its open-loop slot was due (precise pacing, see
     /// docs/load.md): CPU the generator would have given to other work.
     pub pacing_wait_percent: f64,
+    /// Involuntary context switches of the generator's threads over the
+    /// measured phase: times another thread or process took its CPU while
+    /// it could run. Each can delay a send by a scheduler slice (ms).
+    pub preemptions: u64,
+    /// The same per second of the measured phase.
+    pub preemptions_per_sec: f64,
 }
 
 /// Where and how the run happened.
@@ -251,6 +257,12 @@ impl LoadReport {
                 0.0
             },
             pacing_wait_percent: cpu::percent_of_one_core(facts.wait, collected.measured_wall),
+            preemptions: collected.measured_preemptions,
+            preemptions_per_sec: if collected.measured_wall.is_zero() {
+                0.0
+            } else {
+                collected.measured_preemptions as f64 / collected.measured_wall.as_secs_f64()
+            },
         };
         let measured = PhaseReport::from_tally(&collected.measured, duration);
         LoadReport {
@@ -314,6 +326,13 @@ pub fn warnings(pacing: Pacing, g: &Generator, latency_p50_us: u64) -> Vec<Strin
             LATE_SEND_SHARE_OF_P50 * 100.0,
             latency_p50_us
         ));
+        if g.preemptions > 0 {
+            out.push(format!(
+                "the generator was taken off its CPU {} times ({:.0}/s) while it could run: other \
+                 threads or processes shared its CPU, which delays sends by a scheduler slice",
+                g.preemptions, g.preemptions_per_sec
+            ));
+        }
     }
     out
 }
@@ -331,6 +350,8 @@ mod tests {
             send_lag_p99_us,
             cpu_us_per_request: 1.0,
             pacing_wait_percent: 0.0,
+            preemptions: 0,
+            preemptions_per_sec: 0.0,
         }
     }
 
@@ -363,6 +384,7 @@ mod tests {
             rows: Vec::new(),
             measured_cpu: Duration::ZERO,
             measured_wall: Duration::from_secs(10),
+            measured_preemptions: 0,
         };
         let report = LoadReport::new(
             &plan,

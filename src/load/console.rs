@@ -106,8 +106,8 @@ pub fn summary(r: &LoadReport) -> String {
         let _ = writeln!(
             s,
             "  send lag (us)     p50 {}, p99 {}, max {}; waiting for slots {:.0}% of the time; \
-             preempted {} times",
-            lag.p50, lag.p99, lag.max, g.pacing_wait_percent, g.preemptions
+             waiting for its CPU {:.1}% (preempted {} times)",
+            lag.p50, lag.p99, lag.max, g.pacing_wait_percent, g.run_queue_wait_percent, g.preemptions
         );
     }
     if let Some(w) = &r.warmup {

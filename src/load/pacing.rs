@@ -5,8 +5,7 @@
 //!
 //! The run's one pacer task (`client::pace`) owns a timerfd (a kernel
 //! high-resolution timer that the tokio reactor watches like a socket). It
-//! is armed for [`Pacer::lead`] before the slot: [`YIELD_LEAD`] plus the
-//! recent lateness of its own wake-ups. After it fires, the task yields to
+//! is armed for [`YIELD_LEAD`] before the slot. After it fires, the task yields to
 //! the runtime until the due time: the connections' tasks and the I/O
 //! driver keep running meanwhile, and the slot is handed to a connection
 //! within microseconds of its time. Without a timerfd (not Linux, or none left) the tokio timer
@@ -23,17 +22,13 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::io::unix::AsyncFd;
 
-/// How long before a slot the timerfd hands over to yielding, at least:
-/// covers the wake-up and the reactor noticing it. The pacer adds the
-/// recent lateness of its own wake-ups (see [`Pacer::lead`]).
+/// How long before a slot the timerfd hands over to yielding: covers the
+/// wake-up and the reactor noticing it. Kept short on purpose: a lead
+/// that grew with the observed wake-up lateness was tried, and on a busy
+/// machine it made things worse (lateness there is preemption; the longer
+/// yielding made the thread look CPU-bound to the kernel's scheduler, which
+/// then preempted it more: send lag p50 300 us instead of 30-60 us).
 pub const YIELD_LEAD: Duration = Duration::from_micros(30);
-/// Most the observed wake-up lateness may add to [`YIELD_LEAD`]: beyond
-/// this the thread was not woken late but kept off its CPU, which a longer
-/// yield would not cure, only make dearer.
-pub const MAX_EXTRA_LEAD: Duration = Duration::from_micros(200);
-/// Per wake-up, the remembered lateness shrinks to this share, so one late
-/// wake-up widens the lead for a few hundred slots, not for good.
-const LATENESS_DECAY: f64 = 0.99;
 /// The same for the 1 ms tokio timer: one tick plus wake-up jitter.
 pub const TOKIO_TIMER_LEAD: Duration = Duration::from_micros(1_300);
 
@@ -51,9 +46,6 @@ impl AsRawFd for MonotonicTimer {
 #[derive(Debug)]
 pub struct Pacer {
     timer: Option<AsyncFd<MonotonicTimer>>,
-    /// Recent lateness of the timerfd wake-ups (a decaying maximum), in
-    /// microseconds: how much sooner to wake for the next slot.
-    late_us: f64,
 }
 
 impl Pacer {
@@ -71,13 +63,7 @@ impl Pacer {
         )
         .ok()
         .and_then(|fd| AsyncFd::new(MonotonicTimer(fd)).ok());
-        Pacer { timer, late_us: 0.0 }
-    }
-
-    /// How long before a slot to stop sleeping and start yielding: the
-    /// base lead plus the recent wake-up lateness (bounded).
-    pub fn lead(&self) -> Duration {
-        YIELD_LEAD + Duration::from_micros(self.late_us as u64).min(MAX_EXTRA_LEAD)
+        Pacer { timer }
     }
 
     /// Waits until `due`, recording the yielding time in `clock`.
@@ -87,7 +73,7 @@ impl Pacer {
             return;
         }
         let lead = if self.timer.is_some() {
-            self.lead()
+            YIELD_LEAD
         } else {
             TOKIO_TIMER_LEAD
         };
@@ -97,10 +83,6 @@ impl Pacer {
                 Some(timer) => sleep_timerfd(timer, wake).await.is_ok(),
                 None => false,
             };
-            if slept {
-                let late = Instant::now().saturating_duration_since(wake).as_secs_f64() * 1e6;
-                self.late_us = late.max(self.late_us * LATENESS_DECAY);
-            }
             if !slept {
                 tokio::time::sleep_until((due - TOKIO_TIMER_LEAD).into()).await;
             }
@@ -199,10 +181,7 @@ mod tests {
         }
         assert!(clock.total() > Duration::ZERO);
         assert!(clock.total() < Duration::from_millis(100));
-        let mut fallback = Pacer {
-            timer: None,
-            late_us: 0.0,
-        };
+        let mut fallback = Pacer { timer: None };
         let due = Instant::now() + Duration::from_millis(3);
         fallback.wait_until(due, &clock).await;
         assert!(Instant::now() >= due);

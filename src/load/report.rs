@@ -174,6 +174,11 @@ pub struct Generator {
     pub preemptions: u64,
     /// The same per second of the measured phase.
     pub preemptions_per_sec: f64,
+    /// Time the generator's threads were runnable but waiting for a CPU
+    /// (another thread or process had it), summed over its threads, in
+    /// percent of the measured phase: the part of the send lag that is the
+    /// machine's, not the generator's.
+    pub run_queue_wait_percent: f64,
 }
 
 /// Where and how the run happened.
@@ -263,6 +268,10 @@ impl LoadReport {
             } else {
                 collected.measured_preemptions as f64 / collected.measured_wall.as_secs_f64()
             },
+            run_queue_wait_percent: cpu::percent_of_one_core(
+                collected.measured_run_queue_wait,
+                collected.measured_wall,
+            ),
         };
         let measured = PhaseReport::from_tally(&collected.measured, duration);
         LoadReport {
@@ -288,6 +297,9 @@ impl LoadReport {
     }
 }
 
+/// Run-queue wait (percent of the measured phase) from which the late-send
+/// warning names the machine as a cause.
+const RUN_QUEUE_WAIT_NOTE_PERCENT: f64 = 0.1;
 /// A generator above this share of its CPUs was probably the bottleneck.
 const CPU_BUSY_SHARE: f64 = 0.9;
 /// Open loop: a send-lag p99 above this share of the latency p50 means the
@@ -326,11 +338,12 @@ pub fn warnings(pacing: Pacing, g: &Generator, latency_p50_us: u64) -> Vec<Strin
             LATE_SEND_SHARE_OF_P50 * 100.0,
             latency_p50_us
         ));
-        if g.preemptions > 0 {
+        if g.run_queue_wait_percent >= RUN_QUEUE_WAIT_NOTE_PERCENT || g.preemptions > 0 {
             out.push(format!(
-                "the generator was taken off its CPU {} times ({:.0}/s) while it could run: other \
-                 threads or processes shared its CPU, which delays sends by a scheduler slice",
-                g.preemptions, g.preemptions_per_sec
+                "the generator waited for its CPU {:.1}% of the time and was taken off it {} times \
+                 ({:.0}/s) while it could run: other threads or processes shared its CPU, and \
+                 every such wait delays the sends due meanwhile",
+                g.run_queue_wait_percent, g.preemptions, g.preemptions_per_sec
             ));
         }
     }
@@ -352,6 +365,7 @@ mod tests {
             pacing_wait_percent: 0.0,
             preemptions: 0,
             preemptions_per_sec: 0.0,
+            run_queue_wait_percent: 0.0,
         }
     }
 
@@ -385,6 +399,7 @@ mod tests {
             measured_cpu: Duration::ZERO,
             measured_wall: Duration::from_secs(10),
             measured_preemptions: 0,
+            measured_run_queue_wait: Duration::ZERO,
         };
         let report = LoadReport::new(
             &plan,

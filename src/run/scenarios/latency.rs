@@ -26,7 +26,9 @@ use crate::run::servers::CpuProbe;
 use crate::run::summary::{find, summarize};
 
 /// Connections of the open-loop runs: enough in-flight requests for the
-/// highest rate at a few milliseconds of latency.
+/// highest rate at a few milliseconds of latency (a throttled or stalled
+/// server). More than needed costs nothing: idle connections wait for the
+/// one pacer without a timer or a wake-up of their own (docs/load.md).
 const CONNECTIONS: usize = 128;
 
 /// Share of the slowest model's capacity the common rate stays below.

@@ -94,6 +94,10 @@ fn send_lag_is_a_distribution_and_cpu_per_request_is_reported() {
     assert_eq!(j["generator"]["max_send_lag_us"].as_u64(), Some(max));
     assert!(j["generator"]["cpu_us_per_request"].as_f64().unwrap() > 0.0);
     assert!(j["generator"]["pacing_wait_percent"].as_f64().is_some());
+    // The machine's share of the lag: how long the generator waited for its CPU.
+    assert!(j["generator"]["run_queue_wait_percent"].as_f64().unwrap() >= 0.0);
+    assert!(j["generator"]["preemptions"].as_u64().is_some());
+    assert!(j["generator"]["preemptions_per_sec"].as_f64().unwrap() >= 0.0);
     let spectrum = j["latency_spectrum_us"].as_array().unwrap();
     assert!(spectrum.len() > 10, "{spectrum:?}");
 

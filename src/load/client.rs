@@ -7,8 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use tokio::time::{sleep_until, timeout_at};
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::Poll;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Sleep, sleep_until};
 
 use super::pacing::{Pacer, WaitClock};
 use super::plan::{LoadPlan, Pacing, Stop};
@@ -39,7 +43,7 @@ pub struct Schedule {
 
 /// One request a worker has claimed.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
+pub struct Slot {
     /// Its start on the fixed schedule; `None` in closed loop (due now).
     due: Option<Instant>,
     claimed: Instant,
@@ -131,36 +135,95 @@ impl Backoff {
     }
 }
 
-/// One connection's worker: claims slots until the stop condition, sends
-/// each request on its keep-alive connection (reconnecting with backoff
-/// when it is gone) and reports one record per slot.
-pub async fn worker(schedule: Arc<Schedule>, records: mpsc::Sender<Record>) {
-    let plan = &schedule.plan;
-    let mut conn: Option<Connection> = None;
-    let mut backoff = Backoff::default();
-    // Closed loop never waits for a slot: no timer needed.
-    let mut pacer = plan.pacing.rate_per_sec().map(|_| Pacer::new());
+/// Where a connection gets its next slot: in closed loop it claims one
+/// itself (due at once); in open loop it waits, idle, until the run's one
+/// pacer hands it a slot that has come due.
+#[derive(Debug, Clone)]
+pub enum Slots {
+    Claim,
+    Paced(mpsc::Sender<oneshot::Sender<Slot>>),
+}
+
+impl Slots {
+    async fn next(&self, schedule: &Schedule) -> Option<Slot> {
+        match self {
+            Slots::Claim => schedule.claim(),
+            Slots::Paced(idle) => {
+                let (give, take) = oneshot::channel();
+                idle.send(give).await.ok()?;
+                take.await.ok()
+            }
+        }
+    }
+}
+
+/// Capacity of the queue of idle connections: one place per connection.
+pub fn idle_queue(
+    schedule: &Schedule,
+) -> (
+    mpsc::Sender<oneshot::Sender<Slot>>,
+    mpsc::Receiver<oneshot::Sender<Slot>>,
+) {
+    mpsc::channel(schedule.plan.connections.max(1))
+}
+
+/// The open-loop pacer, one per run (as wrk2 paces per thread rather than
+/// per connection): claims each slot in order, waits until it is due with
+/// one timer ([`Pacer`]), then hands it to the connection that has been
+/// idle longest. When no connection is idle the slot waits for the first
+/// one to free up, and the wait shows as send lag. Idle connections cost
+/// nothing meanwhile: no timer and no task wake-up each.
+pub async fn pace(schedule: Arc<Schedule>, mut idle: mpsc::Receiver<oneshot::Sender<Slot>>) {
+    let mut pacer = Pacer::new();
     while let Some(slot) = schedule.claim() {
-        if let (Some(due), Some(pacer)) = (slot.due, pacer.as_mut()) {
+        if let Some(due) = slot.due {
             if due >= schedule.warmup_end {
                 schedule.waits.start_counting();
             }
             pacer.wait_until(due, &schedule.waits).await;
         }
+        let mut slot = Some(slot);
+        while let Some(s) = slot.take() {
+            let Some(connection) = idle.recv().await else {
+                return; // every connection is gone
+            };
+            // A connection that went away returns the slot to the next one.
+            slot = connection.send(s).err();
+        }
+        // Let the connection send before the pacer arms its timer for the
+        // next slot (two system calls that would otherwise come first).
+        tokio::task::yield_now().await;
+    }
+    // Dropping `idle` (and the waiting connections' senders) ends them.
+}
+
+/// One connection's worker: takes slots until the stop condition, sends
+/// each request on its keep-alive connection (reconnecting with backoff
+/// when it is gone) and reports one record per slot.
+pub async fn worker(schedule: Arc<Schedule>, slots: Slots, records: mpsc::Sender<Record>) {
+    let plan = &schedule.plan;
+    let mut conn: Option<Connection> = None;
+    let mut backoff = Backoff::default();
+    // One timer per connection for the request timeouts, moved forward
+    // only when it fires: re-arming a timer for every request costs more
+    // than the rest of the client's own work per request.
+    let mut timer = pin!(tokio::time::sleep_until((Instant::now() + plan.timeout).into()));
+    while let Some(slot) = slots.next(&schedule).await {
         let scheduled = slot.due.unwrap_or(slot.claimed);
         let mut sent = None;
         // The timeout runs from the scheduled start: a request the generator
         // could not even send within it has timed out for its user too.
-        let result = timeout_at(
-            (scheduled + plan.timeout).into(),
+        let result = within(
+            timer.as_mut(),
+            scheduled + plan.timeout,
             exchange(&schedule, &mut conn, &backoff, &mut sent),
         )
         .await;
         let done = Instant::now();
         let outcome = match result {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(outcome)) => outcome,
-            Err(_elapsed) => Outcome::Timeout,
+            Some(Ok(outcome)) => outcome,
+            Some(Err(outcome)) => outcome,
+            None => Outcome::Timeout,
         };
         if matches!(outcome, Outcome::Ok | Outcome::Status4xx | Outcome::Status5xx) {
             backoff.succeeded();
@@ -183,6 +246,30 @@ pub async fn worker(schedule: Arc<Schedule>, records: mpsc::Sender<Record>) {
             break; // the collector is gone; nobody is listening
         }
     }
+}
+
+/// Runs `work` until it ends or `deadline` passes (`None`). `timer` is the
+/// connection's timeout timer: since a connection's deadlines only grow, a
+/// timer set for an earlier deadline fires first, and is then moved to the
+/// current one; it is re-armed about once per timeout, not per request.
+async fn within<F: Future>(mut timer: Pin<&mut Sleep>, deadline: Instant, work: F) -> Option<F::Output> {
+    if timer.deadline() > deadline.into() {
+        timer.as_mut().reset(deadline.into());
+    }
+    let mut work = pin!(work);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return Poll::Ready(None);
+            }
+            timer.as_mut().reset(deadline.into());
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Sends one request and reads the whole response. `Ok` carries the status
@@ -215,6 +302,60 @@ async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn deadline_timer_is_moved_not_fired_early() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Armed for a deadline that has passed (an earlier request's).
+        let mut timer = pin!(tokio::time::sleep_until(now.into()));
+        let slow = async {
+            tokio::time::sleep(ms(30)).await;
+            7
+        };
+        assert_eq!(within(timer.as_mut(), now + ms(5_000), slow).await, Some(7));
+        assert!(
+            timer.deadline() > (now + ms(4_000)).into(),
+            "moved to the current deadline"
+        );
+        let never = std::future::pending::<()>();
+        let deadline = Instant::now() + ms(20);
+        assert_eq!(within(timer.as_mut(), deadline, never).await, None);
+        assert!(Instant::now() >= deadline, "never before the deadline");
+    }
+
+    #[tokio::test]
+    async fn pacer_hands_every_slot_to_an_idle_connection_then_ends_them() {
+        let s = Arc::new(schedule(
+            Pacing::Fixed { per_sec: 2_000.0 },
+            Stop::After(Duration::from_millis(50)),
+            Duration::ZERO,
+        ));
+        let (idle, queue) = idle_queue(&s);
+        let pacer = tokio::spawn(pace(s.clone(), queue));
+        let slots = Slots::Paced(idle);
+        let mut connections = Vec::new();
+        for _ in 0..3 {
+            let (slots, s) = (slots.clone(), s.clone());
+            connections.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                while let Some(slot) = slots.next(&s).await {
+                    assert!(Instant::now() >= slot.due.unwrap(), "never before its slot");
+                    got.push(slot.due.unwrap());
+                }
+                got
+            }));
+        }
+        drop(slots);
+        pacer.await.unwrap();
+        let mut all = Vec::new();
+        for c in connections {
+            all.extend(c.await.unwrap());
+        }
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 100, "2000/s for 50 ms, each slot once");
+    }
 
     #[test]
     fn backoff_doubles_to_a_bound() {

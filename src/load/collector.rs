@@ -69,6 +69,12 @@ pub struct Collected {
     /// Generator CPU time and wall time over the measured intervals.
     pub measured_cpu: Duration,
     pub measured_wall: Duration,
+    /// Involuntary context switches of the generator over the measured
+    /// intervals ([`cpu::preemptions`]).
+    pub measured_preemptions: u64,
+    /// Time the generator's threads waited for a CPU over the measured
+    /// intervals ([`cpu::run_queue_wait`]).
+    pub measured_run_queue_wait: Duration,
 }
 
 #[derive(Debug)]
@@ -82,6 +88,8 @@ pub struct Collector {
     /// Wall clock and process CPU time when the current interval was opened.
     opened_at: Instant,
     cpu_at_open: Duration,
+    preemptions_at_open: u64,
+    run_queue_wait_at_open: Duration,
     done: Collected,
     live: Option<Arc<Live>>,
 }
@@ -96,12 +104,16 @@ impl Collector {
             current: Tally::default(),
             opened_at: Instant::now(),
             cpu_at_open: cpu::process_time(),
+            preemptions_at_open: cpu::preemptions(),
+            run_queue_wait_at_open: cpu::run_queue_wait(),
             done: Collected {
                 warmup: Tally::default(),
                 measured: Tally::default(),
                 rows: Vec::new(),
                 measured_cpu: Duration::ZERO,
                 measured_wall: Duration::ZERO,
+                measured_preemptions: 0,
+                measured_run_queue_wait: Duration::ZERO,
             },
             live,
         }
@@ -184,6 +196,8 @@ impl Collector {
     fn close(&mut self, until: Instant) {
         let now = Instant::now();
         let cpu_now = cpu::process_time();
+        let preemptions_now = cpu::preemptions();
+        let run_queue_wait_now = cpu::run_queue_wait();
         let wall = now.saturating_duration_since(self.opened_at);
         let cpu_used = cpu_now.saturating_sub(self.cpu_at_open);
         let phase = self.phase();
@@ -204,12 +218,16 @@ impl Collector {
                 self.done.measured.merge(&self.current);
                 self.done.measured_cpu += cpu_used;
                 self.done.measured_wall += wall;
+                self.done.measured_preemptions += preemptions_now.saturating_sub(self.preemptions_at_open);
+                self.done.measured_run_queue_wait += run_queue_wait_now.saturating_sub(self.run_queue_wait_at_open);
             }
         }
         self.current.reset();
         self.from = until;
         self.opened_at = now;
         self.cpu_at_open = cpu_now;
+        self.preemptions_at_open = preemptions_now;
+        self.run_queue_wait_at_open = run_queue_wait_now;
     }
 }
 

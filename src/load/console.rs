@@ -105,8 +105,9 @@ pub fn summary(r: &LoadReport) -> String {
         let lag = &r.send_lag_us;
         let _ = writeln!(
             s,
-            "  send lag (us)     p50 {}, p99 {}, max {}; waiting for slots {:.0}% of the time",
-            lag.p50, lag.p99, lag.max, g.pacing_wait_percent
+            "  send lag (us)     p50 {}, p99 {}, max {}; waiting for slots {:.0}% of the time; \
+             waiting for its CPU {:.1}% (preempted {} times)",
+            lag.p50, lag.p99, lag.max, g.pacing_wait_percent, g.run_queue_wait_percent, g.preemptions
         );
     }
     if let Some(w) = &r.warmup {

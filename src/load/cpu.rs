@@ -41,6 +41,29 @@ pub fn process_time() -> Duration {
     }
 }
 
+/// Times this process's threads were taken off their CPU while they could
+/// still run (getrusage's involuntary context switches): another thread or
+/// process ran on the generator's CPU meanwhile.
+pub fn preemptions() -> u64 {
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u.involuntary_context_switches().max(0) as u64)
+}
+
+/// Time this process's threads spent runnable but waiting for a CPU,
+/// summed over its threads (the second field of each
+/// `/proc/self/task/*/schedstat`): the CPU was busy with another thread or
+/// process. Zero where the kernel does not provide it.
+pub fn run_queue_wait() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
 /// CPU time over wall time as a percentage of one core (200 = two cores busy).
 pub fn percent_of_one_core(cpu: Duration, wall: Duration) -> f64 {
     if wall.is_zero() {
@@ -70,6 +93,9 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(process_time() > before);
+        // Never negative; moves only when the CPU was contended.
+        let wait = run_queue_wait();
+        assert!(run_queue_wait() >= wait);
         assert!(!allowed().is_empty());
     }
 }

@@ -3,12 +3,12 @@
 //! deadline), so on its own it sends each request up to a millisecond late,
 //! and that lateness would be counted as the server's latency.
 //!
-//! Each connection's task owns a timerfd (a kernel high-resolution timer
-//! that the tokio reactor watches like a socket). It is armed for
-//! [`YIELD_LEAD`] before the slot; after it fires, the task yields to the
-//! runtime until the due time: other connections' tasks and the I/O driver
-//! keep running meanwhile, and the request leaves within microseconds of
-//! its slot. Without a timerfd (not Linux, or none left) the tokio timer
+//! The run's one pacer task (`client::pace`) owns a timerfd (a kernel
+//! high-resolution timer that the tokio reactor watches like a socket). It
+//! is armed for [`YIELD_LEAD`] before the slot. After it fires, the task yields to
+//! the runtime until the due time: the connections' tasks and the I/O
+//! driver keep running meanwhile, and the slot is handed to a connection
+//! within microseconds of its time. Without a timerfd (not Linux, or none left) the tokio timer
 //! sleeps until [`TOKIO_TIMER_LEAD`] before the slot and the yielding covers
 //! the rest, at a higher CPU price. The yielding time is measured
 //! ([`WaitClock`]) and reported as `pacing_wait_percent`.
@@ -23,7 +23,11 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use tokio::io::unix::AsyncFd;
 
 /// How long before a slot the timerfd hands over to yielding: covers the
-/// wake-up and the reactor noticing it.
+/// wake-up and the reactor noticing it. Kept short on purpose: a lead
+/// that grew with the observed wake-up lateness was tried, and on a busy
+/// machine it made things worse (lateness there is preemption; the longer
+/// yielding made the thread look CPU-bound to the kernel's scheduler, which
+/// then preempted it more: send lag p50 300 us instead of 30-60 us).
 pub const YIELD_LEAD: Duration = Duration::from_micros(30);
 /// The same for the 1 ms tokio timer: one tick plus wake-up jitter.
 pub const TOKIO_TIMER_LEAD: Duration = Duration::from_micros(1_300);
@@ -38,7 +42,7 @@ impl AsRawFd for MonotonicTimer {
     }
 }
 
-/// One connection's pacing timer.
+/// The run's pacing timer.
 #[derive(Debug)]
 pub struct Pacer {
     timer: Option<AsyncFd<MonotonicTimer>>,

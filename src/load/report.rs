@@ -168,6 +168,17 @@ pub struct Generator {
     /// yielding until its open-loop slot was due (precise pacing, see
     /// docs/load.md): CPU the generator would have given to other work.
     pub pacing_wait_percent: f64,
+    /// Involuntary context switches of the generator's threads over the
+    /// measured phase: times another thread or process took its CPU while
+    /// it could run. Each can delay a send by a scheduler slice (ms).
+    pub preemptions: u64,
+    /// The same per second of the measured phase.
+    pub preemptions_per_sec: f64,
+    /// Time the generator's threads were runnable but waiting for a CPU
+    /// (another thread or process had it), summed over its threads, in
+    /// percent of the measured phase: the part of the send lag that is the
+    /// machine's, not the generator's.
+    pub run_queue_wait_percent: f64,
 }
 
 /// Where and how the run happened.
@@ -251,6 +262,16 @@ impl LoadReport {
                 0.0
             },
             pacing_wait_percent: cpu::percent_of_one_core(facts.wait, collected.measured_wall),
+            preemptions: collected.measured_preemptions,
+            preemptions_per_sec: if collected.measured_wall.is_zero() {
+                0.0
+            } else {
+                collected.measured_preemptions as f64 / collected.measured_wall.as_secs_f64()
+            },
+            run_queue_wait_percent: cpu::percent_of_one_core(
+                collected.measured_run_queue_wait,
+                collected.measured_wall,
+            ),
         };
         let measured = PhaseReport::from_tally(&collected.measured, duration);
         LoadReport {
@@ -276,6 +297,9 @@ impl LoadReport {
     }
 }
 
+/// Run-queue wait (percent of the measured phase) from which the late-send
+/// warning names the machine as a cause.
+const RUN_QUEUE_WAIT_NOTE_PERCENT: f64 = 0.1;
 /// A generator above this share of its CPUs was probably the bottleneck.
 const CPU_BUSY_SHARE: f64 = 0.9;
 /// Open loop: a send-lag p99 above this share of the latency p50 means the
@@ -314,6 +338,14 @@ pub fn warnings(pacing: Pacing, g: &Generator, latency_p50_us: u64) -> Vec<Strin
             LATE_SEND_SHARE_OF_P50 * 100.0,
             latency_p50_us
         ));
+        if g.run_queue_wait_percent >= RUN_QUEUE_WAIT_NOTE_PERCENT || g.preemptions > 0 {
+            out.push(format!(
+                "the generator waited for its CPU {:.1}% of the time and was taken off it {} times \
+                 ({:.0}/s) while it could run: other threads or processes shared its CPU, and \
+                 every such wait delays the sends due meanwhile",
+                g.run_queue_wait_percent, g.preemptions, g.preemptions_per_sec
+            ));
+        }
     }
     out
 }
@@ -331,6 +363,9 @@ mod tests {
             send_lag_p99_us,
             cpu_us_per_request: 1.0,
             pacing_wait_percent: 0.0,
+            preemptions: 0,
+            preemptions_per_sec: 0.0,
+            run_queue_wait_percent: 0.0,
         }
     }
 
@@ -363,6 +398,8 @@ mod tests {
             rows: Vec::new(),
             measured_cpu: Duration::ZERO,
             measured_wall: Duration::from_secs(10),
+            measured_preemptions: 0,
+            measured_run_queue_wait: Duration::ZERO,
         };
         let report = LoadReport::new(
             &plan,

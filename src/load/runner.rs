@@ -9,9 +9,9 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::client::{Schedule, worker};
+use super::client::{Schedule, Slots, idle_queue, pace, worker};
 use super::collector::{Collector, Live};
-use super::plan::{LoadPlan, Target};
+use super::plan::{LoadPlan, Pacing, Target};
 use super::report::{Environment, LoadReport, RunFacts};
 
 /// Why a run could not produce a report.
@@ -42,9 +42,20 @@ pub async fn run(plan: &LoadPlan, live: Option<Arc<Live>>) -> Result<LoadReport,
     let (tx, rx) = mpsc::channel(8192);
     let collector = tokio::spawn(Collector::new(start, plan.warmup, plan.interval, live).collect(rx));
     let mut workers = JoinSet::new();
+    // Open loop: one pacer hands due slots to idle connections; closed
+    // loop: each connection claims its own.
+    let slots = match plan.pacing {
+        Pacing::Closed => Slots::Claim,
+        Pacing::Fixed { .. } => {
+            let (idle, queue) = idle_queue(&schedule);
+            workers.spawn(pace(schedule.clone(), queue));
+            Slots::Paced(idle)
+        }
+    };
     for _ in 0..plan.connections.max(1) {
-        workers.spawn(worker(schedule.clone(), tx.clone()));
+        workers.spawn(worker(schedule.clone(), slots.clone(), tx.clone()));
     }
+    drop(slots);
     drop(tx);
     while let Some(done) = workers.join_next().await {
         done?;

@@ -5,12 +5,19 @@
 //! count, so an achieved rate never exceeds the offered one; a run whose
 //! schedule was not kept (late sends or errors) is marked overloaded by
 //! the report (see [`overloaded`]).
+//!
+//! In the server-bound mode the capacities are those of the model capped
+//! at `--server-cpu-quota` cores (the throughput scenario's, or a probe run
+//! under the same cap), so the latency runs run under that cap too: each
+//! rate is then the stated share of the capacity of the server it meets.
+//! The cap also keeps the fast models' rates well inside what the one
+//! generator core can pace precisely.
 
 use std::time::Duration;
 
 use http::Method;
 
-use super::throughput::PING;
+use super::throughput::{PING, cap};
 use super::{closed, load_entry, load_plan, open, steady_flags};
 use crate::load::schedule_kept;
 use crate::run::Ctx;
@@ -19,7 +26,9 @@ use crate::run::servers::CpuProbe;
 use crate::run::summary::{find, summarize};
 
 /// Connections of the open-loop runs: enough in-flight requests for the
-/// highest rate at a few milliseconds of latency.
+/// highest rate at a few milliseconds of latency (a throttled or stalled
+/// server). More than needed costs nothing: idle connections wait for the
+/// one pacer without a timer or a wake-up of their own (docs/load.md).
 const CONNECTIONS: usize = 128;
 
 /// Share of the slowest model's capacity the common rate stays below.
@@ -114,8 +123,13 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 continue;
             }
         };
+        let mut group = None;
         let outcome = async {
             server.wait_serving(&ctx.http).await?;
+            group = cap(ctx, &model, &server)?;
+            if group.is_some() {
+                note_capped(ctx);
+            }
             for (name, rate) in &rates {
                 for repeat in 1..=ctx.plan.repeats {
                     ctx.console.step(
@@ -130,13 +144,30 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                         ctx.plan.latency_duration,
                         Duration::from_millis(500),
                     );
-                    let probe = CpuProbe::start(&server.pids());
+                    let pids = server.pids();
+                    if let Some(g) = &group {
+                        for &pid in &pids {
+                            g.add(pid)?;
+                        }
+                    }
+                    let throttled_before = group.as_ref().map(|g| g.throttling());
+                    let probe = CpuProbe::start(&pids);
                     let report = ctx.load(plan).await?;
                     let processes = probe.finish();
                     let mut entry = load_entry(&model, "latency", name, repeat, &report, false, processes);
                     if let Some(load) = entry.load.as_mut() {
                         load.latency_spectrum_us = report.measured.latency_spectrum_us.clone();
                         load.service_time_spectrum_us = report.measured.service_time_spectrum_us.clone();
+                        if let (Some(g), Some(before)) = (&group, throttled_before) {
+                            let t = g.throttling().since(before);
+                            if t.nr_throttled > 0 {
+                                load.warnings.push(format!(
+                                    "the CPU cap ({} cores) throttled the server in {} of {} periods: \
+                                     requests then waited for the next period, which shows in the tail",
+                                    g.cores, t.nr_throttled, t.nr_periods
+                                ));
+                            }
+                        }
                     }
                     ctx.push(entry);
                 }
@@ -145,6 +176,8 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         }
         .await;
         server.stop().await;
+        // Removed only now: the model's processes have exited.
+        drop(group);
         if let Err(e) = outcome {
             ctx.fail(&model, "latency", e);
             continue;
@@ -154,13 +187,27 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Says once in the run's notes that latency runs are capped like the
+/// capacity they are fractions of.
+fn note_capped(ctx: &mut Ctx) {
+    let note = "latency runs run under the same CPU cap as the capacity their rates are fractions of \
+                (the throughput runs' or a capped probe's)"
+        .to_string();
+    if !ctx.results.notes.contains(&note) {
+        ctx.results.notes.push(note);
+    }
+}
+
 /// Without a throughput figure for `model`, measure its closed-loop
 /// capacity now (recorded as a latency entry, variant `capacity probe`).
 async fn probe_capacity(ctx: &mut Ctx, model: &str) -> anyhow::Result<()> {
     ctx.console.step("latency", model, PROBE);
     let server = ctx.start(model, &steady_flags(model)).await?;
+    let mut group = None;
     let outcome = async {
         server.wait_serving(&ctx.http).await?;
+        // Under the same cap as the latency runs that use this capacity.
+        group = cap(ctx, model, &server)?;
         let plan = closed(
             load_plan(&server.url, Method::GET, "/ping", None)?,
             ctx.plan.connections,
@@ -171,6 +218,7 @@ async fn probe_capacity(ctx: &mut Ctx, model: &str) -> anyhow::Result<()> {
     }
     .await;
     server.stop().await;
+    drop(group);
     let report = outcome?;
     if report.measured.requests_per_sec <= 0.0 {
         anyhow::bail!("{model} answered no GET /ping in the capacity probe, so there is no rate to run at");

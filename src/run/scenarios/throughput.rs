@@ -189,7 +189,7 @@ pub fn server_bound_flag(
 /// every process of the model in it (children started later inherit it).
 /// Where none can be made, says so once in the run's notes and goes on
 /// uncapped (the claims then use the CPU-cost ratio).
-fn cap(ctx: &mut Ctx, model: &str, server: &Server) -> anyhow::Result<Option<CpuGroup>> {
+pub(crate) fn cap(ctx: &mut Ctx, model: &str, server: &Server) -> anyhow::Result<Option<CpuGroup>> {
     let Some(cores) = ctx.plan.server_cpu_quota else {
         return Ok(None);
     };

@@ -117,7 +117,11 @@ fn every_throughput_entry_has_cpu_by_role_summing_to_the_total() {
         let mine: Vec<_> = entries.iter().filter(|e| e["model"] == *model).collect();
         // 3 claim repeats of GET /ping plus one each of the other endpoints
         // (the floor, nginx-baseline, answers GET /ping only).
-        let expected = if model.parse::<Model>().unwrap().serves_workload() { 5 } else { 3 };
+        let expected = if model.parse::<Model>().unwrap().serves_workload() {
+            5
+        } else {
+            3
+        };
         assert_eq!(mine.len(), expected, "{model}: {} throughput entries", mine.len());
         for e in mine {
             let what = format!("{model} {} {}", e["variant"], e["repeat"]);

@@ -20,10 +20,10 @@ use http::Method;
 use super::throughput::{PING, cap};
 use super::{closed, load_entry, load_plan, open, steady_flags};
 use crate::load::schedule_kept;
-use crate::run::Ctx;
 use crate::run::results::LoadFigures;
 use crate::run::servers::CpuProbe;
 use crate::run::summary::{find, summarize};
+use crate::run::{Ctx, Measurement};
 
 /// Connections of the open-loop runs: enough in-flight requests for the
 /// highest rate at a few milliseconds of latency (a throttled or stalled
@@ -115,18 +115,12 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             .map(|f| (variant(*f), (f * capacity).max(1.0)))
             .collect();
         rates.push((common_variant(common), common));
-        ctx.console.step("latency", &model, "starting");
-        let server = match ctx.start(&model, &steady_flags(&model)).await {
-            Ok(server) => server,
-            Err(e) => {
-                ctx.fail(&model, "latency", e);
-                continue;
-            }
-        };
+        // Removed only after the server stopped: a group with processes
+        // left in it cannot be removed.
         let mut group = None;
-        let outcome = async {
-            server.wait_serving(&ctx.http).await?;
-            group = cap(ctx, &model, &server)?;
+        let measurement = Measurement::new("latency", &model);
+        ctx.with_server(measurement, &steady_flags(&model), async |ctx, server| {
+            group = cap(ctx, &model, server)?;
             if group.is_some() {
                 note_capped(ctx);
             }
@@ -173,16 +167,9 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 }
             }
             anyhow::Ok(())
-        }
-        .await;
-        server.stop().await;
-        // Removed only now: the model's processes have exited.
+        })
+        .await?;
         drop(group);
-        if let Err(e) = outcome {
-            ctx.fail(&model, "latency", e);
-            continue;
-        }
-        ctx.save()?;
     }
     Ok(())
 }
@@ -202,22 +189,21 @@ fn note_capped(ctx: &mut Ctx) {
 /// capacity now (recorded as a latency entry, variant `capacity probe`).
 async fn probe_capacity(ctx: &mut Ctx, model: &str) -> anyhow::Result<()> {
     ctx.console.step("latency", model, PROBE);
-    let server = ctx.start(model, &steady_flags(model)).await?;
     let mut group = None;
-    let outcome = async {
-        server.wait_serving(&ctx.http).await?;
-        // Under the same cap as the latency runs that use this capacity.
-        group = cap(ctx, model, &server)?;
-        let plan = closed(
-            load_plan(&server.url, Method::GET, "/ping", None)?,
-            ctx.plan.connections,
-            ctx.plan.duration,
-            ctx.plan.warmup,
-        );
-        ctx.load(plan).await
-    }
-    .await;
-    server.stop().await;
+    let outcome = ctx
+        .serving(model, &steady_flags(model), async |ctx, server| {
+            // Under the same cap as the latency runs that use this capacity.
+            group = cap(ctx, model, server)?;
+            let plan = closed(
+                load_plan(&server.url, Method::GET, "/ping", None)?,
+                ctx.plan.connections,
+                ctx.plan.duration,
+                ctx.plan.warmup,
+            );
+            ctx.load(plan).await
+        })
+        .await;
+    // Removed only now: the model's processes have exited.
     drop(group);
     let report = outcome?;
     if report.measured.requests_per_sec <= 0.0 {

@@ -67,6 +67,11 @@ pub struct RunPlan {
     /// Recycle at half of each model's capacity (`hostlab run`), or only
     /// at `recycle_rate` (`hostlab recycle --rate`).
     pub recycle_at_capacity: bool,
+    /// `hostlab recycle --delayed-ms`: the delayed threshold of every run,
+    /// in µs, instead of the control's p99.9.
+    pub delayed_threshold_us: Option<u64>,
+    /// `hostlab recycle --json`: where to write the window metrics.
+    pub recycle_json: Option<PathBuf>,
     pub latency_duration: Duration,
     pub latency_fractions: Vec<f64>,
     /// Each soak run (`--duration`, else 10 min).
@@ -209,6 +214,8 @@ impl RunPlan {
             recycle_duration,
             recycle_at: recycle_duration / 3,
             recycle_at_capacity: true,
+            delayed_threshold_us: None,
+            recycle_json: None,
             latency_duration: if quick {
                 duration.mul_f64(2.0 / 3.0)
             } else {

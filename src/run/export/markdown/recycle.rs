@@ -7,6 +7,16 @@ use super::*;
 pub(super) fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
     let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.recycle.is_some()).collect();
     if rows.is_empty() {
+        // Selected models whose every recycle run failed still get their
+        // figure (a note with the reasons), never a silent absence.
+        if charts.iter().any(|c| c.kind == "recycle") {
+            let _ = writeln!(
+                out,
+                "## Recycle under fixed-rate load\n\nNo recycle run produced figures; the reasons are in the \
+                 figures below and under \"Not measured\".\n"
+            );
+            charts_of(out, charts, "recycle");
+        }
         return;
     }
     let _ = writeln!(

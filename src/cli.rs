@@ -42,8 +42,9 @@ pub enum Command {
         listen: SocketAddr,
     },
     /// One recycle experiment under fixed-rate load: the recycle scenario of
-    /// `hostlab run` for one model and one kind (timeline, failures by class,
-    /// unavailability, peak p99, time to recover), written to a result folder.
+    /// `hostlab run` for one model and one kind next to a control (window
+    /// metrics: failed by class, delayed, downtime, window p99), written to
+    /// a result folder.
     Recycle(RecycleArgs),
     /// Re-render report.md, summary.csv and charts from DIR/results.json.
     Report(ReportArgs),
@@ -105,6 +106,15 @@ pub struct RecycleArgs {
     /// Output folder (default results/recycle-<UTC timestamp>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// A request slower than this (from its scheduled start) counts as
+    /// delayed, in the control and the recycle alike [default: the control
+    /// run's p99.9].
+    #[arg(long, value_name = "MS")]
+    pub delayed_ms: Option<f64>,
+    /// Also write the window metrics of the control and the recycle as JSON
+    /// to FILE (keys: docs/run.md "One recycle").
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
     /// CPUs for the load generator (e.g. 0).
     #[arg(long)]
     pub client_cpus: Option<String>,

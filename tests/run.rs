@@ -10,12 +10,22 @@ use std::time::Duration;
 const RUN_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// `hostlab ARGS` to its end, with the parent-death signal, killed if it hangs.
+/// It runs a hard link to the binary in a folder of its own: the driver
+/// starts every server from its own path, and a `cargo build` that replaced
+/// target/debug/hostlab during the run would leave that path naming a
+/// deleted file (every later server start fails).
 fn hostlab(args: &[&str]) -> Output {
-    hostlab::ready::output_within(
-        hostlab::ready::command(env!("CARGO_BIN_EXE_hostlab")).args(args),
-        RUN_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    let original = Path::new(env!("CARGO_BIN_EXE_hostlab"));
+    let bin = tempfile::Builder::new()
+        .prefix("run-test-bin")
+        .tempdir_in(original.parent().unwrap())
+        .unwrap();
+    let exe = bin.path().join("hostlab");
+    if std::fs::hard_link(original, &exe).is_err() {
+        std::fs::copy(original, &exe).unwrap();
+    }
+    hostlab::ready::output_within(hostlab::ready::command(&exe).args(args), RUN_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn check_ok(out: &Output, what: &str) {
@@ -295,6 +305,8 @@ fn one_recycle_experiment() {
         "2s",
         "--out",
         out.to_str().unwrap(),
+        "--json",
+        dir.path().join("rc.json").to_str().unwrap(),
     ]);
     check_ok(&run, "hostlab recycle");
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
@@ -305,17 +317,77 @@ fn one_recycle_experiment() {
     // The run's window metrics, the threshold from the control's p99.9.
     let rc = &entries[1]["recycle"];
     for window in ["window_1s", "drain"] {
-        for key in ["ok", "failed", "delayed_at_least", "worst_interval_p99_us"] {
+        for key in [
+            "ok",
+            "failed",
+            "delayed",
+            "downtime_ms",
+            "delayed_at_least",
+            "worst_interval_p99_us",
+        ] {
             assert!(!rc[window][key].is_null(), "recycle.{window}.{key}: {rc}");
         }
+        // The exact count is never below the quantile bound.
+        assert!(rc[window]["delayed"].as_u64() >= rc[window]["delayed_at_least"].as_u64());
     }
     assert!(rc["downtime_ms"].is_u64());
+    assert_eq!(rc["drain"]["downtime_ms"], rc["downtime_ms"]);
     assert_eq!(rc["delayed_threshold_us"], entries[0]["load"]["latency_us"]["p99_9"]);
     assert!(!entries[1]["load"]["timeline"].as_array().unwrap().is_empty());
-    assert!(String::from_utf8_lossy(&run.stdout).contains("proxy crash"));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(stdout.contains("proxy crash"));
+    // The same window metrics on stdout and in --json.
+    assert!(stdout.contains("Window metrics of proxy crash"), "{stdout}");
+    assert!(stdout.contains("control p99.9"), "{stdout}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("rc.json")).unwrap()).unwrap();
+    assert_eq!(json["kind"], "crash");
+    assert_eq!(json["delayed_threshold_from"], "control p99.9");
+    assert_eq!(json["delayed_threshold_us"], rc["delayed_threshold_us"]);
+    for (run, entry) in [("control", &entries[0]), ("recycle", &entries[1])] {
+        for window in ["window_1s", "drain"] {
+            assert_eq!(json[run][window], entry["recycle"][window], "{run}.{window}");
+        }
+        assert_eq!(json[run]["downtime_ms"], entry["recycle"]["downtime_ms"]);
+    }
+    let delayed_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("delayed to the end"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        delayed_line.ends_with(&format!(" {}", rc["drain"]["delayed"])),
+        "{delayed_line} vs {}",
+        rc["drain"]["delayed"]
+    );
+
+    // One fixed threshold for both runs instead of the control's p99.9.
+    let fixed = dir.path().join("fixed");
+    let run = hostlab(&[
+        "recycle",
+        "proxy",
+        "--kind",
+        "overlapped",
+        "--rate",
+        "300",
+        "--duration",
+        "2s",
+        "--delayed-ms",
+        "0.5",
+        "--out",
+        fixed.to_str().unwrap(),
+    ]);
+    check_ok(&run, "hostlab recycle --delayed-ms");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixed.join("results.json")).unwrap()).unwrap();
+    for e in results["entries"].as_array().unwrap() {
+        assert_eq!(e["recycle"]["delayed_threshold_us"], 500, "{e}");
+    }
+    assert!(String::from_utf8_lossy(&run.stdout).contains("0.500 ms, --delayed-ms"));
 
     let bad = hostlab(&["recycle", "edge"]);
     assert_eq!(bad.status.code(), Some(2), "edge has nothing to recycle");
+    let bad = hostlab(&["recycle", "proxy", "--delayed-ms", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--delayed-ms"));
     let bad = hostlab(&["recycle", "proxy", "--kind", "reboot"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("stop-start"));

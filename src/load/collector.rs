@@ -58,6 +58,12 @@ pub struct TimelineRow {
     pub max_send_lag_us: u64,
     /// Generator CPU over this interval, percent of one core.
     pub cpu_percent: f64,
+    /// The interval's `latency_us` histogram as its non-empty buckets
+    /// (highest equivalent value in µs, count), when the plan asks for it
+    /// (`LoadPlan::interval_histograms`): recording each bucket's value
+    /// `count` times into a histogram of the same precision rebuilds it
+    /// exactly, so windows of the timeline merge without loss.
+    pub latency_buckets: Option<Vec<(u64, u64)>>,
 }
 
 /// What the collector hands back when every worker has finished.
@@ -92,6 +98,7 @@ pub struct Collector {
     run_queue_wait_at_open: Duration,
     done: Collected,
     live: Option<Arc<Live>>,
+    keep_histograms: bool,
 }
 
 impl Collector {
@@ -116,7 +123,15 @@ impl Collector {
                 measured_run_queue_wait: Duration::ZERO,
             },
             live,
+            keep_histograms: false,
         }
+    }
+
+    /// Keep each interval's latency histogram in its row (see
+    /// [`TimelineRow::latency_buckets`]).
+    pub fn keep_interval_histograms(mut self, keep: bool) -> Self {
+        self.keep_histograms = keep;
+        self
     }
 
     /// End of the current interval: the next multiple of the interval length
@@ -210,6 +225,13 @@ impl Collector {
             service_time_us: summarize(&self.current.service_us),
             max_send_lag_us: self.current.send_lag_us.max(),
             cpu_percent: cpu::percent_of_one_core(cpu_used, wall),
+            latency_buckets: self.keep_histograms.then(|| {
+                self.current
+                    .latency_us
+                    .iter_recorded()
+                    .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                    .collect()
+            }),
         };
         self.done.rows.push(row);
         match phase {
@@ -295,6 +317,36 @@ mod tests {
         assert_eq!(t[5], (250, 1));
         assert_eq!(done.rows[1].phase, Phase::Warmup);
         assert_eq!(done.rows[2].phase, Phase::Measure);
+    }
+
+    #[tokio::test]
+    async fn interval_histograms_are_kept_only_when_asked() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let us = Duration::from_micros;
+        let run = |keep| async move {
+            let c = Collector::new(start, Duration::ZERO, ms(50), None).keep_interval_histograms(keep);
+            let (tx, rx) = mpsc::channel(16);
+            for (t, lat_us) in [(10, 700), (20, 700), (30, 1500), (60, 900)] {
+                tx.send(Record {
+                    scheduled: start + ms(t),
+                    sent: Some(start + ms(t)),
+                    done: start + ms(t) + us(lat_us),
+                    outcome: Outcome::Ok,
+                })
+                .await
+                .unwrap();
+            }
+            drop(tx);
+            c.collect(rx).await
+        };
+        let kept = run(true).await;
+        assert_eq!(
+            kept.rows[0].latency_buckets.as_deref(),
+            Some(&[(700, 2), (1500, 1)][..])
+        );
+        assert_eq!(kept.rows[1].latency_buckets.as_deref(), Some(&[(900, 1)][..]));
+        assert!(run(false).await.rows.iter().all(|r| r.latency_buckets.is_none()));
     }
 
     #[tokio::test]

@@ -84,6 +84,7 @@ mod tests {
             service_time_us: LatencySummary::default(),
             max_send_lag_us: 3,
             cpu_percent: 12.34,
+            latency_buckets: None,
         };
         let mut out = Vec::new();
         timeline_csv(&mut out, &[row]).unwrap();

@@ -36,6 +36,10 @@ pub struct LoadPlan {
     pub timeout: Duration,
     /// Length of one timeline interval (one histogram each).
     pub interval: Duration,
+    /// Keep each interval's latency histogram in its timeline row (its
+    /// non-empty buckets), so windows of the timeline can be merged exactly
+    /// later (recycle windows). Off by default: rows then stay small.
+    pub interval_histograms: bool,
 }
 
 impl LoadPlan {
@@ -55,6 +59,7 @@ impl LoadPlan {
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(2),
             interval: Duration::from_millis(100),
+            interval_histograms: false,
         }
     }
 

@@ -40,7 +40,11 @@ pub async fn run(plan: &LoadPlan, live: Option<Arc<Live>>) -> Result<LoadReport,
     // Bounded: if the collector ever falls behind, workers wait (and the
     // wait shows as send lag) instead of memory growing.
     let (tx, rx) = mpsc::channel(8192);
-    let collector = tokio::spawn(Collector::new(start, plan.warmup, plan.interval, live).collect(rx));
+    let collector = tokio::spawn(
+        Collector::new(start, plan.warmup, plan.interval, live)
+            .keep_interval_histograms(plan.interval_histograms)
+            .collect(rx),
+    );
     let mut workers = JoinSet::new();
     // Open loop: one pacer hands due slots to idle connections; closed
     // loop: each connection claims its own.

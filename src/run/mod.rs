@@ -18,6 +18,7 @@ mod scenarios;
 mod servers;
 mod stats;
 mod summary;
+mod windows;
 
 use hostlab_hosts::Model;
 use std::path::{Path, PathBuf};
@@ -272,6 +273,13 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
     if !(args.rate.is_finite() && args.rate > 0.0) {
         bail!("--rate must be a positive number of requests per second");
     }
+    let delayed_threshold_us = match args.delayed_ms {
+        Some(ms) if !(ms.is_finite() && ms > 0.0) => {
+            bail!("--delayed-ms must be a positive number of milliseconds, e.g. 10 or 0.5")
+        }
+        Some(ms) => Some((ms * 1e3).round() as u64),
+        None => None,
+    };
     let out = args.out.unwrap_or_else(|| {
         PathBuf::from("results").join(format!(
             "recycle-{}",
@@ -294,6 +302,8 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
     plan.recycle_duration = args.duration;
     plan.recycle_at = args.duration / 3;
     plan.recycle_at_capacity = false;
+    plan.delayed_threshold_us = delayed_threshold_us;
+    plan.recycle_json = args.json;
     Ok(plan)
 }
 
@@ -423,6 +433,9 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
         );
     }
     print!("{}", console::summary(&rows, &claims));
+    if !ctx.plan.recycle_at_capacity {
+        scenarios::recycle::report_one(&ctx.plan, &ctx.results)?;
+    }
     println!("results: {}/report.md", out.display());
     if !ctx.failures.is_empty() {
         bail!(

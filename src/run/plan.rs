@@ -65,13 +65,17 @@ impl std::fmt::Display for Scenario {
 pub const SOAK_DURATION: Duration = Duration::from_secs(10 * 60);
 /// Longest time between the soak's overlapped recycles (shorter soaks
 /// recycle every third of their length, so each still recycles twice).
+pub const SOAK_RECYCLE_EVERY: Duration = Duration::from_secs(30);
+
 /// Default cap of the server side in throughput runs, in cores: low enough
 /// that the fastest model (edge, about 8.6 µs of core time per `/ping` on
 /// this 2-core machine) serves about 58k req/s, well below the one
 /// generator core's ~150k req/s, so every capped run is server-bound.
 pub const DEFAULT_SERVER_CPU_QUOTA: f64 = 0.5;
 
-pub const SOAK_RECYCLE_EVERY: Duration = Duration::from_secs(30);
+/// Bounds of a recycle run's length (see `RunPlan::recycle_duration`).
+pub const RECYCLE_MIN: Duration = Duration::from_secs(3);
+pub const RECYCLE_MAX: Duration = Duration::from_secs(10);
 
 /// Everything a run needs to know before it starts.
 #[derive(Debug, Clone)]
@@ -97,6 +101,11 @@ pub struct RunPlan {
     /// Recycle at half of each model's capacity (`hostlab run`), or only
     /// at `recycle_rate` (`hostlab recycle --rate`).
     pub recycle_at_capacity: bool,
+    /// `hostlab recycle --delayed-ms`: the delayed threshold of every run,
+    /// in µs, instead of the control's p99.9.
+    pub delayed_threshold_us: Option<u64>,
+    /// `hostlab recycle --json`: where to write the window metrics.
+    pub recycle_json: Option<PathBuf>,
     pub latency_duration: Duration,
     pub latency_fractions: Vec<f64>,
     /// Each soak run (`--duration`, else 10 min).
@@ -190,8 +199,10 @@ impl RunPlan {
 
         let quick = args.quick;
         let soak_duration = args.duration.unwrap_or(SOAK_DURATION);
+        // --quick: 2 s closed-loop runs keep the whole quick run within its
+        // 6-minute budget (docs/run.md "How long it takes").
         let duration = args.duration.unwrap_or(if quick {
-            Duration::from_secs(3)
+            Duration::from_secs(2)
         } else {
             Duration::from_secs(5)
         });
@@ -201,13 +212,12 @@ impl RunPlan {
             None => PathBuf::from("results").join(timestamp_dir_name(SystemTime::now())),
         };
         // Recycle and latency runs scale with --duration, within bounds that
-        // keep a recycle visible with steady state on both sides of it.
-        // --quick: 4 s runs (the event at 1.3 s), one repeat, no light level.
-        let recycle_duration = if quick && args.duration.is_none() {
-            Duration::from_secs(4)
-        } else {
-            (duration * 2).clamp(Duration::from_secs(3), Duration::from_secs(10))
-        };
+        // keep a recycle visible with steady state on both sides of it: a
+        // recycle run lasts one second more than a closed-loop run, at least
+        // 3 s (the event at 1 s leaves 2 s for the manager's whole recycle,
+        // about 1.1 s at most here) and at most 10 s. Default: 6 s runs;
+        // --quick: 3 s, one repeat, no light level.
+        let recycle_duration = (duration + Duration::from_secs(1)).clamp(RECYCLE_MIN, RECYCLE_MAX);
         Ok(RunPlan {
             quick,
             models,
@@ -225,10 +235,13 @@ impl RunPlan {
             recycle_duration,
             recycle_at: recycle_duration / 3,
             recycle_at_capacity: true,
+            delayed_threshold_us: None,
+            recycle_json: None,
+            // Default 3 s, --quick 1.3 s per rate.
             latency_duration: if quick {
                 duration.mul_f64(2.0 / 3.0)
             } else {
-                duration.mul_f64(0.8)
+                duration.mul_f64(0.6)
             },
             latency_fractions: vec![0.25, 0.5, 0.75],
             soak_duration,
@@ -251,7 +264,7 @@ impl RunPlan {
             },
             claim_repeats: repeats.max(3),
             claim_duration: if quick && args.duration.is_none() {
-                Duration::from_secs(2)
+                Duration::from_millis(1500)
             } else {
                 duration
             },
@@ -272,40 +285,63 @@ impl RunPlan {
             .collect()
     }
 
-    /// Rough seconds a scenario takes (for the progress line's ETA).
+    /// Rough seconds a scenario takes (for the progress line's ETA and the
+    /// run's announced total). The fixed costs per run (server start and
+    /// stop, seeding, idle waits) were measured on this 2-core machine
+    /// (docs/run.md "How long it takes").
     pub fn estimate_s(&self, scenario: Scenario) -> f64 {
         let per_run = (self.duration + self.warmup).as_secs_f64() + 0.3;
         let n = self.models.len() as f64;
         let r = self.repeats as f64;
-        let recyclers = self.models_where(Model::recycles).len() as f64;
+        let recyclers = self.models_where(Model::recycles);
         match scenario {
             Scenario::Throughput => {
                 let claim_run = (self.claim_duration + self.claim_duration / 4).as_secs_f64() + 0.3;
-                n * (self.claim_repeats as f64 * claim_run + 2.0 * r * per_run + 2.0)
+                n * (self.claim_repeats as f64 * claim_run + 2.0 * r * per_run + 0.5)
             }
-            Scenario::Link => 2.0 * (self.duration.as_secs_f64() + 3.0),
+            // One-way and round trips, `claim_repeats` each (split only).
+            Scenario::Link if self.has_model("split") => {
+                2.0 * self.claim_repeats as f64 * self.claim_duration.as_secs_f64() + 1.0
+            }
+            // Each fraction of capacity plus the one common rate.
             Scenario::Latency => {
-                n * self.latency_fractions.len() as f64 * r * (self.latency_duration.as_secs_f64() + 0.5)
+                let rates = self.latency_fractions.len() as f64 + 1.0;
+                n * (rates * r * (self.latency_duration.as_secs_f64() + 0.5) + 1.0)
             }
-            // 6-7 kinds and a control, repeated at 50%; once more at the light level.
-            Scenario::Recycle => {
-                let runs = 7.5 * (r + if self.quick { 0.0 } else { 1.0 });
-                recyclers * (runs * (self.recycle_duration.as_secs_f64() + 2.0) + 3.0)
-            }
-            Scenario::State => (recyclers * 5.0 * 2.0 + 3.0) * 2.0,
+            Scenario::Recycle => recyclers.iter().map(|m| self.recycle_estimate_s(m)).sum(),
+            Scenario::State => recyclers.len() as f64 * 17.0 + 5.0,
             Scenario::Recovery => {
                 self.recovery_events
                     .iter()
-                    .map(|&n| n as f64 / 20_000.0 + 2.0)
+                    .map(|&n| n as f64 / 50_000.0 + 1.0)
                     .sum::<f64>()
                     * 2.0
-                    + 5.0
+                    + 18.0
             }
-            Scenario::Coldstart => (recyclers * 3.0 + 1.0) * r * 0.5 + 2.0,
-            Scenario::Routing => 2.0 * 8.0,
-            Scenario::Crosscheck => 3.0 * (self.duration.as_secs_f64() + 0.5),
-            Scenario::Soak => recyclers * (self.soak_duration.as_secs_f64() + per_run + 2.0),
+            Scenario::Coldstart => (recyclers.len() as f64 * 3.0 + 1.0) * r * 0.1 + 1.0,
+            Scenario::Routing => 8.0,
+            Scenario::Crosscheck => 2.0 * (self.duration.as_secs_f64() + 0.5),
+            Scenario::Soak => recyclers.len() as f64 * (self.soak_duration.as_secs_f64() + per_run + 2.0),
+            Scenario::Link => 0.0,
         }
+    }
+
+    /// Seconds of one model's recycle scenario: every run (the control
+    /// and each kind that applies, at each level) lasts its load plus
+    /// about 0.8 s to start and stop a fresh server; idle kinds wait about
+    /// 2 s more for the idle action.
+    fn recycle_estimate_s(&self, model: &str) -> f64 {
+        use super::scenarios::recycle::applies;
+        let kinds: Vec<&String> = self.recycle_kinds.iter().filter(|k| applies(model, k)).collect();
+        let idle = kinds.iter().filter(|k| k.starts_with("idle")).count() as f64;
+        let variants = kinds.len() as f64 + 1.0;
+        let light = !self.quick || !self.recycle_at_capacity;
+        let runs_per_variant = if self.recycle_at_capacity {
+            self.repeats as f64 + if light { 1.0 } else { 0.0 }
+        } else {
+            self.repeats as f64
+        };
+        runs_per_variant * (variants * (self.recycle_duration.as_secs_f64() + 0.8) + idle * 2.0)
     }
 }
 
@@ -383,6 +419,51 @@ mod tests {
         assert_eq!(kind("stop-start").unwrap(), "stop-start");
         let bad = kind("reboot").unwrap_err().to_string();
         assert!(bad.contains("reboot") && bad.contains("stop-start"), "{bad}");
+    }
+
+    #[test]
+    fn recycle_runs_last_a_second_more_than_closed_loop_runs_within_bounds() {
+        let quick = plan(&["--quick", "--models", "proxy"]).unwrap();
+        assert_eq!(quick.duration, Duration::from_secs(2));
+        assert_eq!(quick.recycle_duration, Duration::from_secs(3));
+        let default = plan(&["--models", "proxy"]).unwrap();
+        assert_eq!(default.recycle_duration, Duration::from_secs(6));
+        assert_eq!(default.latency_duration, Duration::from_secs(3));
+        let short = plan(&["--models", "proxy", "--duration", "1s"]).unwrap();
+        assert_eq!(short.recycle_duration, RECYCLE_MIN);
+        let long = plan(&["--models", "proxy", "--duration", "30s"]).unwrap();
+        assert_eq!(long.recycle_duration, RECYCLE_MAX);
+        // The event a third of the way in, steady state on both sides.
+        assert_eq!(quick.recycle_at, Duration::from_secs(1));
+    }
+
+    /// The budgets of docs/run.md "How long it takes": the estimate of the
+    /// quick run of every model within 5 min 30 s (the run's own limit is
+    /// 6 min), the default run's within 25 min.
+    #[test]
+    fn quick_and_default_runs_fit_their_time_budgets() {
+        let all = crate::run::servers::run_models()
+            .map(Model::name)
+            .collect::<Vec<_>>()
+            .join(",");
+        let all = all.as_str();
+        let total = |p: &RunPlan| p.scenarios.iter().map(|s| p.estimate_s(*s)).sum::<f64>();
+        // nginx may be missing here: count it as if it ran.
+        let with_all = |mut p: RunPlan| {
+            p.models = all.split(',').map(String::from).collect();
+            p
+        };
+        let quick = with_all(plan(&["--quick", "--models", all]).unwrap());
+        let default = with_all(plan(&["--models", all]).unwrap());
+        assert!(total(&quick) <= 330.0, "quick: {:.0} s", total(&quick));
+        assert!(total(&default) <= 25.0 * 60.0, "default: {:.0} s", total(&default));
+        // The recycle scenario of one model: control + 6 kinds (split 7).
+        let p = plan(&["--quick", "--models", "proxy"]).unwrap();
+        assert!((p.recycle_estimate_s("proxy") - (7.0 * 3.8 + 2.0 * 2.0)).abs() < 1e-9);
+        assert!((p.recycle_estimate_s("split") - (8.0 * 3.8 + 2.0 * 2.0)).abs() < 1e-9);
+        // The default run: 3 repeats at 50% and one at the light level.
+        let p = plan(&["--models", "proxy"]).unwrap();
+        assert!((p.recycle_estimate_s("proxy") - 4.0 * (7.0 * 6.8 + 2.0 * 2.0)).abs() < 1e-9);
     }
 
     #[test]

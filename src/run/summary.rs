@@ -45,12 +45,16 @@ pub struct RecycleSpread {
     pub control: bool,
     /// Failed requests from the event to the end of the run.
     pub failed: Spread,
-    /// Delayed requests (lower bound) from the event to the end of the run;
-    /// `None` when no repeat had a threshold.
+    /// Delayed requests from the event to the end of the run, counted
+    /// exactly; `None` when no repeat had a threshold.
     pub delayed: Option<Spread>,
+    /// Result sets older than the exact count: `delayed` is their lower
+    /// bound from interval quantiles.
+    pub delayed_is_lower_bound: bool,
     pub downtime_ms: Spread,
-    /// Worst 100 ms p99 in [event, event + 1 s].
-    pub window_p99_us: Spread,
+    /// p99 of every request in [event, event + 1 s] (older result sets:
+    /// the worst 100 ms p99 there); `None` when no repeat had a success there.
+    pub window_p99_us: Option<Spread>,
 }
 
 impl RecycleSpread {
@@ -80,29 +84,70 @@ impl RecycleSpread {
         let of = |f: &dyn Fn(&super::results::RecycleFigures) -> Option<f64>| {
             Spread::of(&rs.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
         };
+        // Exact figures where every repeat has them, else the older ones.
+        let exact = rs.iter().all(|r| {
+            r.drain
+                .is_some_and(|d| d.delayed.is_some() || d.delayed_at_least.is_none())
+        });
+        let exact_p99 = rs
+            .iter()
+            .all(|r| r.window_1s.is_some_and(|w| w.p99_us.is_some() || w.ok == 0));
+        // A window without a success has no p99 (older sets recorded 0).
+        let with_success = |w: &super::results::WindowMetrics| w.ok > 0;
         Some(RecycleSpread {
             kind: first.kind.clone(),
             level: first.level.clone(),
             control: first.control,
             failed: of(&|r| Some(r.drain.map_or(r.failed.total(), |d| d.failed.total()) as f64))?,
-            delayed: of(&|r| r.drain.and_then(|d| d.delayed_at_least).map(|d| d as f64)),
+            delayed: of(&|r| {
+                r.drain
+                    .and_then(|d| if exact { d.delayed } else { d.delayed_at_least })
+                    .map(|d| d as f64)
+            }),
+            delayed_is_lower_bound: !exact,
             downtime_ms: of(&|r| Some(r.downtime_ms as f64))?,
-            window_p99_us: of(&|r| Some(r.window_1s.map_or(0, |w| w.worst_interval_p99_us) as f64))?,
+            window_p99_us: of(&|r| {
+                r.window_1s.filter(with_success).and_then(|w| {
+                    if exact_p99 {
+                        w.p99_us
+                    } else {
+                        Some(w.worst_interval_p99_us)
+                    }
+                    .map(|p| p as f64)
+                })
+            }),
         })
     }
 
-    /// `failed 3, delayed >= 40, downtime 200 ms, window p99 12.3 ms`
-    /// (medians; `(min..max)` after each when repeats differ).
+    /// `failed 3, delayed 40, downtime 200 ms, window p99 12.3 ms`
+    /// (medians; `(min..max)` after each when repeats differ; `delayed >=`
+    /// for older result sets, whose count is a lower bound).
     pub fn text(&self) -> String {
         format!(
             "failed {}, delayed {}, downtime {} ms, window p99 {} ms",
             range_text(&self.failed, 0, 1.0),
-            self.delayed
-                .as_ref()
-                .map_or("-".into(), |d| format!(">= {}", range_text(d, 0, 1.0))),
+            self.delayed_text(),
             range_text(&self.downtime_ms, 0, 1.0),
-            range_text(&self.window_p99_us, 1, 1e3),
+            self.window_p99_text(),
         )
+    }
+
+    /// The delayed median (and range), `>= ` before a lower bound, `-` without a threshold.
+    pub fn delayed_text(&self) -> String {
+        self.delayed.as_ref().map_or("-".into(), |d| {
+            format!(
+                "{}{}",
+                if self.delayed_is_lower_bound { ">= " } else { "" },
+                range_text(d, 0, 1.0)
+            )
+        })
+    }
+
+    /// The window p99 in ms (and range), `-` when nothing succeeded in the window.
+    pub fn window_p99_text(&self) -> String {
+        self.window_p99_us
+            .as_ref()
+            .map_or("-".into(), |p| range_text(p, 1, 1e3))
     }
 }
 

@@ -84,6 +84,7 @@ fn recycle(repeat: u32, downtime_ms: u64, failed: u64) -> Entry {
             timeout: failed,
             ..Default::default()
         },
+        ok: 100,
         delayed_at_least: Some(failed * 2),
         worst_interval_p99_us: 1500 * repeat as u64,
         ..WindowMetrics::default()
@@ -110,7 +111,7 @@ fn recycle(repeat: u32, downtime_ms: u64, failed: u64) -> Entry {
 }
 
 #[test]
-fn recycle_rows_are_medians_over_repeats_with_their_range() {
+fn recycle_rows_of_older_result_sets_show_their_lower_bound() {
     let rows = summarize(&results(vec![
         recycle(1, 900, 10),
         recycle(2, 1000, 30),
@@ -129,4 +130,56 @@ fn recycle_rows_are_medians_over_repeats_with_their_range() {
         row.detail,
         "failed 20 (10..30), delayed >= 40 (20..60), downtime 900 (800..1000) ms, window p99 3.0 (1.5..4.5) ms"
     );
+}
+
+/// A recycle entry with the exact window figures (delayed count and the
+/// window's own p99), as runs record them now.
+fn exact_recycle(repeat: u32, delayed: u64, p99_us: Option<u64>) -> Entry {
+    let mut e = recycle(repeat, 900, 10);
+    let rc = e.recycle.as_mut().unwrap();
+    for w in [rc.window_1s.as_mut().unwrap(), rc.drain.as_mut().unwrap()] {
+        w.delayed = Some(delayed);
+        w.p99_us = p99_us;
+        w.ok = if p99_us.is_some() { 100 } else { 0 };
+    }
+    e
+}
+
+#[test]
+fn recycle_rows_are_medians_of_the_exact_figures() {
+    let rows = summarize(&results(vec![
+        exact_recycle(1, 7, Some(2000)),
+        exact_recycle(2, 9, Some(4000)),
+        exact_recycle(3, 8, Some(3000)),
+    ]));
+    let row = find(&rows, "recycle", "proxy", "stop-start @ 50%").unwrap();
+    let k = row.recycle.as_ref().unwrap();
+    assert!(!k.delayed_is_lower_bound);
+    assert_eq!(k.delayed.unwrap().median, 8.0);
+    assert_eq!(k.window_p99_us.unwrap().median, 3000.0);
+    assert_eq!(
+        row.detail,
+        "failed 10, delayed 8 (7..9), downtime 900 ms, window p99 3.0 (2.0..4.0) ms"
+    );
+    // A repeat without one success in the window has no p99: the others'.
+    let rows = summarize(&results(vec![
+        exact_recycle(1, 7, None),
+        exact_recycle(2, 9, Some(4000)),
+    ]));
+    let k = find(&rows, "recycle", "proxy", "stop-start @ 50%")
+        .unwrap()
+        .recycle
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (k.window_p99_us.unwrap().median, k.window_p99_us.unwrap().n),
+        (4000.0, 1)
+    );
+    let rows = summarize(&results(vec![exact_recycle(1, 7, None)]));
+    let k = find(&rows, "recycle", "proxy", "stop-start @ 50%")
+        .unwrap()
+        .recycle
+        .clone()
+        .unwrap();
+    assert_eq!(k.window_p99_text(), "-");
 }

@@ -52,21 +52,39 @@ pub struct RecycleFigures {
     pub manager: Option<ManagerTimings>,
 }
 
-/// The cost of a recycle in one window of the timeline (intervals that
-/// overlap it; see `stats::recycle_windows`).
+/// The cost of a recycle in one window of the timeline: the 100 ms
+/// intervals that overlap it, each request in the interval in which its
+/// outcome was known (see `windows::recycle_windows`). The figures a
+/// warm-up grade reads are `failed`, `delayed`, `downtime_ms` and `p99_us`.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct WindowMetrics {
     pub from_ms: u64,
     pub to_ms: u64,
+    /// Successful requests.
     pub ok: u64,
+    /// Failed requests by class.
     pub failed: ErrorClasses,
-    /// A lower bound on the successful requests slower than the delayed
-    /// threshold, from each interval's quantiles (p50, p90, p99, p99.9,
-    /// max): an interval whose p90 is above the threshold had at least 10%
-    /// of its requests delayed. `None` without a threshold.
+    /// Successful requests slower than the delayed threshold
+    /// (`RecycleFigures::delayed_threshold_us`), counted exactly from the
+    /// window's merged latency histogram (3 significant digits). `None`
+    /// without a threshold, and in runs older than the exact count (their
+    /// `delayed_at_least` remains).
+    #[serde(default)]
+    pub delayed: Option<u64>,
+    /// p99 of every successful request in the window (the merged
+    /// histogram); `None` when none succeeded, and in older runs.
+    #[serde(default)]
+    pub p99_us: Option<u64>,
+    /// The longest span of consecutive intervals in the window in which no
+    /// request succeeded (resolution 100 ms; 0 in older runs).
+    #[serde(default)]
+    pub downtime_ms: u64,
+    /// A lower bound on `delayed` from each interval's quantiles (p50,
+    /// p90, p99, p99.9, max), the figure before the exact count; kept for
+    /// comparison with older runs. `None` without a threshold.
     pub delayed_at_least: Option<u64>,
-    /// The highest 100 ms interval p99 in the window (a window p99 needs
-    /// the merged histogram, which the timeline does not keep).
+    /// The highest 100 ms interval p99 in the window (the window p99
+    /// before `p99_us`; kept for comparison with older runs).
     pub worst_interval_p99_us: u64,
     /// Intervals in the window with no successful request.
     pub intervals_without_success: u64,

@@ -7,7 +7,7 @@
 //! and a light 1,000 req/s (skipped by `--quick`). Every kind and the
 //! control run `repeats` times at the half-capacity level and once at the
 //! light level. The cost is read off the timeline in two windows (see
-//! `stats::recycle_windows` and docs/run.md "Recycle").
+//! `windows::recycle_windows` and docs/run.md "Recycle method").
 
 use hostlab_hosts::{Model, Role};
 use std::collections::HashMap;
@@ -22,7 +22,8 @@ use super::{closed, load_entry, load_plan, open};
 use crate::run::Ctx;
 use crate::run::results::{ManagerTimings, ProcessFigures, RecycleFigures};
 use crate::run::servers::{Http, Server, cpu_time};
-use crate::run::stats::{Spread, analyze_recycle, generator_limited, recycle_windows};
+use crate::run::stats::{Spread, analyze_recycle, generator_limited};
+use crate::run::windows::recycle_windows;
 
 /// The kinds, each with the policy flags it runs under.
 pub const KINDS: [(&str, &[&str]); 7] = [
@@ -131,12 +132,16 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                     &model,
                     &format!("{} {repeat}/{}", variant(CONTROL, &level.label), level.repeats),
                 );
-                match measure(ctx, &model, CONTROL, KINDS[0].1, &level, repeat, None).await {
+                let threshold = ctx.plan.delayed_threshold_us;
+                match measure(ctx, &model, CONTROL, KINDS[0].1, &level, repeat, threshold).await {
                     Ok(p) => control_p99_9.push(p as f64),
                     Err(e) => ctx.fail(&model, "recycle", e.context(variant(CONTROL, &level.label))),
                 }
             }
-            let threshold = Spread::of(&control_p99_9).map(|s| s.median as u64);
+            let threshold = ctx
+                .plan
+                .delayed_threshold_us
+                .or_else(|| Spread::of(&control_p99_9).map(|s| s.median as u64));
             let wanted = ctx.plan.recycle_kinds.clone();
             for (kind, kind_flags) in KINDS
                 .iter()
@@ -236,7 +241,9 @@ async fn capacity(ctx: &mut Ctx, model: &str) -> anyhow::Result<(f64, bool)> {
 }
 
 /// One run (a recycle of `kind`, or the control) on a fresh server; pushes
-/// its entry and returns its p99.9 in µs (the control's is the delayed threshold).
+/// its entry and returns its p99.9 in µs (the control's is the delayed
+/// threshold). `delayed_threshold_us`: the kinds' threshold, or for a
+/// control a fixed one (`--delayed-ms`) instead of its own p99.9.
 #[allow(clippy::too_many_arguments)]
 async fn measure(
     ctx: &mut Ctx,
@@ -272,13 +279,15 @@ async fn one(
     if let Some(phase) = idle_phase(kind) {
         wait_for_phase(&http, &admin, phase).await?;
     }
-    let plan = open(
+    let mut plan = open(
         load_plan(&server.url, Method::GET, "/ping", None)?,
         CONNECTIONS,
         level.rate,
         ctx.plan.recycle_duration,
         Duration::ZERO,
     );
+    // Each interval's histogram, for the windows' exact delayed count and p99.
+    plan.interval_histograms = true;
     let mut processes = ProcessSampler::default();
     processes.sample(&server.pids(), true);
     let t0 = Instant::now();
@@ -306,14 +315,16 @@ async fn one(
     let window_at = event_ms.unwrap_or(ctx.plan.recycle_at.as_millis() as u64);
     let analysis = analyze_recycle(&figures.timeline, window_at);
     let p99_9 = figures.latency_us.p99_9;
-    // A control's delayed requests are counted against its own p99.9: the
-    // share any run has above the threshold with no event at all.
+    // A control's delayed requests are counted against its own p99.9 (the
+    // share any run has above the threshold with no event at all), unless
+    // `--delayed-ms` set one threshold for every run.
     let threshold = if kind == CONTROL {
-        Some(p99_9)
+        delayed_threshold_us.or(Some(p99_9))
     } else {
         delayed_threshold_us
     };
-    let (window_1s, drain, downtime_ms) = recycle_windows(&figures.timeline, window_at, threshold);
+    let buckets: Vec<_> = report.timeline.iter().map(|r| r.latency_buckets.clone()).collect();
+    let (window_1s, drain, downtime_ms) = recycle_windows(&figures.timeline, &buckets, window_at, threshold);
     let mut entry = load_entry(
         model,
         "recycle",
@@ -333,11 +344,7 @@ async fn one(
         capacity_per_sec: level.capacity.map(|c| c.0),
         capacity_generator_limited: level.capacity.is_some_and(|c| c.1),
         control: kind == CONTROL,
-        delayed_threshold_us: if kind == CONTROL {
-            Some(p99_9)
-        } else {
-            delayed_threshold_us
-        },
+        delayed_threshold_us: threshold,
         downtime_ms,
         window_1s: Some(window_1s),
         drain: Some(drain),
@@ -444,4 +451,154 @@ pub async fn wait_for_phase(http: &Http, admin: &str, phase: &str) -> anyhow::Re
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `hostlab recycle`'s own output after the run: the window metrics of the
+/// control and the recycle side by side on stdout, and with `--json FILE`
+/// the same as JSON (keys: docs/run.md "One recycle").
+pub fn report_one(plan: &crate::run::plan::RunPlan, results: &crate::run::results::Results) -> anyhow::Result<()> {
+    let runs: Vec<(&crate::run::results::Entry, &RecycleFigures)> = results
+        .entries
+        .iter()
+        .filter(|e| e.scenario == "recycle")
+        .filter_map(|e| Some((e, e.recycle.as_ref()?)))
+        .collect();
+    let control = runs.iter().find(|(_, r)| r.control).copied();
+    let recycle = runs.iter().find(|(_, r)| !r.control).copied();
+    let kind = plan.recycle_kinds.first().map_or("-", String::as_str);
+    let model = plan.models.first().map_or("-", String::as_str);
+    let threshold = recycle.or(control).and_then(|(_, r)| r.delayed_threshold_us);
+    let threshold_from = match (plan.delayed_threshold_us, threshold) {
+        (Some(_), _) => Some("--delayed-ms"),
+        (None, Some(_)) => Some("control p99.9"),
+        (None, None) => None,
+    };
+    print!(
+        "{}",
+        one_text(
+            model,
+            kind,
+            plan.recycle_rate,
+            threshold,
+            threshold_from,
+            control,
+            recycle
+        )
+    );
+    if let Some(path) = &plan.recycle_json {
+        let run = |x: Option<(&crate::run::results::Entry, &RecycleFigures)>| {
+            x.map(|(e, r)| {
+                serde_json::json!({
+                    "variant": e.variant,
+                    "event_ms": r.event_ms,
+                    "requests": e.load.as_ref().map(|l| &l.requests),
+                    "latency_us": e.load.as_ref().map(|l| &l.latency_us),
+                    "downtime_ms": r.downtime_ms,
+                    "delayed_threshold_us": r.delayed_threshold_us,
+                    "window_1s": r.window_1s,
+                    "drain": r.drain,
+                    "manager": r.manager,
+                })
+            })
+        };
+        let doc = serde_json::json!({
+            "schema_version": 1,
+            "model": model,
+            "kind": kind,
+            "rate_per_sec": plan.recycle_rate,
+            "duration_s": plan.recycle_duration.as_secs_f64(),
+            "delayed_threshold_us": threshold,
+            "delayed_threshold_from": threshold_from,
+            "control": run(control),
+            "recycle": run(recycle),
+            "results": plan.out.join("results.json"),
+        });
+        let text = serde_json::to_string_pretty(&doc)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The window metrics of a control and a recycle as a small table.
+fn one_text(
+    model: &str,
+    kind: &str,
+    rate: f64,
+    threshold_us: Option<u64>,
+    threshold_from: Option<&str>,
+    control: Option<(&crate::run::results::Entry, &RecycleFigures)>,
+    recycle: Option<(&crate::run::results::Entry, &RecycleFigures)>,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Window metrics of {model} {kind} at {rate:.0} req/s (delayed: slower than {}):",
+        match (threshold_us, threshold_from) {
+            (Some(t), Some(from)) => format!("{:.3} ms, {from}", t as f64 / 1e3),
+            _ => "no threshold, the control did not run".into(),
+        }
+    );
+    let cells = |x: Option<(&crate::run::results::Entry, &RecycleFigures)>| x.map(|(_, r)| window_cells(r));
+    let (control_cells, recycle_cells) = (cells(control), cells(recycle));
+    let _ = writeln!(out, "  {:<26} {:>14}  {}", "", CONTROL, kind);
+    for (i, name) in WINDOW_ROWS.iter().enumerate() {
+        let cell = |c: &Option<[String; 7]>| c.as_ref().map_or("-".to_string(), |c| c[i].clone());
+        let _ = writeln!(
+            out,
+            "  {:<26} {:>14}  {}",
+            name,
+            cell(&control_cells),
+            cell(&recycle_cells)
+        );
+    }
+    if let Some(m) = recycle.and_then(|(_, r)| r.manager) {
+        let o = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+        let _ = writeln!(
+            out,
+            "  manager (what it saw): start-to-ready {} ms, warm-up {} ms, drain {} ms, unavailable {} ms, total {} ms",
+            o(m.start_to_ready_ms),
+            o(m.warmup_ms),
+            o(m.drain_ms),
+            o(m.manager_unavailable_ms),
+            o(m.total_ms)
+        );
+    }
+    out
+}
+
+/// The rows of `hostlab recycle`'s window table.
+const WINDOW_ROWS: [&str; 7] = [
+    "failed in [event, +1 s]",
+    "failed to the end",
+    "delayed in [event, +1 s]",
+    "delayed to the end",
+    "downtime ms",
+    "p99 ms in [event, +1 s]",
+    "p99 ms to the end",
+];
+
+/// One run's cells of the [`WINDOW_ROWS`] table.
+fn window_cells(r: &RecycleFigures) -> [String; 7] {
+    use crate::run::results::WindowMetrics;
+    let failed = |w: Option<WindowMetrics>| {
+        w.map_or("-".into(), |w| match w.failed.total() {
+            0 => "0".to_string(),
+            n => format!("{n} ({})", w.failed.describe()),
+        })
+    };
+    let delayed = |w: Option<WindowMetrics>| w.and_then(|w| w.delayed).map_or("-".into(), |d| d.to_string());
+    let p99 = |w: Option<WindowMetrics>| {
+        w.and_then(|w| w.p99_us)
+            .map_or("-".into(), |p| format!("{:.2}", p as f64 / 1e3))
+    };
+    [
+        failed(r.window_1s),
+        failed(r.drain),
+        delayed(r.window_1s),
+        delayed(r.drain),
+        r.downtime_ms.to_string(),
+        p99(r.window_1s),
+        p99(r.drain),
+    ]
 }

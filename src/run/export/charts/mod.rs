@@ -153,67 +153,9 @@ pub fn write(dir: &Path, results: &Results, rows: &[SummaryRow]) -> anyhow::Resu
         });
     }
 
-    // Recycle: one figure per model, its kinds (and the control) as small
-    // multiples on a shared time axis, first level and first repeat.
-    let mut models: Vec<&str> = Vec::new();
-    for e in results.entries.iter().filter(|e| e.recycle.is_some()) {
-        if !models.contains(&e.model.as_str()) {
-            models.push(&e.model);
-        }
-    }
-    for model in models {
-        let level = results
-            .entries
-            .iter()
-            .filter(|e| e.model == model)
-            .find_map(|e| e.recycle.as_ref().map(|r| r.level.clone()));
-        let mut panels: Vec<Panel> = Vec::new();
-        for e in results.entries.iter().filter(|e| e.model == model && e.repeat == 1) {
-            let (Some(rc), Some(load)) = (&e.recycle, &e.load) else {
-                continue;
-            };
-            if load.timeline.is_empty() || Some(&rc.level) != level.as_ref() {
-                continue;
-            }
-            let drain_ms = rc.manager.and_then(|m| m.total_ms).filter(|_| !rc.control);
-            panels.push(Panel {
-                name: if rc.control {
-                    "control (no event)".into()
-                } else {
-                    rc.kind.clone()
-                },
-                rows: load.timeline.clone(),
-                event_ms: (!rc.control).then_some(rc.event_ms),
-                drain_ms,
-            });
-        }
-        if panels.is_empty() {
-            continue;
-        }
-        // The control first.
-        panels.sort_by_key(|p| p.event_ms.is_some());
-        let rate = results
-            .entries
-            .iter()
-            .find(|e| e.model == model && e.recycle.is_some())
-            .and_then(|e| e.recycle.as_ref())
-            .map_or(0.0, |r| r.rate_per_sec);
-        let stem = format!("recycle-{}", slug(model));
-        let title = format!(
-            "{model}: recycle kinds at {} req/s ({}), first repeat",
-            thousands(rate),
-            level.as_deref().unwrap_or("-")
-        );
-        let height = 90 + 150 * panels.len() as u32;
-        render!(dir, &stem, (1100, height), |root: &DrawingArea<_, Shift>| {
-            recycle_figure(root, &title, &panels)
-        });
-        charts.push(Chart {
-            kind: "recycle",
-            title,
-            stem,
-        });
-    }
+    // Recycle: one figure per model that recycled or was meant to, with
+    // its kinds as small multiples, or a note saying why there is none.
+    charts.extend(recycle_charts(dir, results)?);
 
     // State: kept/lost per model x recycle kind, without and with the journal.
     let cells: Vec<StateCell> = results

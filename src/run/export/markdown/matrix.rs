@@ -56,7 +56,7 @@ pub(super) fn decision_matrix(out: &mut String, results: &Results, rows: &[Summa
         out,
         "Throughput: GET /ping closed-loop median req/s (*generator-limited*: a lower bound). CPU: server \
          processes' CPU per request on GET /ping. RSS: the model's processes at the end of that run. \
-         Recycle cells{}: failed / delayed (lower bound) / downtime ms, the control's below, then the state \
+         Recycle cells{}: failed / delayed / downtime ms, the control's below, then the state \
          (books) kept without / with the journal. Details and definitions below the claims.\n",
         level.as_ref().map_or(String::new(), |l| format!(" at the `{l}` level"))
     );

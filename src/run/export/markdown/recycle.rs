@@ -7,6 +7,16 @@ use super::*;
 pub(super) fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
     let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.recycle.is_some()).collect();
     if rows.is_empty() {
+        // Selected models whose every recycle run failed still get their
+        // figure (a note with the reasons), never a silent absence.
+        if charts.iter().any(|c| c.kind == "recycle") {
+            let _ = writeln!(
+                out,
+                "## Recycle under fixed-rate load\n\nNo recycle run produced figures; the reasons are in the \
+                 figures below and under \"Not measured\".\n"
+            );
+            charts_of(out, charts, "recycle");
+        }
         return;
     }
     let _ = writeln!(
@@ -17,11 +27,12 @@ pub(super) fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
          fresh server with no event, its windows at the event's time. Figures are medians over the \
          repeats, (min..max) when they differ; method in docs/run.md \"Recycle\".\n\n\
          - **failed**: requests that failed from the event to the end of the run, by class in the second table;\n\
-         - **delayed**: a lower bound on successful requests slower than the control's p99.9 (from each \
-         100 ms interval's quantiles);\n\
+         - **delayed**: successful requests from the event to the end of the run slower than the control's \
+         p99.9 (counted from the merged latency histogram of those 100 ms intervals; `>=` marks a lower \
+         bound in result sets older than that count);\n\
          - **downtime**: the longest span, from the event on, in which no scheduled request completed \
          successfully (100 ms resolution);\n\
-         - **window p99**: the worst 100 ms p99 in [event, event + 1 s].\n\n\
+         - **window p99**: the p99 of every successful request in [event, event + 1 s] (merged histogram).\n\n\
          Idle kinds: the app went idle first; the event is the first request after it (t = 0).\n",
         rows.iter()
             .filter_map(|r| r.entries.first()?.recycle.as_ref())
@@ -59,8 +70,8 @@ pub(super) fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
             c(&delayed_text),
             range_text(&k.downtime_ms, 0, 1.0),
             c(&|c| range_text(&c.downtime_ms, 0, 1.0)),
-            range_text(&k.window_p99_us, 1, 1e3),
-            c(&|c| range_text(&c.window_p99_us, 1, 1e3)),
+            k.window_p99_text(),
+            c(&RecycleSpread::window_p99_text),
         );
     }
     out.push('\n');
@@ -79,9 +90,13 @@ pub(super) fn recycle(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
                     format!("{} ({})", w.failed.total(), w.failed.describe())
                 })
             };
-            let d = |w: Option<crate::run::results::WindowMetrics>| {
-                w.and_then(|w| w.delayed_at_least)
-                    .map_or("-".into(), |d| format!(">= {d}"))
+            let d = |w: Option<crate::run::results::WindowMetrics>| match w {
+                Some(w) => match (w.delayed, w.delayed_at_least) {
+                    (Some(d), _) => d.to_string(),
+                    (None, Some(d)) => format!(">= {d}"),
+                    (None, None) => "-".into(),
+                },
+                None => "-".into(),
             };
             let o = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
             let (manager, held) = rc.manager.map_or(("-".into(), "-".into()), |m| {
@@ -133,9 +148,7 @@ pub(super) fn control_of<'a>(rows: &[&'a SummaryRow], model: &str, level: &str) 
 }
 
 pub(super) fn delayed_text(k: &RecycleSpread) -> String {
-    k.delayed
-        .as_ref()
-        .map_or("-".into(), |d| format!(">= {}", range_text(d, 0, 1.0)))
+    k.delayed_text()
 }
 
 /// `12,345` (no decimals).

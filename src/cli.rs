@@ -92,8 +92,11 @@ pub struct RecycleArgs {
     /// overlapped (with warm-up /ping,/books), overlapped-no-warmup,
     /// stop-start, crash (SIGKILL of the app), idle (idle terminate, then the
     /// next request), suspend (idle suspend, then the next request),
-    /// actors-crash (split: SIGKILL of the actor service). A control run
-    /// with the same load and no event runs first.
+    /// actors-crash (split: SIGKILL of the actor service), app-offline (an
+    /// app_offline file created, then removed once the app is down),
+    /// config-restart (a change to the --watch file: stop-then-start),
+    /// config-restart-overlapped (the same, overlapped, with warm-up). A
+    /// control run with the same load and no event runs first.
     #[arg(long, default_value = "overlapped")]
     pub kind: String,
     /// Fixed request rate of the load (GET /ping), requests per second.
@@ -111,6 +114,10 @@ pub struct RecycleArgs {
     /// CPUs for all server processes of the model (e.g. 1).
     #[arg(long)]
     pub server_cpus: Option<String>,
+    /// Print the recycle's warm-up grade, A to F, from its downtime, failed
+    /// and delayed requests (docs/run.md "Warm-up grade").
+    #[arg(long)]
+    pub grade: bool,
 }
 
 #[derive(Debug, Args)]

@@ -90,10 +90,33 @@ pub(super) fn decision_matrix(out: &mut String, results: &Results, rows: &[Summa
                 matrix_cell(results, &recycle_rows, model, k, level.as_deref())
             );
         }
-        line.push_str(" not graded |");
+        let _ = write!(line, " {} |", grade_cell(results, model, &kinds, level.as_deref()));
         let _ = writeln!(out, "{line}");
     }
     out.push('\n');
+}
+
+/// The warm-up grade of each recycle kind of one model at the matrix's
+/// level (the median over its repeats; docs/run.md "Warm-up grade").
+fn grade_cell(results: &Results, model: &str, kinds: &[&str], level: Option<&str>) -> String {
+    let graded: Vec<String> = kinds
+        .iter()
+        .filter_map(|kind| {
+            let runs = results
+                .entries
+                .iter()
+                .filter(|e| e.model == model)
+                .filter_map(|e| e.recycle.as_ref())
+                .filter(|r| !r.control && r.kind == *kind && Some(r.level.as_str()) == level);
+            let (grade, _) = crate::run::grade::median_grade(runs)?;
+            Some(format!("{kind} **{grade}**"))
+        })
+        .collect();
+    if graded.is_empty() {
+        "not graded".into()
+    } else {
+        graded.join("<br>")
+    }
 }
 
 /// The throughput the matrix shows and whether the generator may have

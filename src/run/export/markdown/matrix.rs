@@ -66,7 +66,7 @@ pub(super) fn decision_matrix(out: &mut String, results: &Results, rows: &[Summa
         let _ = write!(header, " {k} |");
         rule.push_str("---|");
     }
-    header.push_str(" warm-up grade (issue 19) |");
+    header.push_str(" warm-up grade |");
     rule.push_str("---|");
     let _ = writeln!(out, "{header}\n{rule}");
     for model in models {
@@ -199,5 +199,55 @@ pub(super) fn matrix_cell(
         "-".into()
     } else {
         parts.join("<br>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grade_cell;
+    use crate::run::results::{Entry, RecycleFigures, Results, WindowMetrics};
+
+    fn run(model: &str, kind: &str, control: bool, downtime_ms: u64) -> Entry {
+        Entry {
+            model: model.into(),
+            scenario: "recycle".into(),
+            recycle: Some(RecycleFigures {
+                kind: kind.into(),
+                control,
+                level: "50%".into(),
+                downtime_ms,
+                drain: Some(WindowMetrics {
+                    ok: 1000,
+                    delayed_at_least: Some(0),
+                    ..WindowMetrics::default()
+                }),
+                ..RecycleFigures::default()
+            }),
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn the_grade_column_grades_each_kind_of_the_model() {
+        let results = Results {
+            entries: vec![
+                run("proxy", "control", true, 0),
+                run("proxy", "overlapped", false, 0),
+                run("proxy", "stop-start", false, 300),
+                run("inprocess", "stop-start", false, 20_000),
+            ],
+            ..Results::default()
+        };
+        let kinds = ["overlapped", "stop-start", "crash"];
+        assert_eq!(
+            grade_cell(&results, "proxy", &kinds, Some("50%")),
+            "overlapped **A**<br>stop-start **C**"
+        );
+        assert_eq!(
+            grade_cell(&results, "inprocess", &kinds, Some("50%")),
+            "stop-start **F**"
+        );
+        assert_eq!(grade_cell(&results, "split", &kinds, Some("50%")), "not graded");
+        assert_eq!(grade_cell(&results, "proxy", &kinds, Some("light")), "not graded");
     }
 }

@@ -93,8 +93,11 @@ pub struct RecycleArgs {
     /// overlapped (with warm-up /ping,/books), overlapped-no-warmup,
     /// stop-start, crash (SIGKILL of the app), idle (idle terminate, then the
     /// next request), suspend (idle suspend, then the next request),
-    /// actors-crash (split: SIGKILL of the actor service). A control run
-    /// with the same load and no event runs first.
+    /// actors-crash (split: SIGKILL of the actor service), app-offline (an
+    /// app_offline file created, then removed once the app is down),
+    /// config-restart (a change to the --watch file: stop-then-start),
+    /// config-restart-overlapped (the same, overlapped, with warm-up). A
+    /// control run with the same load and no event runs first.
     #[arg(long, default_value = "overlapped", value_parser = crate::run::recycle_kind_parser())]
     pub kind: String,
     /// Fixed request rate of the load (GET /ping), requests per second.
@@ -121,6 +124,10 @@ pub struct RecycleArgs {
     /// CPUs for all server processes of the model (e.g. 1).
     #[arg(long)]
     pub server_cpus: Option<String>,
+    /// Print the recycle's warm-up grade, A to F, from its downtime, failed
+    /// and delayed requests (docs/run.md "Warm-up grade").
+    #[arg(long)]
+    pub grade: bool,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +273,26 @@ pub struct PolicyFlags {
     /// Rapid-fail protection CRASHES/WINDOW [default: 5/5m].
     #[arg(long)]
     pub rapid_fail: Option<hostlab_hosts::policy::RapidFail>,
+    /// Every model serving the workload: entries of the start-up index a
+    /// new process builds before it answers its first request; 0 = none
+    /// [default: 40000].
+    #[arg(long, value_name = "N")]
+    pub init_entries: Option<u32>,
+    /// Every model serving the workload: SHA-256 rounds the first request
+    /// on each route (and of each book) pays; 0 = none [default: 4000].
+    #[arg(long, value_name = "N")]
+    pub first_hit_rounds: Option<u32>,
+    /// ANCM's app_offline.htm: while PATH exists the app is stopped and
+    /// every request gets 503 with the file's content.
+    #[arg(long, value_name = "PATH")]
+    pub app_offline: Option<PathBuf>,
+    /// Restart the app when PATH changes (ASP.NET's restart on a
+    /// configuration change; not overlapped unless --watch-overlapped).
+    #[arg(long, value_name = "PATH")]
+    pub watch: Option<PathBuf>,
+    /// Restart on a --watch change with an overlapped recycle.
+    #[arg(long)]
+    pub watch_overlapped: bool,
 }
 
 /// `--start-mode` (the policy file's `start-mode` takes the same values).
@@ -342,6 +369,11 @@ impl PolicyFlags {
         if let Some(r) = self.rapid_fail {
             p.rapid_fail = r;
         }
+        p.init_entries = self.init_entries.unwrap_or(p.init_entries);
+        p.first_hit_rounds = self.first_hit_rounds.unwrap_or(p.first_hit_rounds);
+        p.app_offline = self.app_offline.or(p.app_offline);
+        p.watch = self.watch.or(p.watch);
+        p.watch_overlapped |= self.watch_overlapped;
         p.validate()?;
         Ok(p)
     }

@@ -34,10 +34,16 @@ fn main() -> ExitCode {
             Ok(plan) => run::execute(plan),
             Err(e) => return bad_arguments(&e),
         },
-        cli::Command::Recycle(args) => match run::recycle_plan(args) {
-            Ok(plan) => run::execute(plan),
-            Err(e) => return bad_arguments(&e),
-        },
+        cli::Command::Recycle(args) => {
+            let grade = args.grade;
+            match run::recycle_plan(args) {
+                Ok(plan) => {
+                    let (out, kind) = (plan.out.clone(), plan.recycle_kinds.join(","));
+                    run::execute(plan).and_then(|()| if grade { run::grade::print(&out, &kind) } else { Ok(()) })
+                }
+                Err(e) => return bad_arguments(&e),
+            }
+        }
         cli::Command::Report(args) => run::report_main(&args.dir),
         cli::Command::Compare(args) => run::compare_main(&args.a, &args.b),
         cli::Command::Journal(command) => journal::main(command),

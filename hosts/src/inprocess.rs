@@ -115,31 +115,35 @@ async fn start_on_demand(listener: std::net::TcpListener, manager: Manager) {
     }
 }
 
-/// After rapid-fail protection tripped no worker runs; like HTTP.sys for a
-/// stopped application pool, answer 503 instead of leaving clients hanging.
+/// After rapid-fail protection tripped, or while the app is offline
+/// (`app_offline`), no worker runs; like HTTP.sys for a stopped application
+/// pool, answer 503 instead of leaving clients hanging.
 async fn refuse_while_failed(listener: std::net::TcpListener, manager: Manager, limits: crate::limits::Limits) {
     let Ok(listener) = TcpListener::from_std(listener) else {
         return;
     };
     let mut phases = manager.phases();
     loop {
-        let _ = phases.wait_for(|p| *p == Phase::Failed).await;
+        let refusing = |p: &Phase| matches!(p, Phase::Failed | Phase::Offline);
+        let _ = phases.wait_for(refusing).await;
         let (drain, drain_rx) = DrainSignal::new();
-        let refuse = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
-            Ok::<_, std::convert::Infallible>(crate::proxy::unavailable(crate::manager::Unavailable::RapidFail))
+        let why = manager.clone();
+        let refuse = tower::service_fn(move |_req: http::Request<axum::body::Body>| {
+            let response = crate::proxy::unavailable(why.unavailable_now());
+            async move { Ok::<_, std::convert::Infallible>(response) }
         });
         let state = FrontState::new(limits);
         let serving = front::serve(
             listener_clone(&listener),
             state.clone(),
-            move |peer| FrontPipeline::new(state.clone(), peer).layer(refuse),
+            move |peer| FrontPipeline::new(state.clone(), peer).layer(refuse.clone()),
             drain_rx,
             Duration::from_millis(100),
         );
         tokio::pin!(serving);
         tokio::select! {
             _ = &mut serving => {}
-            _ = async { let _ = phases.wait_for(|p| *p != Phase::Failed).await; } => {
+            _ = async { let _ = phases.wait_for(|p| !refusing(p)).await; } => {
                 drain.drain();
                 serving.await;
             }

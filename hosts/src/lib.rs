@@ -80,6 +80,10 @@ impl ServeOptions {
             args.extend(["--journal-sync".into(), journal.durability.to_string()]);
             args.extend(["--snapshot-every".into(), journal.snapshot_every.to_string()]);
         }
+        if part.serves_workload() && part.process_role() != Some(Role::Actors) {
+            args.extend(["--init-entries".into(), self.policy.init_entries.to_string()]);
+            args.extend(["--first-hit-rounds".into(), self.policy.first_hit_rounds.to_string()]);
+        }
         let limits = &self.limits;
         args.extend(["--max-connections".into(), limits.max_connections.to_string()]);
         for (flag, d) in [
@@ -111,6 +115,10 @@ impl ServeOptions {
         config.mailbox = self.mailbox;
         config.journal = self.journal.clone();
         config.body_read_timeout = self.limits.body_read_timeout;
+        config.cold = hostlab_workloads::coldstart::ColdStartConfig {
+            init_entries: self.policy.init_entries,
+            first_hit_rounds: self.policy.first_hit_rounds,
+        };
         config
     }
 }

@@ -135,6 +135,21 @@ pub struct Policy {
     /// Requests that may wait for the app to start or restart before more
     /// get 503 `overloaded` (IIS queueLength 1000).
     pub queue_length: usize,
+    /// Entries of the start-up index each app process builds before it
+    /// answers its first request; 0 = none (docs/policies.md "Cold start").
+    pub init_entries: u32,
+    /// SHA-256 rounds of each lazy cache entry (first request on a route,
+    /// first `GET /books/{id}` of a book); 0 = none.
+    pub first_hit_rounds: u32,
+    /// ANCM's `app_offline.htm`: while this file exists the app is stopped
+    /// and every request gets 503 with the file's content.
+    pub app_offline: Option<std::path::PathBuf>,
+    /// A configuration file whose change restarts the app (ASP.NET's
+    /// restart on a `web.config` change).
+    pub watch: Option<std::path::PathBuf>,
+    /// Restart on a watched change with an overlapped recycle instead of
+    /// ASP.NET's stop-then-start.
+    pub watch_overlapped: bool,
 }
 
 impl Default for Policy {
@@ -156,6 +171,11 @@ impl Default for Policy {
                 window: Duration::from_secs(5 * 60),
             },
             queue_length: 1000,
+            init_entries: hostlab_workloads::coldstart::DEFAULT_INIT_ENTRIES,
+            first_hit_rounds: hostlab_workloads::coldstart::DEFAULT_FIRST_HIT_ROUNDS,
+            app_offline: None,
+            watch: None,
+            watch_overlapped: false,
         }
     }
 }
@@ -211,6 +231,23 @@ impl Policy {
         }
         if self.queue_length == 0 {
             return Err(PolicyError::Invalid("queue length must be at least 1".into()));
+        }
+        for (key, path) in [("app-offline", &self.app_offline), ("watch", &self.watch)] {
+            let Some(path) = path else { continue };
+            let folder = std::path::absolute(path)
+                .ok()
+                .and_then(|p| p.parent().map(|f| f.to_path_buf()));
+            if !folder.is_some_and(|f| f.is_dir()) {
+                return Err(PolicyError::Invalid(format!(
+                    "{key} {}: its folder does not exist (the folder is watched for the file)",
+                    path.display()
+                )));
+            }
+        }
+        if self.app_offline.is_some() && self.app_offline == self.watch {
+            return Err(PolicyError::Invalid(
+                "app-offline and watch name the same file; use two files".into(),
+            ));
         }
         Ok(())
     }

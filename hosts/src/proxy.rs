@@ -288,6 +288,16 @@ impl tower::Service<Request<Body>> for Upstream {
 /// the front's own limit, anything else the app's failure to start.
 pub fn unavailable(e: Unavailable) -> Response<Body> {
     let error = match e {
+        // ANCM's app_offline: the file's content, as HTML.
+        Unavailable::AppOffline(page) => {
+            let html = http::HeaderValue::from_static("text/html");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(http::header::CONTENT_TYPE, html)],
+                page,
+            )
+                .into_response();
+        }
         Unavailable::QueueFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string()),
         _ => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "app_unavailable", e.to_string()).upstream(),
     };

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::books::{AddError, NewBook};
+use crate::coldstart::ROUTES;
 use crate::ops::{AddedBook, Op, Refusal, Reply};
 use crate::tasks::{MAX_ROWS, TaskRequest, valid_task_id};
 use crate::{AppState, Routing};
@@ -27,6 +28,16 @@ pub const MAX_BOOK_BODY_BYTES: usize = 64 * 1024;
 pub const MAX_TASK_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Largest body any route accepts; hosts that buffer bodies stop reading here.
 pub const MAX_REQUEST_BODY_BYTES: usize = MAX_TASK_BODY_BYTES;
+/// Each route's lazy cache (its index in [`ROUTES`]): the first request
+/// on a route computes it, like a JIT compiling the route's handler.
+const ROUTE_PING: usize = 0;
+const ROUTE_BOOKS: usize = 1;
+const ROUTE_BOOK: usize = 2;
+const ROUTE_TASKS: usize = 3;
+const ROUTE_TASK: usize = 4;
+const ROUTE_STATS: usize = 5;
+const _: () = assert!(ROUTES.len() == ROUTE_STATS + 1);
+
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
@@ -174,8 +185,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     })
 }
 
+/// Marks the process warm after its first request other than `/healthz`;
+/// until then, requests wait for the start-up index (docs/policies.md
+/// "Cold start"). Once warm, the index is built, so the warm path costs one
+/// atomic load.
 async fn mark_warm(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !state.warm.load(Ordering::Relaxed) && req.uri().path() != "/healthz" {
+        state.cold.built().await;
         let response = next.run(req).await;
         state.warm.store(true, Ordering::Relaxed);
         return response;
@@ -183,7 +199,8 @@ async fn mark_warm(State(state): State<AppState>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
-async fn ping() -> &'static str {
+async fn ping(State(state): State<AppState>) -> &'static str {
+    state.cold.route(ROUTE_PING);
     "pong"
 }
 
@@ -256,6 +273,7 @@ async fn add_book(
     headers: HeaderMap,
     JsonBody(book): JsonBody<NewBook, MAX_BOOK_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
+    state.cold.route(ROUTE_BOOKS);
     let idempotency_key = idempotency_key(&headers)?;
     book.validate().map_err(ApiError::validation)?;
     let added = match state.execute(Op::AddBook { book, idempotency_key }).await {
@@ -287,6 +305,7 @@ async fn add_book(
 }
 
 async fn list_books(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.cold.route(ROUTE_BOOKS);
     match state.execute(Op::ListBooks).await {
         Reply::Books(books) => Ok(axum::Json(books).into_response()),
         other => Err(refused(other)),
@@ -298,15 +317,21 @@ fn book_id(raw: &str) -> Result<u64, ApiError> {
 }
 
 async fn get_book(State(state): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+    state.cold.route(ROUTE_BOOK);
     let id = book_id(&raw)?;
     match state.execute(Op::GetBook(id)).await {
-        Reply::Book(Some(book)) => Ok(axum::Json(&*book).into_response()),
+        Reply::Book(Some(book)) => {
+            // The book's derived entry: computed on its first request.
+            state.cold.book(id);
+            Ok(axum::Json(&*book).into_response())
+        }
         Reply::Book(None) => Err(ApiError::not_found(&format!("book {id}"))),
         other => Err(refused(other)),
     }
 }
 
 async fn delete_book(State(state): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
+    state.cold.route(ROUTE_BOOK);
     let id = book_id(&raw)?;
     match state.execute(Op::DeleteBook(id)).await {
         Reply::Deleted(true) => Ok(StatusCode::NO_CONTENT),
@@ -324,6 +349,7 @@ async fn run_task(
     headers: HeaderMap,
     JsonBody(task): JsonBody<TaskRequest, MAX_TASK_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
+    state.cold.route(ROUTE_TASKS);
     task.validate().map_err(ApiError::validation)?;
     let respond_async = headers
         .get_all("prefer")
@@ -353,6 +379,7 @@ async fn run_task(
 }
 
 async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    state.cold.route(ROUTE_TASK);
     if !valid_task_id(&id) {
         return Err(ApiError::not_found(&format!("task `{id}`")));
     }
@@ -364,6 +391,7 @@ async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Resu
 }
 
 async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.cold.route(ROUTE_STATS);
     let s = match state.execute(Op::Stats).await {
         Reply::Stats(stats) => stats,
         other => return Err(refused(other)),

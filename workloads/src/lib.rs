@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod books;
+pub mod coldstart;
 pub mod error;
 pub mod events;
 pub mod fifo;
@@ -24,6 +25,7 @@ pub use api::{MAX_BOOK_BODY_BYTES, MAX_REQUEST_BODY_BYTES, MAX_TASK_BODY_BYTES, 
 pub use tasks::Routing;
 
 use books::{BookStore, BookStoreArgs, BookStoreLimits};
+use coldstart::{ColdStart, ColdStartConfig};
 use journal::{ActorJournal, Journal, JournalConfig, JournalError, Recovered};
 use mailbox::Bounded;
 use ops::{LocalActors, Op, Refusal, Reply};
@@ -50,6 +52,8 @@ pub struct WorkloadConfig {
     /// Longest a client may take to send a whole JSON body before it gets
     /// 408 `request_timeout` (slow-client protection).
     pub body_read_timeout: Duration,
+    /// Start-up work and first-hit costs (docs/policies.md "Cold start").
+    pub cold: ColdStartConfig,
 }
 
 impl WorkloadConfig {
@@ -64,6 +68,7 @@ impl WorkloadConfig {
             journal: None,
             recovery_wait: Duration::from_secs(5),
             body_read_timeout: Duration::from_secs(30),
+            cold: ColdStartConfig::default(),
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct Workload {
     pub(crate) started: Instant,
     /// Set once the first request other than `/healthz` has been served.
     pub(crate) warm: AtomicBool,
+    /// The start-up index and the lazy caches.
+    pub(crate) cold: Arc<ColdStart>,
 }
 
 /// Shared handle the router's handlers hold.
@@ -157,8 +164,10 @@ impl Workload {
     }
 
     /// A workload whose actors live elsewhere (or were started already).
+    /// Its start-up index starts building at once, on its own thread.
     pub fn with_backend(config: WorkloadConfig, backend: Backend) -> AppState {
         Arc::new(Workload {
+            cold: ColdStart::start(config.cold),
             config,
             backend,
             started: Instant::now(),
@@ -168,6 +177,11 @@ impl Workload {
 
     pub fn config(&self) -> &WorkloadConfig {
         &self.config
+    }
+
+    /// The cold-start state: start-up index and lazy caches.
+    pub fn cold_start(&self) -> &ColdStart {
+        &self.cold
     }
 
     /// Run one operation wherever the actors live.

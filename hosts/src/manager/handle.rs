@@ -53,8 +53,16 @@ pub(super) enum Command {
     Demand(Option<oneshot::Sender<Result<(), String>>>),
     Recycle {
         reason: RecycleReason,
+        /// Overlap this recycle (or not) whatever the policy says (a
+        /// configuration change follows `watch-overlapped`).
+        overlap: Option<bool>,
         reply: Option<oneshot::Sender<RecycleReport>>,
     },
+    /// The `app_offline` file appeared (or changed): stop the app and
+    /// answer every request with this page.
+    Offline(bytes::Bytes),
+    /// The `app_offline` file is gone: start the app again.
+    Online,
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -70,6 +78,8 @@ pub(super) struct Shared {
     pub(super) held_us: AtomicU64,
     pub(super) epoch: Instant,
     pub(super) last_start_error: Mutex<Option<String>>,
+    /// The `app_offline` file's content while the app is offline.
+    pub(super) offline_page: Mutex<Option<bytes::Bytes>>,
 }
 
 /// Handle to the process manager; cheap to clone.
@@ -107,10 +117,28 @@ impl Manager {
             held_us: AtomicU64::new(0),
             epoch: Instant::now(),
             last_start_error: Mutex::new(None),
+            offline_page: Mutex::new(None),
             policy,
         });
         Supervisor::spawn(shared.clone(), hosting, rx).await;
-        Manager { shared, commands }
+        let manager = Manager { shared, commands };
+        super::watch::spawn(&manager.shared.policy, manager.commands.clone());
+        manager
+    }
+
+    /// Why a request gets no app now: the `app_offline` page while the app
+    /// is offline, else rapid-fail protection (the phases in which the
+    /// inprocess supervisor answers requests itself).
+    pub fn unavailable_now(&self) -> Unavailable {
+        match (self.phase(), self.offline_page()) {
+            (Phase::Offline, Some(page)) => Unavailable::AppOffline(page),
+            _ => Unavailable::RapidFail,
+        }
+    }
+
+    /// The `app_offline` file's content while the app is offline.
+    pub fn offline_page(&self) -> Option<bytes::Bytes> {
+        self.shared.offline_page.lock().unwrap().clone()
     }
 
     pub fn policy(&self) -> &Policy {
@@ -151,6 +179,7 @@ impl Manager {
         let (tx, rx) = oneshot::channel();
         let _ = self.commands.send(Command::Recycle {
             reason,
+            overlap: None,
             reply: Some(tx),
         });
         rx.await.ok()
@@ -158,7 +187,11 @@ impl Manager {
 
     /// Recycle without waiting (signal handlers).
     pub fn recycle_in_background(&self, reason: RecycleReason) {
-        let _ = self.commands.send(Command::Recycle { reason, reply: None });
+        let _ = self.commands.send(Command::Recycle {
+            reason,
+            overlap: None,
+            reply: None,
+        });
     }
 
     /// Drain and stop the app process, then end the supervisor.
@@ -221,6 +254,10 @@ impl Manager {
             let phase = *phases.borrow_and_update();
             match phase {
                 Phase::Failed => return Err(Unavailable::RapidFail),
+                Phase::Offline => {
+                    let page = self.offline_page().unwrap_or_default();
+                    return Err(Unavailable::AppOffline(page));
+                }
                 Phase::Stopped if saw_start => {
                     let error = self.shared.last_start_error.lock().unwrap().clone();
                     return Err(Unavailable::StartFailed(error.unwrap_or_else(|| "it exited".into())));

@@ -20,6 +20,7 @@ mod handle;
 mod hosting;
 mod supervisor;
 mod triggers;
+mod watch;
 
 use std::time::Duration;
 
@@ -67,6 +68,10 @@ pub enum Phase {
     /// requests get 503 `app_unavailable`. Left only by an operator's
     /// recycle (SIGHUP or `POST /recycle`).
     Failed,
+    /// The `app_offline` file exists (ANCM's deploy switch): the app was
+    /// drained and stopped, and every request gets 503 with the file's
+    /// content. Left for `Starting` when the file is removed.
+    Offline,
 }
 
 /// Why a request could not get an app process.
@@ -84,6 +89,9 @@ pub enum Unavailable {
     QueueFull(usize),
     #[error("the front is shutting down")]
     ShuttingDown,
+    /// The `app_offline` file exists; the page is its content.
+    #[error("the app is offline for a deploy (the app_offline file exists)")]
+    AppOffline(bytes::Bytes),
 }
 
 /// What started a recycle.
@@ -96,6 +104,8 @@ pub enum RecycleReason {
     Scheduled,
     Memory,
     Requests,
+    /// The `--watch` file changed (ASP.NET's restart on a configuration change).
+    ConfigChange,
 }
 
 /// Timings of one recycle, in milliseconds.

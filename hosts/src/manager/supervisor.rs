@@ -53,7 +53,17 @@ impl Supervisor {
             last_tick_wall: SystemTime::now(),
             requested_recycle: None,
         };
-        if supervisor.shared.policy.start_mode == StartMode::AlwaysRunning {
+        // A deploy in progress when the front starts: stay offline until
+        // the app_offline file is removed.
+        let offline_at_start = supervisor
+            .shared
+            .policy
+            .app_offline
+            .as_deref()
+            .and_then(super::watch::read_page);
+        if let Some(page) = offline_at_start {
+            supervisor.go_offline(page).await;
+        } else if supervisor.shared.policy.start_mode == StartMode::AlwaysRunning {
             supervisor.start_fresh().await;
         }
         tokio::spawn(supervisor.run(commands));
@@ -71,12 +81,14 @@ impl Supervisor {
                             let _ = reply.send(result);
                         }
                     }
-                    Some(Command::Recycle { reason, reply }) => {
-                        let report = self.recycle(reason).await;
+                    Some(Command::Recycle { reason, overlap, reply }) => {
+                        let report = self.recycle(reason, overlap).await;
                         if let Some(reply) = reply {
                             let _ = reply.send(report);
                         }
                     }
+                    Some(Command::Offline(page)) => self.go_offline(page).await,
+                    Some(Command::Online) => self.go_online().await,
                     Some(Command::Shutdown(done)) => {
                         self.stop_current().await;
                         let _ = done.send(());
@@ -189,6 +201,35 @@ impl Supervisor {
         }
     }
 
+    /// The `app_offline` file exists: drain and stop the app, then answer
+    /// every request with the file's content (a newer content replaces the
+    /// page while offline).
+    async fn go_offline(&mut self, page: bytes::Bytes) {
+        *self.shared.offline_page.lock().unwrap() = Some(page);
+        if self.phase() == Phase::Offline {
+            return;
+        }
+        if self.phase() == Phase::Suspended
+            && let Some(r) = &mut self.running
+        {
+            r.child.signal(Signal::SIGCONT);
+        }
+        tracing::info!("app_offline file present: stopping the app");
+        self.stop_current().await;
+        self.set_phase(Phase::Offline);
+    }
+
+    /// The `app_offline` file is gone: start the app again at once.
+    async fn go_online(&mut self) {
+        if self.phase() != Phase::Offline {
+            return;
+        }
+        *self.shared.offline_page.lock().unwrap() = None;
+        tracing::info!("app_offline file removed: starting the app");
+        self.set_phase(Phase::Stopped);
+        self.start_fresh().await;
+    }
+
     async fn on_demand(&mut self) -> Result<(), String> {
         match self.phase() {
             Phase::Stopped => {
@@ -200,6 +241,7 @@ impl Supervisor {
         match self.phase() {
             Phase::Ready => Ok(()),
             Phase::Failed => Err(Unavailable::RapidFail.to_string()),
+            Phase::Offline => Err("the app is offline (the app_offline file exists)".into()),
             _ => Err(self
                 .shared
                 .last_start_error
@@ -301,7 +343,7 @@ impl Supervisor {
         };
         if let Some(reason) = triggers::recycle_trigger(&policy, &seen) {
             tracing::info!("recycling: {reason:?} trigger");
-            self.recycle(reason).await;
+            self.recycle(reason, None).await;
         }
     }
 
@@ -338,9 +380,10 @@ impl Supervisor {
         self.set_phase(Phase::Stopped);
     }
 
-    async fn recycle(&mut self, reason: RecycleReason) -> RecycleReport {
+    /// Recycle now; `overlap` overrides the policy's for this recycle.
+    async fn recycle(&mut self, reason: RecycleReason, overlap: Option<bool>) -> RecycleReport {
         let started = Instant::now();
-        let overlapped = self.shared.policy.overlap && self.running.is_some();
+        let overlapped = overlap.unwrap_or(self.shared.policy.overlap) && self.running.is_some();
         let old_pid = self.running.as_ref().map(|r| r.generation.pid);
         let mut report = RecycleReport {
             reason,
@@ -360,6 +403,12 @@ impl Supervisor {
         // terminate or a failed start): nothing to recycle; the next request
         // starts the app. After rapid-fail, an operator's recycle is what
         // brings it back, so that case goes on.
+        if self.phase() == Phase::Offline {
+            report.skipped = true;
+            report.error = Some("the app is offline; removing the app_offline file starts it".into());
+            report.total_ms = started.elapsed().as_millis() as u64;
+            return report;
+        }
         if self.running.is_none() && self.phase() != Phase::Failed {
             report.skipped = true;
             report.error = Some("no app process is running; the next request starts one".into());

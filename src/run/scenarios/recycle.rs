@@ -20,13 +20,14 @@ use nix::unistd::Pid;
 
 use super::{closed, load_entry, load_plan, open};
 use crate::run::Ctx;
+use crate::run::deploy::{self, DEPLOY_FILE};
 use crate::run::results::{ManagerTimings, ProcessFigures, RecycleFigures};
 use crate::run::servers::{Http, Server, cpu_time};
 use crate::run::stats::{Spread, analyze_recycle, generator_limited};
 use crate::run::windows::recycle_windows;
 
 /// The kinds, each with the policy flags it runs under.
-pub const KINDS: [(&str, &[&str]); 7] = [
+pub const KINDS: [(&str, &[&str]); 10] = [
     ("overlapped", &["--overlap", "true", "--warmup", "/ping,/books"]),
     ("overlapped-no-warmup", &["--overlap", "true"]),
     ("stop-start", &["--overlap", "false"]),
@@ -38,6 +39,14 @@ pub const KINDS: [(&str, &[&str]); 7] = [
     ("idle-suspend", &["--idle-timeout", "1s", "--idle-action", "suspend"]),
     // split only: SIGKILL of the actor service (where split's state lives).
     ("actors-crash", &[]),
+    // Deploys a file starts (issue 19; run/deploy.rs): ANCM's app_offline,
+    // and ASP.NET's restart on a configuration change.
+    ("app-offline", &["--app-offline", DEPLOY_FILE]),
+    ("config-restart", &["--watch", DEPLOY_FILE]),
+    (
+        "config-restart-overlapped",
+        &["--watch", DEPLOY_FILE, "--watch-overlapped", "--warmup", "/ping,/books"],
+    ),
 ];
 
 /// The variant name of the control runs (no event, same load).
@@ -72,7 +81,13 @@ pub fn flags(kind_flags: &[&str]) -> Vec<String> {
     if !kind_flags.contains(&"--idle-timeout") {
         f.extend(["--idle-timeout".to_string(), "0".to_string()]);
     }
-    f.extend(kind_flags.iter().map(|s| s.to_string()));
+    match deploy::resolve(kind_flags) {
+        Ok(resolved) => f.extend(resolved),
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            f.extend(kind_flags.iter().map(|s| s.to_string()));
+        }
+    }
     f
 }
 
@@ -412,6 +427,9 @@ impl ProcessSampler {
 /// stop-start), or SIGKILL of the app process (`crash`) or of split's
 /// actor service (`actors-crash`).
 pub async fn trigger(http: &Http, admin: &str, kind: &str) -> anyhow::Result<()> {
+    if deploy::is_deploy(kind) {
+        return deploy::trigger(http, admin, kind).await;
+    }
     if let Some(role) = crash_role(kind) {
         let status = http.get_json(&format!("{admin}/status")).await?;
         let pid = status["pids"][role]

@@ -66,7 +66,7 @@ pub(super) fn decision_matrix(out: &mut String, results: &Results, rows: &[Summa
         let _ = write!(header, " {k} |");
         rule.push_str("---|");
     }
-    header.push_str(" warm-up grade (issue 19) |");
+    header.push_str(" warm-up grade |");
     rule.push_str("---|");
     let _ = writeln!(out, "{header}\n{rule}");
     for model in models {
@@ -90,10 +90,33 @@ pub(super) fn decision_matrix(out: &mut String, results: &Results, rows: &[Summa
                 matrix_cell(results, &recycle_rows, model, k, level.as_deref())
             );
         }
-        line.push_str(" not graded |");
+        let _ = write!(line, " {} |", grade_cell(results, model, &kinds, level.as_deref()));
         let _ = writeln!(out, "{line}");
     }
     out.push('\n');
+}
+
+/// The warm-up grade of each recycle kind of one model at the matrix's
+/// level (the median over its repeats; docs/run.md "Warm-up grade").
+fn grade_cell(results: &Results, model: &str, kinds: &[&str], level: Option<&str>) -> String {
+    let graded: Vec<String> = kinds
+        .iter()
+        .filter_map(|kind| {
+            let runs = results
+                .entries
+                .iter()
+                .filter(|e| e.model == model)
+                .filter_map(|e| e.recycle.as_ref())
+                .filter(|r| !r.control && r.kind == *kind && Some(r.level.as_str()) == level);
+            let (grade, _) = crate::run::grade::median_grade(runs)?;
+            Some(format!("{kind} **{grade}**"))
+        })
+        .collect();
+    if graded.is_empty() {
+        "not graded".into()
+    } else {
+        graded.join("<br>")
+    }
 }
 
 /// The throughput the matrix shows and whether the generator may have
@@ -176,5 +199,55 @@ pub(super) fn matrix_cell(
         "-".into()
     } else {
         parts.join("<br>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grade_cell;
+    use crate::run::results::{Entry, RecycleFigures, Results, WindowMetrics};
+
+    fn run(model: &str, kind: &str, control: bool, downtime_ms: u64) -> Entry {
+        Entry {
+            model: model.into(),
+            scenario: "recycle".into(),
+            recycle: Some(RecycleFigures {
+                kind: kind.into(),
+                control,
+                level: "50%".into(),
+                downtime_ms,
+                drain: Some(WindowMetrics {
+                    ok: 1000,
+                    delayed_at_least: Some(0),
+                    ..WindowMetrics::default()
+                }),
+                ..RecycleFigures::default()
+            }),
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn the_grade_column_grades_each_kind_of_the_model() {
+        let results = Results {
+            entries: vec![
+                run("proxy", "control", true, 0),
+                run("proxy", "overlapped", false, 0),
+                run("proxy", "stop-start", false, 300),
+                run("inprocess", "stop-start", false, 20_000),
+            ],
+            ..Results::default()
+        };
+        let kinds = ["overlapped", "stop-start", "crash"];
+        assert_eq!(
+            grade_cell(&results, "proxy", &kinds, Some("50%")),
+            "overlapped **A**<br>stop-start **C**"
+        );
+        assert_eq!(
+            grade_cell(&results, "inprocess", &kinds, Some("50%")),
+            "stop-start **F**"
+        );
+        assert_eq!(grade_cell(&results, "split", &kinds, Some("50%")), "not graded");
+        assert_eq!(grade_cell(&results, "proxy", &kinds, Some("light")), "not graded");
     }
 }

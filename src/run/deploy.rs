@@ -24,8 +24,10 @@ const OFFLINE_PAGE: &str = "<html><body><h1>Deploying: back in a moment</h1></bo
 /// How long a deploy step may take to be seen and acted on.
 const STEP_LIMIT: Duration = Duration::from_secs(30);
 
+/// Inside the run's scratch folder, so it goes with it (at the end, on
+/// Ctrl-C, or swept by the next run after a kill).
 fn folder() -> PathBuf {
-    std::env::temp_dir().join(format!("hostlab-deploy-{}", std::process::id()))
+    super::scratch_dir().join("deploy")
 }
 
 fn offline_file() -> PathBuf {
@@ -143,7 +145,7 @@ mod tests {
         assert!(watched_file().exists(), "the watched file exists");
         assert!(resolve(&["--warmup", DEPLOY_FILE]).is_err());
         assert_eq!(resolve(&["--overlap", "false"]).unwrap(), ["--overlap", "false"]);
-        let _ = std::fs::remove_dir_all(folder());
+        let _ = std::fs::remove_dir_all(crate::run::scratch_dir());
     }
 
     #[test]

@@ -366,7 +366,7 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
         .context("cannot start the tokio runtime")?;
     let total_estimate: f64 = plan.scenarios.iter().map(|s| plan.estimate_s(*s)).sum();
     sweep_stale_scratch();
-    let tmp = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
+    let tmp = scratch_dir();
     std::fs::create_dir_all(&tmp)?;
     let _scratch = Scratch(tmp.clone());
     let mut ctx = Ctx {
@@ -593,6 +593,11 @@ fn command_output(program: &str, args: &[&str]) -> Option<String> {
 
 /// Scratch folders are `<temp>/hostlab-run-<pid>`.
 const SCRATCH_PREFIX: &str = "hostlab-run-";
+
+/// This run's scratch folder (server logs, journals, deploy files).
+fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()))
+}
 
 /// The run's scratch folder (server logs, journals), removed when the run
 /// returns, on an error as well as on success.

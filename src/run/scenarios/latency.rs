@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use hostlab_hosts::Model;
 use http::Method;
 
 use super::throughput::{PING, cap};
@@ -88,7 +89,14 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // Each model's own capacity first (measured now where the throughput
     // scenario did not), so the common rate can sit below all of them.
     let mut capacities = Vec::new();
-    for model in ctx.plan.models.clone() {
+    // The floor (baseline, nginx-baseline) is measured for its cost, in the
+    // throughput scenario; its latency says nothing about a hosting model.
+    let models = ctx.models_for(
+        "latency",
+        Model::serves_workload,
+        "the floor is measured for its CPU cost in the throughput scenario only",
+    );
+    for model in models {
         let found = match capacity(ctx, &model, PING) {
             Some(c) => Some(c),
             None => match probe_capacity(ctx, &model).await {

@@ -51,9 +51,10 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             }
             // The two overlapped kinds differ only in warm-up, which no book depends on.
             // split's `actors-crash` kills the actor service, where its state lives.
+            let wanted = ctx.plan.recycle_kinds.clone();
             for (kind, kind_flags) in KINDS
                 .iter()
-                .filter(|(k, _)| *k != "overlapped-no-warmup" && applies(&model, k))
+                .filter(|(k, _)| *k != "overlapped-no-warmup" && wanted.iter().any(|w| w == k) && applies(&model, k))
             {
                 let mut args = flags(kind_flags);
                 if journal {

@@ -51,7 +51,7 @@ fn balanced_task(id: &str, n: usize) -> Value {
 mod cases {
     use super::*;
 
-    pub async fn ping_and_health(model: &str) {
+    pub(crate) async fn ping_and_health(model: &str) {
         let server = Server::start(model, &[]);
         let c = client();
         let resp = c.get(server.url("/ping")).send().await.unwrap();
@@ -86,7 +86,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn health_is_cold_before_the_first_request(model: &str) {
+    pub(crate) async fn health_is_cold_before_the_first_request(model: &str) {
         let server = Server::start(model, &[]);
         let health: Value = client()
             .get(server.url("/healthz"))
@@ -100,7 +100,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn books_crud(model: &str) {
+    pub(crate) async fn books_crud(model: &str) {
         let server = Server::start(model, &[]);
         let c = client();
         let resp = c
@@ -157,7 +157,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn book_input_errors(model: &str) {
+    pub(crate) async fn book_input_errors(model: &str) {
         let server = Server::start(model, &[]);
         let c = client();
         let url = server.url("/books");
@@ -249,7 +249,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn idempotent_book_creation(model: &str) {
+    pub(crate) async fn idempotent_book_creation(model: &str) {
         let server = Server::start(model, &[]);
         let c = client();
         let post = |key: &'static str, title: &'static str| {
@@ -303,7 +303,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn tasks_run_and_report_status(model: &str) {
+    pub(crate) async fn tasks_run_and_report_status(model: &str) {
         let server = Server::start(model, &[]);
         let c = client();
         let resp = c
@@ -368,7 +368,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn task_input_errors(model: &str) {
+    pub(crate) async fn task_input_errors(model: &str) {
         let server = Server::start(model, &[]);
         let c = client();
         let url = server.url("/tasks");
@@ -413,7 +413,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn routing_is_a_stable_consistent_hash(model: &str) {
+    pub(crate) async fn routing_is_a_stable_consistent_hash(model: &str) {
         let actors_of = |server: &Server| {
             let url = server.url("/tasks");
             async move {
@@ -461,7 +461,7 @@ mod cases {
         grown.stop();
     }
 
-    pub async fn per_task_routing_keeps_an_actor_per_id(model: &str) {
+    pub(crate) async fn per_task_routing_keeps_an_actor_per_id(model: &str) {
         let server = Server::start(model, &["--routing", "per-task"]);
         let c = client();
         for i in 0..25 {
@@ -486,7 +486,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn full_mailboxes_answer_503_overloaded(model: &str) {
+    pub(crate) async fn full_mailboxes_answer_503_overloaded(model: &str) {
         // One slot per mailbox; many concurrent 5,000-row tasks for one id
         // queue on one actor, so some must be turned away.
         let server = Server::start(model, &["--mailbox", "1"]);
@@ -522,7 +522,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn unknown_routes_and_wrong_methods(model: &str) {
+    pub(crate) async fn unknown_routes_and_wrong_methods(model: &str) {
         let server = Server::start(model, &[]);
         let c = client();
         expect_error(
@@ -565,7 +565,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn stats_report_the_workload(model: &str) {
+    pub(crate) async fn stats_report_the_workload(model: &str) {
         let server = Server::start(model, &[]);
         let c = client();
         c.post(server.url("/books"))
@@ -582,7 +582,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn signals_drain_and_exit_cleanly(model: &str) {
+    pub(crate) async fn signals_drain_and_exit_cleanly(model: &str) {
         use nix::sys::signal::Signal;
         let mut server = Server::start(model, &[]);
         server.signal(Signal::SIGHUP);

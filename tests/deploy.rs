@@ -81,7 +81,7 @@ const PAGE: &str = "<html><body><h1>Down for a deploy</h1></body></html>\n";
 mod cases {
     use super::*;
 
-    pub async fn app_offline_answers_its_page_then_serves_again(model: &str) {
+    pub(crate) async fn app_offline_answers_its_page_then_serves_again(model: &str) {
         let dir = tempfile::tempdir().unwrap();
         let offline = dir.path().join("app_offline.htm");
         let front = Front::start(model, &["--app-offline", offline.to_str().unwrap()]);
@@ -111,7 +111,7 @@ mod cases {
         assert!(wait_gone(second).await, "the app {second} outlived its front (orphan)");
     }
 
-    pub async fn app_offline_present_at_start_keeps_the_app_down(model: &str) {
+    pub(crate) async fn app_offline_present_at_start_keeps_the_app_down(model: &str) {
         let dir = tempfile::tempdir().unwrap();
         let offline = dir.path().join("app_offline.htm");
         std::fs::write(&offline, PAGE).unwrap();
@@ -126,7 +126,7 @@ mod cases {
         assert!(wait_gone(app).await, "the app {app} outlived its front (orphan)");
     }
 
-    pub async fn a_watched_change_restarts_the_app(model: &str, overlapped: bool) {
+    pub(crate) async fn a_watched_change_restarts_the_app(model: &str, overlapped: bool) {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("app.toml");
         std::fs::write(&config, "greeting = \"hello\"\n").unwrap();

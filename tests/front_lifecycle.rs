@@ -61,7 +61,7 @@ impl Front {
 mod cases {
     use super::*;
 
-    pub async fn overlapped_recycles_under_load_fail_no_request(model: &str) {
+    pub(crate) async fn overlapped_recycles_under_load_fail_no_request(model: &str) {
         let front = Front::start(model, &["--start-mode", "always-running", "--warmup", "/ping"]);
         let first_pid = front.app_pid().await.expect("always-running starts the app");
         // Load runs, with a stop flag, from before the first recycle until
@@ -91,7 +91,7 @@ mod cases {
         assert!(wait_gone(last).await, "the app stops with the front");
     }
 
-    pub async fn stop_then_start_recycle_leaves_a_gap(model: &str) {
+    pub(crate) async fn stop_then_start_recycle_leaves_a_gap(model: &str) {
         let front = Front::start(model, &["--start-mode", "always-running", "--overlap", "false"]);
         let load = Load::start(front.server.url("/ping"), 2);
         load.wait_successes(100, "before the recycle").await;
@@ -113,7 +113,7 @@ mod cases {
         front.server.stop();
     }
 
-    pub async fn killed_app_is_restarted(model: &str) {
+    pub(crate) async fn killed_app_is_restarted(model: &str) {
         let front = Front::start(model, &["--start-mode", "always-running"]);
         let pid = front.app_pid().await.unwrap();
         kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
@@ -129,7 +129,7 @@ mod cases {
         assert!(wait_gone(new_pid).await);
     }
 
-    pub async fn rapid_fail_protection_trips_until_recycled(model: &str) {
+    pub(crate) async fn rapid_fail_protection_trips_until_recycled(model: &str) {
         let front = Front::start(model, &["--start-mode", "always-running", "--rapid-fail", "2/1m"]);
         let first = front.app_pid().await.unwrap();
         kill(Pid::from_raw(first as i32), Signal::SIGKILL).unwrap();
@@ -161,7 +161,7 @@ mod cases {
         front.server.stop();
     }
 
-    pub async fn idle_terminate_cold_starts_the_next_request(model: &str) {
+    pub(crate) async fn idle_terminate_cold_starts_the_next_request(model: &str) {
         let front = Front::start(model, &["--idle-timeout", "2s", "--idle-action", "terminate"]);
         assert_eq!(
             front.status().await["phase"],
@@ -187,7 +187,7 @@ mod cases {
         front.server.stop();
     }
 
-    pub async fn idle_suspend_freezes_and_thaws(model: &str) {
+    pub(crate) async fn idle_suspend_freezes_and_thaws(model: &str) {
         let front = Front::start(
             model,
             &[
@@ -222,7 +222,7 @@ mod cases {
         assert!(wait_gone(pid).await, "a suspended app still stops with the front");
     }
 
-    pub async fn warmup_runs_before_the_switch(model: &str) {
+    pub(crate) async fn warmup_runs_before_the_switch(model: &str) {
         let front = Front::start(model, &["--start-mode", "always-running", "--warmup", "/books,/ping"]);
         // `/healthz` does not warm a process; only the warm-up requests did.
         let health: Value = front.get("/healthz").await.json().await.unwrap();
@@ -242,7 +242,7 @@ mod cases {
         front.server.stop();
     }
 
-    pub async fn a_failed_start_answers_503_at_once(model: &str) {
+    pub(crate) async fn a_failed_start_answers_503_at_once(model: &str) {
         // The warm-up URL does not exist, so every start fails.
         let front = Front::start(model, &["--warmup", "/no-such-page", "--rapid-fail", "100/1m"]);
         let started = Instant::now();
@@ -264,7 +264,7 @@ mod cases {
         front.server.stop();
     }
 
-    pub async fn an_abandoned_request_is_not_left_in_flight(model: &str) {
+    pub(crate) async fn an_abandoned_request_is_not_left_in_flight(model: &str) {
         use tokio::io::AsyncWriteExt;
         let front = Front::start(model, &["--start-mode", "always-running"]);
         let addr = front.server.url.trim_start_matches("http://").to_owned();
@@ -284,7 +284,7 @@ mod cases {
         front.server.stop();
     }
 
-    pub async fn pinned_to_one_cpu_it_still_serves(model: &str) {
+    pub(crate) async fn pinned_to_one_cpu_it_still_serves(model: &str) {
         // One CPU picks the current-thread runtime: the path every pinned
         // benchmark takes.
         let server = Server::start_pinned(model, &["--start-mode", "always-running"], 0);
@@ -293,7 +293,7 @@ mod cases {
         server.stop();
     }
 
-    pub async fn killing_the_front_kills_its_children(model: &str) {
+    pub(crate) async fn killing_the_front_kills_its_children(model: &str) {
         let front = Front::start(model, &["--start-mode", "always-running"]);
         let app = front.app_pid().await.unwrap();
         let status = front.server.stop_with(Signal::SIGKILL);

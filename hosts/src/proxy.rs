@@ -38,7 +38,7 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// client connections, and an upstream connection to an older generation is
 /// never reused: it is replaced on the first request after a switch.
 #[derive(Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     manager: Manager,
     connection: Arc<Mutex<Option<UpstreamConnection>>>,
     limits: Limits,
@@ -55,7 +55,7 @@ struct UpstreamConnection {
 
 impl Upstream {
     /// A fresh upstream slot for one client connection.
-    pub fn for_client_connection(manager: Manager, limits: Limits) -> Upstream {
+    pub(crate) fn for_client_connection(manager: Manager, limits: Limits) -> Upstream {
         Upstream {
             manager,
             connection: Arc::new(Mutex::new(None)),
@@ -286,7 +286,7 @@ impl tower::Service<Request<Body>> for Upstream {
 
 /// 503 for a request that could not get an app process: a full queue is
 /// the front's own limit, anything else the app's failure to start.
-pub fn unavailable(e: Unavailable) -> Response<Body> {
+pub(crate) fn unavailable(e: Unavailable) -> Response<Body> {
     let error = match e {
         // ANCM's app_offline: the file's content, as HTML.
         Unavailable::AppOffline(page) => {

@@ -21,7 +21,7 @@ use super::wire::{Connection, EncodedRequest};
 
 /// The state the workers share: the plan, the clock and the slot counter.
 #[derive(Debug)]
-pub struct Schedule {
+pub(super) struct Schedule {
     plan: LoadPlan,
     addr: SocketAddr,
     start: Instant,
@@ -43,14 +43,14 @@ pub struct Schedule {
 
 /// One request a worker has claimed.
 #[derive(Debug, Clone, Copy)]
-pub struct Slot {
+pub(super) struct Slot {
     /// Its start on the fixed schedule; `None` in closed loop (due now).
     due: Option<Instant>,
     claimed: Instant,
 }
 
 impl Schedule {
-    pub fn new(plan: LoadPlan, addr: SocketAddr, start: Instant) -> Self {
+    pub(super) fn new(plan: LoadPlan, addr: SocketAddr, start: Instant) -> Self {
         let measured_cap = match (plan.stop, plan.pacing) {
             (Stop::Count(n), _) => Some(n),
             (Stop::After(d), Pacing::Fixed { per_sec }) => Some((per_sec * d.as_secs_f64() + 1e-9).floor() as u64),
@@ -96,7 +96,7 @@ impl Schedule {
 
     /// Time the workers spent yielding until their slots were due, over
     /// the measured phase (overlapping waits count once).
-    pub fn wait_time(&self) -> Duration {
+    pub(super) fn wait_time(&self) -> Duration {
         self.waits.total()
     }
 }
@@ -139,7 +139,7 @@ impl Backoff {
 /// itself (due at once); in open loop it waits, idle, until the run's one
 /// pacer hands it a slot that has come due.
 #[derive(Debug, Clone)]
-pub enum Slots {
+pub(super) enum Slots {
     Claim,
     Paced(mpsc::Sender<oneshot::Sender<Slot>>),
 }
@@ -158,7 +158,7 @@ impl Slots {
 }
 
 /// Capacity of the queue of idle connections: one place per connection.
-pub fn idle_queue(
+pub(super) fn idle_queue(
     schedule: &Schedule,
 ) -> (
     mpsc::Sender<oneshot::Sender<Slot>>,
@@ -173,7 +173,7 @@ pub fn idle_queue(
 /// idle longest. When no connection is idle the slot waits for the first
 /// one to free up, and the wait shows as send lag. Idle connections cost
 /// nothing meanwhile: no timer and no task wake-up each.
-pub async fn pace(schedule: Arc<Schedule>, mut idle: mpsc::Receiver<oneshot::Sender<Slot>>) {
+pub(super) async fn pace(schedule: Arc<Schedule>, mut idle: mpsc::Receiver<oneshot::Sender<Slot>>) {
     let mut pacer = Pacer::new();
     while let Some(slot) = schedule.claim() {
         if let Some(due) = slot.due {
@@ -200,7 +200,7 @@ pub async fn pace(schedule: Arc<Schedule>, mut idle: mpsc::Receiver<oneshot::Sen
 /// One connection's worker: takes slots until the stop condition, sends
 /// each request on its keep-alive connection (reconnecting with backoff
 /// when it is gone) and reports one record per slot.
-pub async fn worker(schedule: Arc<Schedule>, slots: Slots, records: mpsc::Sender<Record>) {
+pub(super) async fn worker(schedule: Arc<Schedule>, slots: Slots, records: mpsc::Sender<Record>) {
     let plan = &schedule.plan;
     let mut conn: Option<Connection> = None;
     let mut backoff = Backoff::default();

@@ -84,7 +84,7 @@ pub struct Collected {
 }
 
 #[derive(Debug)]
-pub struct Collector {
+pub(super) struct Collector {
     start: Instant,
     warmup_end: Instant,
     interval: Duration,
@@ -102,7 +102,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(start: Instant, warmup: Duration, interval: Duration, live: Option<Arc<Live>>) -> Self {
+    pub(super) fn new(start: Instant, warmup: Duration, interval: Duration, live: Option<Arc<Live>>) -> Self {
         Collector {
             start,
             warmup_end: start + warmup,
@@ -129,7 +129,7 @@ impl Collector {
 
     /// Keep each interval's latency histogram in its row (see
     /// [`TimelineRow::latency_buckets`]).
-    pub fn keep_interval_histograms(mut self, keep: bool) -> Self {
+    pub(super) fn keep_interval_histograms(mut self, keep: bool) -> Self {
         self.keep_histograms = keep;
         self
     }
@@ -150,7 +150,7 @@ impl Collector {
     }
 
     /// Receives records until every worker has dropped its sender.
-    pub async fn collect(mut self, mut records: mpsc::Receiver<Record>) -> Collected {
+    pub(super) async fn collect(mut self, mut records: mpsc::Receiver<Record>) -> Collected {
         let tick = sleep_until(self.interval_end().into());
         tokio::pin!(tick);
         let mut batch = Vec::with_capacity(256);

@@ -14,7 +14,7 @@ use super::report::{LoadReport, PhaseReport};
 use super::stats::LatencySummary;
 
 /// A bar over the planned run time (warm-up + duration), drawn on stderr.
-pub fn progress_bar(planned: Duration) -> ProgressBar {
+pub(super) fn progress_bar(planned: Duration) -> ProgressBar {
     let bar = ProgressBar::new(planned.as_millis() as u64);
     let style = ProgressStyle::with_template("{spinner} [{elapsed}] {wide_bar} {msg}").expect("constant template");
     bar.set_style(style);
@@ -22,7 +22,7 @@ pub fn progress_bar(planned: Duration) -> ProgressBar {
 }
 
 /// Updates `bar` from the live counters until the task is dropped.
-pub async fn follow(bar: ProgressBar, live: Arc<Live>) {
+pub(super) async fn follow(bar: ProgressBar, live: Arc<Live>) {
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
@@ -50,7 +50,7 @@ fn latency_row(label: &str, s: &LatencySummary) -> String {
     )
 }
 
-pub fn errors_line(p: &PhaseReport) -> String {
+pub(super) fn errors_line(p: &PhaseReport) -> String {
     let e = &p.requests.errors;
     format!(
         "4xx {}, 5xx {}, refused {}, reset {}, timeout {}, io {}",
@@ -59,7 +59,7 @@ pub fn errors_line(p: &PhaseReport) -> String {
 }
 
 /// The human summary of a run.
-pub fn summary(r: &LoadReport) -> String {
+pub(super) fn summary(r: &LoadReport) -> String {
     let mut s = String::new();
     let pacing = match r.rate_per_sec {
         Some(rate) => format!("open loop at {rate} req/s"),

@@ -29,7 +29,7 @@ pub fn allowed() -> Vec<usize> {
 }
 
 /// User plus system CPU time this process has used so far.
-pub fn process_time() -> Duration {
+pub(super) fn process_time() -> Duration {
     match getrusage(UsageWho::RUSAGE_SELF) {
         Ok(u) => {
             let tv = |t: nix::sys::time::TimeVal| {
@@ -44,7 +44,7 @@ pub fn process_time() -> Duration {
 /// Times this process's threads were taken off their CPU while they could
 /// still run (getrusage's involuntary context switches): another thread or
 /// process ran on the generator's CPU meanwhile.
-pub fn preemptions() -> u64 {
+pub(super) fn preemptions() -> u64 {
     getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u.involuntary_context_switches().max(0) as u64)
 }
 
@@ -52,7 +52,7 @@ pub fn preemptions() -> u64 {
 /// summed over its threads (the second field of each
 /// `/proc/self/task/*/schedstat`): the CPU was busy with another thread or
 /// process. Zero where the kernel does not provide it.
-pub fn run_queue_wait() -> Duration {
+pub(super) fn run_queue_wait() -> Duration {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Duration::ZERO;
     };
@@ -65,7 +65,7 @@ pub fn run_queue_wait() -> Duration {
 }
 
 /// CPU time over wall time as a percentage of one core (200 = two cores busy).
-pub fn percent_of_one_core(cpu: Duration, wall: Duration) -> f64 {
+pub(super) fn percent_of_one_core(cpu: Duration, wall: Duration) -> f64 {
     if wall.is_zero() {
         return 0.0;
     }

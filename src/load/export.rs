@@ -12,13 +12,13 @@ use super::collector::TimelineRow;
 use super::report::LoadReport;
 use super::stats::Outcome;
 
-pub fn write_json(path: &Path, report: &LoadReport) -> anyhow::Result<()> {
+pub(super) fn write_json(path: &Path, report: &LoadReport) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(report)?;
     text.push('\n');
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub fn write_timeline(path: &Path, rows: &[TimelineRow]) -> anyhow::Result<()> {
+pub(super) fn write_timeline(path: &Path, rows: &[TimelineRow]) -> anyhow::Result<()> {
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = BufWriter::new(file);
     timeline_csv(&mut out, rows)
@@ -27,7 +27,7 @@ pub fn write_timeline(path: &Path, rows: &[TimelineRow]) -> anyhow::Result<()> {
 }
 
 /// The timeline as CSV: a header line, then one line per interval.
-pub fn timeline_csv(out: &mut impl Write, rows: &[TimelineRow]) -> io::Result<()> {
+pub(super) fn timeline_csv(out: &mut impl Write, rows: &[TimelineRow]) -> io::Result<()> {
     let outcomes = Outcome::ALL.map(Outcome::name).join(",");
     writeln!(
         out,

@@ -28,9 +28,9 @@ use tokio::io::unix::AsyncFd;
 /// machine it made things worse (lateness there is preemption; the longer
 /// yielding made the thread look CPU-bound to the kernel's scheduler, which
 /// then preempted it more: send lag p50 300 us instead of 30-60 us).
-pub const YIELD_LEAD: Duration = Duration::from_micros(30);
+pub(super) const YIELD_LEAD: Duration = Duration::from_micros(30);
 /// The same for the 1 ms tokio timer: one tick plus wake-up jitter.
-pub const TOKIO_TIMER_LEAD: Duration = Duration::from_micros(1_300);
+pub(super) const TOKIO_TIMER_LEAD: Duration = Duration::from_micros(1_300);
 
 /// A timerfd on `CLOCK_MONOTONIC` (the clock of [`Instant`] on Linux).
 #[derive(Debug)]
@@ -44,7 +44,7 @@ impl AsRawFd for MonotonicTimer {
 
 /// The run's pacing timer.
 #[derive(Debug)]
-pub struct Pacer {
+pub(super) struct Pacer {
     timer: Option<AsyncFd<MonotonicTimer>>,
 }
 
@@ -56,7 +56,7 @@ impl Pacer {
     // which is closed only when the `AsyncFd` is dropped. Its replacement,
     // `register`, is `unsafe`, which this workspace denies.
     #[allow(deprecated)]
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
@@ -67,7 +67,7 @@ impl Pacer {
     }
 
     /// Waits until `due`, recording the yielding time in `clock`.
-    pub async fn wait_until(&mut self, due: Instant, clock: &WaitClock) {
+    pub(super) async fn wait_until(&mut self, due: Instant, clock: &WaitClock) {
         let now = Instant::now();
         if due <= now {
             return;
@@ -118,7 +118,7 @@ async fn sleep_timerfd(timer: &AsyncFd<MonotonicTimer>, wake: Instant) -> io::Re
 /// slot: time the generator spent waiting that it would have given to any
 /// other work. Overlapping waits count once.
 #[derive(Debug, Default)]
-pub struct WaitClock {
+pub(super) struct WaitClock {
     origin: Option<Instant>,
     waiting: AtomicU64,
     since_ns: AtomicU64,
@@ -127,7 +127,7 @@ pub struct WaitClock {
 }
 
 impl WaitClock {
-    pub fn new(origin: Instant) -> Self {
+    pub(super) fn new(origin: Instant) -> Self {
         WaitClock {
             origin: Some(origin),
             ..WaitClock::default()
@@ -135,7 +135,7 @@ impl WaitClock {
     }
 
     /// From now on, waits count (the measured phase has begun).
-    pub fn start_counting(&self) {
+    pub(super) fn start_counting(&self) {
         self.counting.store(true, Ordering::Relaxed);
     }
 
@@ -159,7 +159,7 @@ impl WaitClock {
     }
 
     /// Total counted waiting time.
-    pub fn total(&self) -> Duration {
+    pub(super) fn total(&self) -> Duration {
         Duration::from_nanos(self.total_ns.load(Ordering::Relaxed))
     }
 }

@@ -189,7 +189,7 @@ pub fn parse_target(url: &str) -> Result<Target, PlanError> {
 }
 
 /// Parses `Name: value` (the value may be empty; spaces around it are dropped).
-pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), PlanError> {
+pub(super) fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), PlanError> {
     let bad = |reason: &str| PlanError::Header {
         header: text.to_string(),
         reason: reason.to_string(),
@@ -203,7 +203,7 @@ pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), PlanError> 
 }
 
 /// `BODY` as given, or the contents of `FILE` for `@FILE`.
-pub fn parse_body(text: &str) -> Result<Bytes, PlanError> {
+pub(super) fn parse_body(text: &str) -> Result<Bytes, PlanError> {
     match text.strip_prefix('@') {
         Some(path) => std::fs::read(path)
             .map(Bytes::from)
@@ -216,14 +216,14 @@ pub fn parse_body(text: &str) -> Result<Bytes, PlanError> {
 }
 
 /// An HTTP method; lower case is accepted and upper-cased (`post` -> `POST`).
-pub fn parse_method(text: &str) -> Result<Method, PlanError> {
+pub(super) fn parse_method(text: &str) -> Result<Method, PlanError> {
     Method::from_bytes(text.to_ascii_uppercase().as_bytes()).map_err(|_| PlanError::Method {
         method: text.to_string(),
     })
 }
 
 /// A rate in requests per second: a finite number above 0.
-pub fn parse_rate(text: &str) -> Result<f64, PlanError> {
+pub(super) fn parse_rate(text: &str) -> Result<f64, PlanError> {
     match text.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
         _ => Err(PlanError::Rate { rate: text.to_string() }),

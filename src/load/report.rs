@@ -12,7 +12,7 @@ use super::plan::{LoadPlan, Pacing, Stop};
 use super::stats::{LatencySummary, Outcome, OutcomeCounts, SpectrumPoint, Tally, spectrum, summarize};
 
 /// Version of the JSON document; bump it when a key changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(super) const SCHEMA_VERSION: u32 = 1;
 
 /// Everything one run measured. The measured phase's figures sit at the top
 /// level (flattened), as DESIGN.md's schema has them.
@@ -304,7 +304,7 @@ const RUN_QUEUE_WAIT_NOTE_PERCENT: f64 = 0.1;
 const CPU_BUSY_SHARE: f64 = 0.9;
 /// Open loop: a send-lag p99 above this share of the latency p50 means the
 /// generator's own lateness is a visible part of the latency it reports.
-pub const LATE_SEND_SHARE_OF_P50: f64 = 0.10;
+pub(super) const LATE_SEND_SHARE_OF_P50: f64 = 0.10;
 
 /// Whether an open-loop schedule was kept: the send-lag p99 is at most
 /// [`LATE_SEND_SHARE_OF_P50`] of the latency p50. With no successful
@@ -316,7 +316,7 @@ pub fn schedule_kept(send_lag_p99_us: u64, latency_p50_us: u64) -> bool {
 /// Warnings that the generator, not the server, may have been the limit.
 /// Time spent yielding for precise pacing is not counted as busy: the
 /// generator gives it up to any connection with work to do.
-pub fn warnings(pacing: Pacing, g: &Generator, latency_p50_us: u64) -> Vec<String> {
+pub(super) fn warnings(pacing: Pacing, g: &Generator, latency_p50_us: u64) -> Vec<String> {
     let mut out = Vec::new();
     let capacity = 100.0 * g.cpus.max(1) as f64;
     let busy = g.cpu_percent - g.pacing_wait_percent.min(g.cpu_percent);

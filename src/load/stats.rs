@@ -198,7 +198,7 @@ pub struct LatencySummary {
 
 /// Percentiles as HdrHistogram reports them: the highest value equivalent
 /// (within 3 significant digits) to the value at that quantile.
-pub fn summarize(h: &Histogram<u64>) -> LatencySummary {
+pub(super) fn summarize(h: &Histogram<u64>) -> LatencySummary {
     if h.is_empty() {
         return LatencySummary::default();
     }
@@ -226,7 +226,7 @@ const SPECTRUM_STEPS_PER_DECADE: u32 = 10;
 /// The HdrHistogram percentile spectrum up to p99.99, at points evenly
 /// spaced on a log scale of 1/(1-p) (the x axis of HdrHistogram's own
 /// percentile plots), empty when the histogram is.
-pub fn spectrum(h: &Histogram<u64>) -> Vec<SpectrumPoint> {
+pub(super) fn spectrum(h: &Histogram<u64>) -> Vec<SpectrumPoint> {
     if h.is_empty() {
         return Vec::new();
     }

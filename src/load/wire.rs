@@ -27,7 +27,7 @@ const READ_BUFFER: usize = 8 * 1024;
 
 /// The request every slot sends, encoded once for the whole run.
 #[derive(Debug, Clone)]
-pub struct EncodedRequest {
+pub(super) struct EncodedRequest {
     pub bytes: Bytes,
     /// A HEAD request: the response has no body whatever its headers say.
     pub head_only: bool,
@@ -37,7 +37,7 @@ impl EncodedRequest {
     /// `METHOD path HTTP/1.1`, the headers (Host among them), a
     /// `content-length` when there is a body (or the method usually has
     /// one) and none was given, then the body.
-    pub fn new(method: &Method, path_and_query: &str, headers: &HeaderMap, body: &[u8]) -> Self {
+    pub(super) fn new(method: &Method, path_and_query: &str, headers: &HeaderMap, body: &[u8]) -> Self {
         let mut out = Vec::with_capacity(64 + path_and_query.len() + 32 * headers.len() + body.len());
         out.extend_from_slice(method.as_str().as_bytes());
         out.push(b' ');
@@ -64,14 +64,14 @@ impl EncodedRequest {
 
 /// A complete response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Response {
+pub(super) struct Response {
     pub status: u16,
     /// The connection may carry the next request.
     pub keep_alive: bool,
 }
 
 /// Outcome of a failed socket operation.
-pub fn classify_io(e: &io::Error) -> Outcome {
+pub(super) fn classify_io(e: &io::Error) -> Outcome {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => Outcome::Refused,
         io::ErrorKind::ConnectionReset
@@ -95,7 +95,7 @@ enum Framing {
 /// One keep-alive connection and its read buffer (`buf[start..end]` holds
 /// bytes received but not yet consumed).
 #[derive(Debug)]
-pub struct Connection {
+pub(super) struct Connection {
     stream: TcpStream,
     buf: Vec<u8>,
     start: usize,
@@ -105,7 +105,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub async fn connect(addr: SocketAddr) -> Result<Connection, Outcome> {
+    pub(super) async fn connect(addr: SocketAddr) -> Result<Connection, Outcome> {
         let stream = TcpStream::connect(addr).await.map_err(|e| classify_io(&e))?;
         // Requests are small and latency matters: no Nagle delay.
         stream.set_nodelay(true).map_err(|e| classify_io(&e))?;
@@ -122,7 +122,7 @@ impl Connection {
     /// something unasked, such as a 408 before closing): it must not carry
     /// the next request. Costs no system call while the reactor has seen
     /// nothing arrive, since tokio then knows the socket is not readable.
-    pub fn stale(&mut self) -> bool {
+    pub(super) fn stale(&mut self) -> bool {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
         }
@@ -136,7 +136,7 @@ impl Connection {
     }
 
     /// Sends `request` and reads its response to the end.
-    pub async fn exchange(&mut self, request: &EncodedRequest) -> Result<Response, Outcome> {
+    pub(super) async fn exchange(&mut self, request: &EncodedRequest) -> Result<Response, Outcome> {
         self.stream
             .write_all(&request.bytes)
             .await

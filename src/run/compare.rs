@@ -10,7 +10,7 @@ use super::summary::{SummaryRow, summarize};
 
 /// One compared metric.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Change {
+pub(super) struct Change {
     pub scenario: String,
     pub model: String,
     pub variant: String,
@@ -23,7 +23,7 @@ pub struct Change {
 }
 
 /// Metrics of rows present in both sets, in A's order.
-pub fn compare(a: &[SummaryRow], b: &[SummaryRow]) -> Vec<Change> {
+pub(super) fn compare(a: &[SummaryRow], b: &[SummaryRow]) -> Vec<Change> {
     let mut out = Vec::new();
     for ra in a {
         let Some(rb) = b
@@ -57,7 +57,7 @@ pub fn compare(a: &[SummaryRow], b: &[SummaryRow]) -> Vec<Change> {
     out
 }
 
-pub fn render(a_name: &str, b_name: &str, changes: &[Change]) -> String {
+pub(super) fn render(a_name: &str, b_name: &str, changes: &[Change]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "A = {a_name}\nB = {b_name}\n");
     let _ = writeln!(

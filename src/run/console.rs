@@ -94,7 +94,7 @@ impl Console {
 
 /// The summary printed at the end, hyperfine style: the fastest model
 /// first, every other one as a multiple of a baseline.
-pub fn summary(rows: &[SummaryRow], claims: &[ClaimRow]) -> String {
+pub(super) fn summary(rows: &[SummaryRow], claims: &[ClaimRow]) -> String {
     let mut out = String::new();
     let mut ping: Vec<&SummaryRow> = rows
         .iter()

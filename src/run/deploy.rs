@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use crate::run::servers::Http;
 
 /// Stands for the kind's file in a kind's flags (`--watch DEPLOY_FILE`).
-pub const DEPLOY_FILE: &str = "{deploy-file}";
+pub(super) const DEPLOY_FILE: &str = "{deploy-file}";
 
 /// What the page of `app-offline` says.
 const OFFLINE_PAGE: &str = "<html><body><h1>Deploying: back in a moment</h1></body></html>\n";
@@ -42,7 +42,7 @@ fn watched_file() -> PathBuf {
 /// replaced by the file's path. Puts the file in its starting state: no
 /// `app_offline` file (the app would start offline), a watched file that
 /// exists.
-pub fn resolve(kind_flags: &[&str]) -> anyhow::Result<Vec<String>> {
+pub(super) fn resolve(kind_flags: &[&str]) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::with_capacity(kind_flags.len());
     let mut previous = "";
     for &flag in kind_flags {
@@ -74,13 +74,13 @@ pub fn resolve(kind_flags: &[&str]) -> anyhow::Result<Vec<String>> {
 }
 
 /// The deploy a kind stands for, if it is one.
-pub fn is_deploy(kind: &str) -> bool {
+pub(super) fn is_deploy(kind: &str) -> bool {
     matches!(kind, "app-offline" | "config-restart" | "config-restart-overlapped")
 }
 
 /// Run a deploy kind's event and wait until it is over: `app-offline`
 /// until the app serves again, the config kinds until the restart is done.
-pub async fn trigger(http: &Http, admin: &str, kind: &str) -> anyhow::Result<()> {
+pub(super) async fn trigger(http: &Http, admin: &str, kind: &str) -> anyhow::Result<()> {
     match kind {
         "app-offline" => {
             let path = offline_file();

@@ -34,16 +34,16 @@ const STOP_LIMIT: Duration = Duration::from_secs(10);
 /// the floor `baseline` first and nginx in front of it last. Those two answer
 /// `/ping` only: the scenarios that need the workload skip them with
 /// [`PING_ONLY`] as the reason, and no claim reads them.
-pub fn run_models() -> impl Iterator<Item = Model> {
+pub(super) fn run_models() -> impl Iterator<Item = Model> {
     Model::top_level()
 }
 
 /// Why a scenario (or an endpoint) skips `baseline` and `nginx-baseline`.
-pub const PING_ONLY: &str =
+pub(super) const PING_ONLY: &str =
     "the floor (a bare hyper server, alone or behind nginx) answers GET /ping only, not the workload API";
 
 /// Why a model cannot run on this machine or in this build, if it cannot.
-pub fn unavailable(model: Model) -> Option<String> {
+pub(super) fn unavailable(model: Model) -> Option<String> {
     if model.needs_nginx() && which("nginx").is_none() {
         return Some("nginx is not installed (scripts/install-peers.sh installs it)".into());
     }
@@ -51,7 +51,7 @@ pub fn unavailable(model: Model) -> Option<String> {
 }
 
 /// The path of a program on PATH.
-pub fn which(program: &str) -> Option<PathBuf> {
+pub(super) fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
@@ -174,7 +174,7 @@ fn process_tree(root: u32, out: &mut Vec<u32>) {
 
 /// CPU time of a process so far: every thread's scheduler run time
 /// (nanoseconds, /proc/PID/task/*/schedstat; see `run::cpu`).
-pub fn cpu_time(pid: u32) -> Option<Duration> {
+pub(super) fn cpu_time(pid: u32) -> Option<Duration> {
     super::cpu::process_cpu_ns(pid).map(Duration::from_nanos)
 }
 
@@ -184,13 +184,13 @@ fn process_name(pid: u32) -> String {
 
 /// CPU use of a set of processes between two points in time.
 #[derive(Debug)]
-pub struct CpuProbe {
+pub(super) struct CpuProbe {
     started: Instant,
     before: Vec<(u32, Duration)>,
 }
 
 impl CpuProbe {
-    pub fn start(pids: &[u32]) -> CpuProbe {
+    pub(super) fn start(pids: &[u32]) -> CpuProbe {
         CpuProbe {
             started: Instant::now(),
             before: pids.iter().filter_map(|&p| Some((p, cpu_time(p)?))).collect(),
@@ -198,7 +198,7 @@ impl CpuProbe {
     }
 
     /// CPU percent and RSS of each process still alive.
-    pub fn finish(self) -> Vec<ProcessFigures> {
+    pub(super) fn finish(self) -> Vec<ProcessFigures> {
         let wall = self.started.elapsed().as_secs_f64().max(1e-9);
         self.before
             .iter()
@@ -397,7 +397,7 @@ impl Http {
 }
 
 /// Adds `n` books through `POST /books` (201 each, or an error naming the status).
-pub async fn seed_books(http: &Http, base: &str, n: u64) -> anyhow::Result<()> {
+pub(super) async fn seed_books(http: &Http, base: &str, n: u64) -> anyhow::Result<()> {
     for i in 0..n {
         let book = serde_json::json!({"title": format!("Book {i}"), "author": "hostlab", "year": 2000});
         let (status, body) = http.post_json(&format!("{base}/books"), &book).await?;
@@ -409,7 +409,7 @@ pub async fn seed_books(http: &Http, base: &str, n: u64) -> anyhow::Result<()> {
 }
 
 /// `books` from `GET /stats`.
-pub async fn book_count(http: &Http, base: &str) -> anyhow::Result<u64> {
+pub(super) async fn book_count(http: &Http, base: &str) -> anyhow::Result<u64> {
     let stats = http.get_json(&format!("{base}/stats")).await?;
     stats["books"]
         .as_u64()

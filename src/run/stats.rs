@@ -12,7 +12,7 @@ use super::results::{ErrorClasses, IntervalRow, RecycleAnalysis, WindowMetrics};
 /// value the same way. With a handful of repeats the range is more honest
 /// than a standard deviation.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Spread {
+pub(super) struct Spread {
     pub median: f64,
     pub min: f64,
     pub max: f64,
@@ -21,7 +21,7 @@ pub struct Spread {
 
 impl Spread {
     /// `None` for no values; NaNs are ignored.
-    pub fn of(values: &[f64]) -> Option<Spread> {
+    pub(super) fn of(values: &[f64]) -> Option<Spread> {
         let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
         if v.is_empty() {
             return None;
@@ -42,7 +42,7 @@ impl Spread {
     }
 
     /// (max - min) / median: the run-to-run noise of this measurement.
-    pub fn relative_range(&self) -> f64 {
+    pub(super) fn relative_range(&self) -> f64 {
         if self.median == 0.0 {
             0.0
         } else {
@@ -53,15 +53,15 @@ impl Spread {
 
 /// A min-max range wider than this share of the median marks a measurement
 /// as noisy (a 10% swing between repeats hides any effect smaller than that).
-pub const NOISY_RELATIVE_RANGE: f64 = 0.10;
+pub(super) const NOISY_RELATIVE_RANGE: f64 = 0.10;
 
 /// Whether repeats disagreed by more than [`NOISY_RELATIVE_RANGE`].
-pub fn is_noisy(s: &Spread) -> bool {
+pub(super) fn is_noisy(s: &Spread) -> bool {
     s.n >= 2 && s.relative_range() > NOISY_RELATIVE_RANGE
 }
 
 /// `a / b`, `None` when `b` is zero or either is missing.
-pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+pub(super) fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b != 0.0 && a.is_finite() && b.is_finite() => Some(a / b),
         _ => None,
@@ -71,14 +71,14 @@ pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 /// A ratio of two repeated measurements: median over median, with an
 /// interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RatioSpread {
+pub(super) struct RatioSpread {
     pub median: f64,
     pub low: f64,
     pub high: f64,
 }
 
 /// The interval a [`ratio_spread`] carries, as reports name it.
-pub const RATIO_INTERVAL: &str = "min-max interval of the repeats (lowest numerator over highest denominator to \
+pub(super) const RATIO_INTERVAL: &str = "min-max interval of the repeats (lowest numerator over highest denominator to \
                                   highest over lowest)";
 
 /// `a / b` for repeated measurements: the median is `median(a) /
@@ -86,7 +86,7 @@ pub const RATIO_INTERVAL: &str = "min-max interval of the repeats (lowest numera
 /// `[min a / max b, max a / min b]` (interval arithmetic for positive
 /// intervals: R. E. Moore, *Interval Analysis*, 1966, ch. 2), so it covers
 /// every pairing of the repeats. `None` unless both ranges are positive.
-pub fn ratio_spread(a: &Spread, b: &Spread) -> Option<RatioSpread> {
+pub(super) fn ratio_spread(a: &Spread, b: &Spread) -> Option<RatioSpread> {
     if !(a.min > 0.0 && b.min > 0.0 && a.max.is_finite() && b.max.is_finite()) {
         return None;
     }
@@ -98,41 +98,41 @@ pub fn ratio_spread(a: &Spread, b: &Spread) -> Option<RatioSpread> {
 }
 
 /// `3.16x (3.05-3.24)`.
-pub fn format_ratio(r: &RatioSpread) -> String {
+pub(super) fn format_ratio(r: &RatioSpread) -> String {
     format!("{:.2}x ({:.2}-{:.2})", r.median, r.low, r.high)
 }
 
 /// `|a - b| / min(a, b)`: how far two estimates of one ratio disagree.
-pub fn relative_difference(a: f64, b: f64) -> f64 {
+pub(super) fn relative_difference(a: f64, b: f64) -> f64 {
     let m = a.abs().min(b.abs());
     if m == 0.0 { f64::INFINITY } else { (a - b).abs() / m }
 }
 
 /// Two methods whose medians differ by more than this share disagree
 /// (issue 13: the verdict then says so).
-pub const METHODS_DISAGREE: f64 = 0.10;
+pub(super) const METHODS_DISAGREE: f64 = 0.10;
 
 /// A run whose failed share of requests exceeds this is not used for a
 /// throughput ratio (0.1 %): errors are excluded from req/s, so an
 /// error-heavy run would lower the ratio's side silently.
-pub const MAX_ERROR_RATE: f64 = 0.001;
+pub(super) const MAX_ERROR_RATE: f64 = 0.001;
 
 /// Failed requests over all requests with an outcome (0 for none).
-pub fn error_rate(errors: u64, total: u64) -> f64 {
+pub(super) fn error_rate(errors: u64, total: u64) -> f64 {
     if total == 0 { 0.0 } else { errors as f64 / total as f64 }
 }
 
 /// The smallest noise band assumed around a median, as a share of it: a
 /// single repeat has no range of its own, and back-to-back runs on one
 /// machine differ by a few percent anyway.
-pub const MIN_NOISE_BAND: f64 = 0.05;
+pub(super) const MIN_NOISE_BAND: f64 = 0.05;
 
 /// Whether two measurements of the same thing differ by more than
 /// run-to-run noise: each one's median lies outside the other's min-max
 /// range, each range widened to at least +-[`MIN_NOISE_BAND`] of its median.
 /// (The same idea as hyperfine's "outside the range" warning, applied both
 /// ways so neither run is privileged.)
-pub fn changed_beyond_noise(a: &Spread, b: &Spread) -> bool {
+pub(super) fn changed_beyond_noise(a: &Spread, b: &Spread) -> bool {
     let outside = |x: f64, s: &Spread| {
         let band = MIN_NOISE_BAND * s.median.abs();
         x < s.min.min(s.median - band) || x > s.max.max(s.median + band)
@@ -142,15 +142,15 @@ pub fn changed_beyond_noise(a: &Spread, b: &Spread) -> bool {
 
 /// A generator above this share of its CPUs was probably the limit
 /// (the load core's own rule, `load::report::warnings`).
-pub const GENERATOR_BUSY_SHARE: f64 = 0.9;
+pub(super) const GENERATOR_BUSY_SHARE: f64 = 0.9;
 
 /// Whether the load generator, not the server, may have set the pace.
-pub fn generator_limited(cpu_percent: f64, cpus: usize) -> bool {
+pub(super) fn generator_limited(cpu_percent: f64, cpus: usize) -> bool {
     cpu_percent >= GENERATOR_BUSY_SHARE * 100.0 * cpus.max(1) as f64
 }
 
 /// A p99 above this multiple of the baseline counts as not yet recovered.
-pub const RECOVERED_P99_FACTOR: u64 = 2;
+pub(super) const RECOVERED_P99_FACTOR: u64 = 2;
 
 /// What a recycle cost, from the per-interval timeline of a fixed-rate run
 /// and the time of the event (ms from the start of the run).
@@ -163,7 +163,7 @@ pub const RECOVERED_P99_FACTOR: u64 = 2;
 ///   three intervals), else of the last third of the run;
 /// - time to recover: event to the end of the last interval with a failure
 ///   or a p99 above [`RECOVERED_P99_FACTOR`] x baseline.
-pub fn analyze_recycle(rows: &[IntervalRow], event_ms: u64) -> RecycleAnalysis {
+pub(super) fn analyze_recycle(rows: &[IntervalRow], event_ms: u64) -> RecycleAnalysis {
     let failed_requests = rows.iter().map(|r| r.errors).sum();
     let end = |r: &IntervalRow| r.t_ms + r.duration_ms;
     let failing: Vec<&IntervalRow> = rows.iter().filter(|r| r.errors > 0).collect();
@@ -210,7 +210,7 @@ pub fn analyze_recycle(rows: &[IntervalRow], event_ms: u64) -> RecycleAnalysis {
 }
 
 /// The first recycle window: [event, event + this].
-pub const RECYCLE_WINDOW_MS: u64 = 1000;
+pub(super) const RECYCLE_WINDOW_MS: u64 = 1000;
 
 /// A lower bound on the successful requests of one interval slower than
 /// `threshold_us`, from its quantiles. HdrHistogram reports the highest
@@ -218,7 +218,7 @@ pub const RECYCLE_WINDOW_MS: u64 = 1000;
 /// value too (a control's p99.9), so a quantile above it means the request
 /// at that rank, and every later one, was slower: at least
 /// `ok - ceil(q * ok) + 1` requests.
-pub fn delayed_at_least(r: &IntervalRow, threshold_us: u64) -> u64 {
+pub(super) fn delayed_at_least(r: &IntervalRow, threshold_us: u64) -> u64 {
     if r.ok == 0 {
         return 0;
     }
@@ -241,7 +241,7 @@ pub fn delayed_at_least(r: &IntervalRow, threshold_us: u64) -> u64 {
 ///   holding the event on, in which no request completed successfully (a
 ///   last interval shorter than the others is left out: it is the run's
 ///   tail, not a stall).
-pub fn recycle_windows(
+pub(super) fn recycle_windows(
     rows: &[IntervalRow],
     event_ms: u64,
     threshold_us: Option<u64>,

@@ -9,7 +9,7 @@ use super::stats::{Spread, generator_limited, is_noisy, ratio};
 
 /// One model in one scenario variant, over its repeats.
 #[derive(Debug, Clone)]
-pub struct SummaryRow {
+pub(super) struct SummaryRow {
     pub scenario: String,
     pub model: String,
     pub variant: String,
@@ -39,7 +39,7 @@ pub struct SummaryRow {
 /// A recycle kind (or its control) at one level, over its repeats: the
 /// figures report.md, summary.csv and the decision matrix print.
 #[derive(Debug, Clone)]
-pub struct RecycleSpread {
+pub(super) struct RecycleSpread {
     pub kind: String,
     pub level: String,
     pub control: bool,
@@ -122,7 +122,7 @@ impl RecycleSpread {
     /// `failed 3, delayed 40, downtime 200 ms, window p99 12.3 ms`
     /// (medians; `(min..max)` after each when repeats differ; `delayed >=`
     /// for older result sets, whose count is a lower bound).
-    pub fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         format!(
             "failed {}, delayed {}, downtime {} ms, window p99 {} ms",
             range_text(&self.failed, 0, 1.0),
@@ -133,7 +133,7 @@ impl RecycleSpread {
     }
 
     /// The delayed median (and range), `>= ` before a lower bound, `-` without a threshold.
-    pub fn delayed_text(&self) -> String {
+    pub(super) fn delayed_text(&self) -> String {
         self.delayed.as_ref().map_or("-".into(), |d| {
             format!(
                 "{}{}",
@@ -144,7 +144,7 @@ impl RecycleSpread {
     }
 
     /// The window p99 in ms (and range), `-` when nothing succeeded in the window.
-    pub fn window_p99_text(&self) -> String {
+    pub(super) fn window_p99_text(&self) -> String {
         self.window_p99_us
             .as_ref()
             .map_or("-".into(), |p| range_text(p, 1, 1e3))
@@ -153,7 +153,7 @@ impl RecycleSpread {
 
 /// A median with its range when the repeats differ, e.g. `12 (10..15)`;
 /// values divided by `unit` (1e3 for µs -> ms) with `digits` decimals.
-pub fn range_text(s: &Spread, digits: usize, unit: f64) -> String {
+pub(super) fn range_text(s: &Spread, digits: usize, unit: f64) -> String {
     let v = |x: f64| format!("{:.digits$}", x / unit);
     if s.n > 1 && s.min != s.max {
         format!("{} ({}..{})", v(s.median), v(s.min), v(s.max))
@@ -164,7 +164,7 @@ pub fn range_text(s: &Spread, digits: usize, unit: f64) -> String {
 
 /// CPU cost per request of one model and endpoint, over its repeats.
 #[derive(Debug, Clone)]
-pub struct CpuSummary {
+pub(super) struct CpuSummary {
     /// Every server process, µs per request.
     pub processes_us: Spread,
     /// The server cores' busy time, µs per request.
@@ -184,7 +184,7 @@ impl CpuSummary {
     /// Whether the server core ran little but the model (its busy time at
     /// most [`super::claims::CORE_EXTRA_SHARE`] above the processes' sum in
     /// every repeat), so that the core figure is the model's cost.
-    pub fn core_is_clean(&self, entries: &[Entry]) -> bool {
+    pub(super) fn core_is_clean(&self, entries: &[Entry]) -> bool {
         entries.iter().filter_map(|e| e.cpu.as_ref()).all(|c| {
             c.core_busy_us_per_request.is_finite()
                 && c.core_busy_us_per_request <= c.us_per_request * (1.0 + super::claims::CORE_EXTRA_SHARE)
@@ -231,13 +231,13 @@ fn cpu_summary(entries: &[Entry]) -> Option<CpuSummary> {
 
 impl SummaryRow {
     /// Whether the repeats disagreed by more than the noise threshold.
-    pub fn noisy(&self) -> bool {
+    pub(super) fn noisy(&self) -> bool {
         self.rps.as_ref().is_some_and(is_noisy)
     }
 }
 
 /// Rows in run order of first appearance.
-pub fn summarize(results: &Results) -> Vec<SummaryRow> {
+pub(super) fn summarize(results: &Results) -> Vec<SummaryRow> {
     let mut order: Vec<(String, String, String)> = Vec::new();
     let mut groups: BTreeMap<(String, String, String), Vec<Entry>> = BTreeMap::new();
     for e in &results.entries {
@@ -369,7 +369,7 @@ fn detail(entries: &[Entry]) -> String {
 
 /// Summed CPU percent of a row's server processes, over the repeats that
 /// measured processes.
-pub fn server_cpu_percent(r: &SummaryRow) -> Option<Spread> {
+pub(super) fn server_cpu_percent(r: &SummaryRow) -> Option<Spread> {
     let v: Vec<f64> = r
         .entries
         .iter()
@@ -380,7 +380,7 @@ pub fn server_cpu_percent(r: &SummaryRow) -> Option<Spread> {
 }
 
 /// Summed RSS of a row's server processes at the end of each repeat.
-pub fn server_rss_bytes(r: &SummaryRow) -> Option<Spread> {
+pub(super) fn server_rss_bytes(r: &SummaryRow) -> Option<Spread> {
     let v: Vec<f64> = r
         .entries
         .iter()
@@ -391,22 +391,22 @@ pub fn server_rss_bytes(r: &SummaryRow) -> Option<Spread> {
 }
 
 /// Spawn-to-ready of the model's first process, over the repeats.
-pub fn startup_ms(r: &SummaryRow) -> Option<Spread> {
+pub(super) fn startup_ms(r: &SummaryRow) -> Option<Spread> {
     Spread::of(&r.entries.iter().filter_map(|e| e.startup_ms).collect::<Vec<_>>())
 }
 
-pub fn mib(bytes: u64) -> f64 {
+pub(super) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// A figure that may be missing, in MiB with one decimal, or `-`.
-pub fn mib_text(bytes: Option<u64>) -> String {
+pub(super) fn mib_text(bytes: Option<u64>) -> String {
     bytes.map_or("-".into(), |b| format!("{:.1}", mib(b)))
 }
 
 /// The distinct variants of `rows`, in their first-seen order (one table
 /// or chart per endpoint or rate).
-pub fn variants_in_order<'a>(rows: impl IntoIterator<Item = &'a SummaryRow>) -> Vec<&'a str> {
+pub(super) fn variants_in_order<'a>(rows: impl IntoIterator<Item = &'a SummaryRow>) -> Vec<&'a str> {
     let mut variants: Vec<&str> = Vec::new();
     for r in rows {
         if !variants.contains(&r.variant.as_str()) {
@@ -417,7 +417,7 @@ pub fn variants_in_order<'a>(rows: impl IntoIterator<Item = &'a SummaryRow>) -> 
 }
 
 /// The row of a scenario, model and variant.
-pub fn find<'a>(rows: &'a [SummaryRow], scenario: &str, model: &str, variant: &str) -> Option<&'a SummaryRow> {
+pub(super) fn find<'a>(rows: &'a [SummaryRow], scenario: &str, model: &str, variant: &str) -> Option<&'a SummaryRow> {
     rows.iter()
         .find(|r| r.scenario == scenario && r.model == model && r.variant == variant)
 }

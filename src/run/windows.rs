@@ -13,7 +13,7 @@ use super::results::{IntervalRow, WindowMetrics};
 use super::stats;
 
 /// One interval's histogram as `TimelineRow::latency_buckets` keeps it.
-pub type Buckets = Option<Vec<(u64, u64)>>;
+pub(super) type Buckets = Option<Vec<(u64, u64)>>;
 
 /// Significant digits of the load core's histograms; the bucket layout
 /// depends only on them and the lowest value (1 µs), so an auto-resizing
@@ -22,7 +22,7 @@ const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// One interval's latency histogram rebuilt from its non-empty buckets
 /// (`TimelineRow::latency_buckets`: highest equivalent value, count).
-pub fn interval_histogram(buckets: &[(u64, u64)]) -> Histogram<u64> {
+pub(super) fn interval_histogram(buckets: &[(u64, u64)]) -> Histogram<u64> {
     let mut h = Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits are valid");
     for &(value, count) in buckets {
         h.record_n(value, count)
@@ -35,7 +35,7 @@ pub fn interval_histogram(buckets: &[(u64, u64)]) -> Histogram<u64> {
 /// records latencies: every request in a bucket above the threshold's own
 /// bucket. Exact to the histogram's 3 significant digits; a control's
 /// p99.9 is the top of a bucket, so no bucket straddles it.
-pub fn delayed(h: &Histogram<u64>, threshold_us: u64) -> u64 {
+pub(super) fn delayed(h: &Histogram<u64>, threshold_us: u64) -> u64 {
     let top = h.highest_equivalent(threshold_us);
     h.iter_recorded()
         .filter(|v| v.value_iterated_to() > top)
@@ -72,7 +72,7 @@ fn longest_outage(rows: &[&IntervalRow], full_ms: u64, last_of_run: Option<&Inte
 /// `buckets[i]` is row `i`'s histogram; without it for every row of a
 /// window (a timeline recorded without histograms) the exact figures are
 /// `None`.
-pub fn recycle_windows(
+pub(super) fn recycle_windows(
     rows: &[IntervalRow],
     buckets: &[Buckets],
     event_ms: u64,

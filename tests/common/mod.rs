@@ -18,25 +18,25 @@ use nix::unistd::Pid;
 /// How long a server may take to exit after SIGTERM.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a one-shot `hostlab` command may take on a busy machine.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `hostlab` with the parent-death signal set (see `hostlab::ready`).
-pub fn hostlab() -> Command {
+pub(crate) fn hostlab() -> Command {
     ready::command(env!("CARGO_BIN_EXE_hostlab"))
 }
 
 /// Runs `hostlab ARGS` to its end (killed after [`COMMAND_TIMEOUT`]).
-pub fn run_hostlab(args: &[&str]) -> Output {
+pub(crate) fn run_hostlab(args: &[&str]) -> Output {
     output(hostlab().args(args))
 }
 
 /// Runs a command to its end (killed after [`COMMAND_TIMEOUT`]).
-pub fn output(cmd: &mut Command) -> Output {
+pub(crate) fn output(cmd: &mut Command) -> Output {
     ready::output_within(cmd, COMMAND_TIMEOUT).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A running `hostlab serve` process.
-pub struct Server {
+pub(crate) struct Server {
     child: Option<Running>,
     pub model: String,
     /// Base URL from the ready line, e.g. `http://127.0.0.1:41234`.
@@ -48,12 +48,12 @@ pub struct Server {
 impl Server {
     /// `hostlab serve MODEL --listen 127.0.0.1:0 EXTRA...` (EXTRA may give
     /// its own `--listen`), ready to use.
-    pub fn start(model: &str, extra: &[&str]) -> Server {
+    pub(crate) fn start(model: &str, extra: &[&str]) -> Server {
         Self::spawn(model, extra, None)
     }
 
     /// The same, with the server (and its children) allowed only on `cpu`.
-    pub fn start_pinned(model: &str, extra: &[&str], cpu: usize) -> Server {
+    pub(crate) fn start_pinned(model: &str, extra: &[&str], cpu: usize) -> Server {
         Self::spawn(model, extra, Some(cpu))
     }
 
@@ -91,12 +91,12 @@ impl Server {
     }
 
     /// The server's stderr so far (its last 64 KiB).
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.child.as_ref().map_or_else(String::new, Running::stderr)
     }
 
     /// The `admin=` URL of the ready line (fronts started with `--admin`).
-    pub fn admin_url(&self) -> String {
+    pub(crate) fn admin_url(&self) -> String {
         self.ready_line
             .split(' ')
             .find_map(|f| f.strip_prefix("admin="))
@@ -104,20 +104,20 @@ impl Server {
             .to_owned()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
 
-    pub fn signal(&self, signal: Signal) {
+    pub(crate) fn signal(&self, signal: Signal) {
         kill(Pid::from_raw(self.pid as i32), signal).expect("signal the server");
     }
 
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(Running::is_running)
     }
 
     /// Send `signal` and wait for the process to exit; returns its status.
-    pub fn stop_with(mut self, signal: Signal) -> ExitStatus {
+    pub(crate) fn stop_with(mut self, signal: Signal) -> ExitStatus {
         let child = self.child.take().unwrap();
         match child.stop_with(signal, EXIT_TIMEOUT) {
             Ok(output) => output.status,
@@ -126,7 +126,7 @@ impl Server {
     }
 
     /// Graceful stop (SIGTERM); asserts a clean exit.
-    pub fn stop(self) {
+    pub(crate) fn stop(self) {
         let model = self.model.clone();
         let status = self.stop_with(Signal::SIGTERM);
         assert!(
@@ -137,7 +137,7 @@ impl Server {
 }
 
 /// `hostlab ready model=<MODEL> url=http://<ADDR> pid=<PID>`, checked strictly.
-pub fn parse_ready_line(line: &str, model: &str) -> (String, u32) {
+pub(crate) fn parse_ready_line(line: &str, model: &str) -> (String, u32) {
     let mut fields = line.split(' ');
     assert_eq!(fields.next(), Some("hostlab"), "ready line: {line}");
     assert_eq!(fields.next(), Some("ready"), "ready line: {line}");
@@ -157,7 +157,7 @@ pub fn parse_ready_line(line: &str, model: &str) -> (String, u32) {
 }
 
 /// Whether a process with this pid still exists (zombies count as gone).
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
         Err(_) => false,
@@ -165,7 +165,7 @@ pub fn process_alive(pid: u32) -> bool {
 }
 
 /// Wait (at most 20 s) for a process to be gone; true if it went.
-pub async fn wait_gone(pid: u32) -> bool {
+pub(crate) async fn wait_gone(pid: u32) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     while process_alive(pid) {
         if Instant::now() > deadline {
@@ -178,7 +178,7 @@ pub async fn wait_gone(pid: u32) -> bool {
 
 /// What a [`Load`] saw.
 #[derive(Debug, Default)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub ok: u64,
     pub failed: u64,
     pub failures: Vec<String>,
@@ -188,14 +188,14 @@ pub struct Seen {
 /// `GET url` from `clients` looping clients until [`Load::stop`]: load that
 /// is certainly running while a test recycles, however slow the machine.
 /// Bounded all the same (each client stops after 200,000 requests or 5 min).
-pub struct Load {
+pub(crate) struct Load {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     ok: std::sync::Arc<std::sync::atomic::AtomicU64>,
     clients: Vec<tokio::task::JoinHandle<(Vec<String>, Duration)>>,
 }
 
 impl Load {
-    pub fn start(url: String, clients: usize) -> Load {
+    pub(crate) fn start(url: String, clients: usize) -> Load {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ok = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -231,12 +231,12 @@ impl Load {
     }
 
     /// Successful requests so far.
-    pub fn ok(&self) -> u64 {
+    pub(crate) fn ok(&self) -> u64 {
         self.ok.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits (at most 60 s) until at least `more` requests succeed after now.
-    pub async fn wait_successes(&self, more: u64, what: &str) {
+    pub(crate) async fn wait_successes(&self, more: u64, what: &str) {
         let from = self.ok();
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.ok() < from + more {
@@ -248,7 +248,7 @@ impl Load {
         }
     }
 
-    pub async fn stop(self) -> Seen {
+    pub(crate) async fn stop(self) -> Seen {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut seen = Seen::default();
         for client in self.clients {

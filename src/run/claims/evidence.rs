@@ -8,7 +8,7 @@ use crate::run::results::{Entry, Results, RoutingFigures};
 
 /// One state measurement (scenario `state`): books before and after a recycle.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StateRun {
+pub(crate) struct StateRun {
     pub model: String,
     pub kind: String,
     pub books_before: u64,
@@ -29,7 +29,7 @@ impl StateRun {
 /// books before it (0 books before cannot show a loss). Holds when one of
 /// those lost books, does not hold when all kept them, not measured
 /// without one.
-pub fn verdict_state_lost(runs: &[StateRun]) -> (Verdict, String) {
+pub(crate) fn verdict_state_lost(runs: &[StateRun]) -> (Verdict, String) {
     let (usable, empty): (Vec<&StateRun>, Vec<&StateRun>) = runs.iter().partition(|r| r.books_before > 0);
     if usable.is_empty() {
         let why = if empty.is_empty() {
@@ -56,7 +56,7 @@ pub fn verdict_state_lost(runs: &[StateRun]) -> (Verdict, String) {
 
 /// One overlapped recycle with warm-up under fixed-rate load, as C5 needs it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OverlappedRun {
+pub(crate) struct OverlappedRun {
     pub model: String,
     pub failed: u64,
     /// Successful requests in the intervals that ended before the recycle
@@ -77,7 +77,7 @@ pub struct OverlappedRun {
 impl OverlappedRun {
     /// The figures of a recycle entry: the timeline on both sides of the
     /// event and the manager's own report of the recycle.
-    pub fn of(e: &Entry) -> Option<OverlappedRun> {
+    pub(crate) fn of(e: &Entry) -> Option<OverlappedRun> {
         let r = e.recycle.as_ref()?;
         let load = e.load.as_ref();
         let timeline = load.map_or(&[][..], |l| &l.timeline[..]);
@@ -118,7 +118,7 @@ impl OverlappedRun {
     /// the `overlapped` kind): its failed requests, successes before the
     /// first and after the last recycle, and whether the manager counted
     /// every recycle the soak asked for.
-    pub fn of_soak(e: &Entry) -> Option<OverlappedRun> {
+    pub(crate) fn of_soak(e: &Entry) -> Option<OverlappedRun> {
         let k = e.soak.as_ref()?;
         let timeline = e.load.as_ref().map_or(&[][..], |l| &l.timeline[..]);
         let first = k.recycle_at_ms.first().copied().unwrap_or(u64::MAX);
@@ -193,7 +193,7 @@ impl OverlappedRun {
 /// recycle inside the load. Does not hold when any run failed a request;
 /// holds when every run has the evidence and failed none; otherwise not
 /// measured.
-pub fn verdict_zero_failures(runs: &[OverlappedRun]) -> (Verdict, String) {
+pub(crate) fn verdict_zero_failures(runs: &[OverlappedRun]) -> (Verdict, String) {
     if runs.is_empty() {
         return (
             Verdict::NotMeasured,
@@ -214,7 +214,7 @@ pub fn verdict_zero_failures(runs: &[OverlappedRun]) -> (Verdict, String) {
 
 /// Routing figures C6 compares, for one mode.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RoutingPoint {
+pub(crate) struct RoutingPoint {
     pub live_actors: u64,
     /// RSS after the tasks; `None` when the server could not read it.
     pub rss_bytes: Option<u64>,
@@ -223,7 +223,7 @@ pub struct RoutingPoint {
 }
 
 impl RoutingPoint {
-    pub fn of(r: &RoutingFigures) -> RoutingPoint {
+    pub(crate) fn of(r: &RoutingFigures) -> RoutingPoint {
         RoutingPoint {
             live_actors: r.live_actors,
             rss_bytes: r.rss_after_bytes,
@@ -253,7 +253,7 @@ impl RoutingPoint {
 /// RSS and live actors. Holds when the pool kept fewer live actors *and*
 /// less memory than per-task; does not hold when it kept as many actors or
 /// as much memory; not measured without the evidence.
-pub fn verdict_routing(pool: Option<RoutingPoint>, per_task: Option<RoutingPoint>) -> (Verdict, String) {
+pub(crate) fn verdict_routing(pool: Option<RoutingPoint>, per_task: Option<RoutingPoint>) -> (Verdict, String) {
     let (Some(p), Some(t)) = (pool, per_task) else {
         return (
             Verdict::NotMeasured,
@@ -284,11 +284,11 @@ pub fn verdict_routing(pool: Option<RoutingPoint>, per_task: Option<RoutingPoint
 }
 
 /// The claimed replay rate of C7 (Akka.Persistence Redis), events/s.
-pub const CLAIMED_REPLAY_PER_SEC: (f64, f64) = (17_000.0, 37_000.0);
+pub(crate) const CLAIMED_REPLAY_PER_SEC: (f64, f64) = (17_000.0, 37_000.0);
 
 /// One restart from a journal of books (scenario `recovery`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReplayRun {
+pub(crate) struct ReplayRun {
     /// The entry's variant, e.g. `100000 events`.
     pub run: String,
     pub snapshot: bool,
@@ -300,7 +300,7 @@ pub struct ReplayRun {
 
 /// Tasks accepted before a restart and how they finished after it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TaskRun {
+pub(crate) struct TaskRun {
     pub run: String,
     pub accepted: u64,
     pub resumed: u64,
@@ -309,7 +309,7 @@ pub struct TaskRun {
 
 /// What a run measured with `--journal` (claim C7).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct JournalEvidence {
+pub(crate) struct JournalEvidence {
     /// State runs with a journal.
     pub state_runs: Vec<StateRun>,
     /// Restarts from a journal of books.
@@ -329,7 +329,7 @@ pub struct JournalEvidence {
 /// to lose) and the replay rate was measured; otherwise not measured. The
 /// reason names each run it used, and keeps the real-crash resume count
 /// apart from the one on a journal the tool wrote.
-pub fn verdict_journal(e: &JournalEvidence) -> (Verdict, String) {
+pub(crate) fn verdict_journal(e: &JournalEvidence) -> (Verdict, String) {
     if e.state_runs.is_empty() && e.replays.is_empty() && e.real_crash.is_empty() && e.synthetic.is_empty() {
         return (
             Verdict::NotMeasured,
@@ -445,7 +445,7 @@ pub fn verdict_journal(e: &JournalEvidence) -> (Verdict, String) {
 
 /// C7's evidence from a result set: `state` runs with a journal and every
 /// `recovery` entry, task runs sorted by where their journal came from.
-pub fn journal_evidence(results: &Results) -> JournalEvidence {
+pub(crate) fn journal_evidence(results: &Results) -> JournalEvidence {
     let mut e = JournalEvidence::default();
     for entry in &results.entries {
         if let Some(s) = entry.state.as_ref().filter(|s| s.journal) {

@@ -14,12 +14,12 @@ use super::summary::{SummaryRow, find};
 mod evidence;
 mod ratios;
 
-pub use evidence::*;
-pub use ratios::*;
+pub(super) use evidence::*;
+pub(super) use ratios::*;
 
 /// What a measurement says about a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Verdict {
+pub(super) enum Verdict {
     Holds,
     DoesNotHold,
     /// The measured interval straddles a bound of the claim.
@@ -28,7 +28,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub fn text(self) -> &'static str {
+    pub(super) fn text(self) -> &'static str {
         match self {
             Verdict::Holds => "holds",
             Verdict::DoesNotHold => "does not hold here",
@@ -39,7 +39,7 @@ impl Verdict {
 
     /// The word results.json uses (DESIGN.md: `holds`, `does not hold`,
     /// `inconclusive`, `not measured`).
-    pub fn key(self) -> &'static str {
+    pub(super) fn key(self) -> &'static str {
         match self {
             Verdict::Holds => "holds",
             Verdict::DoesNotHold => "does not hold",
@@ -51,7 +51,7 @@ impl Verdict {
 
 /// One row of the claims table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClaimRow {
+pub(super) struct ClaimRow {
     pub id: &'static str,
     pub claim: &'static str,
     pub source: &'static str,
@@ -67,7 +67,7 @@ pub struct ClaimRow {
 
 impl ClaimRow {
     /// The row as results.json's `claims` holds it.
-    pub fn to_json(&self) -> ClaimVerdict {
+    pub(super) fn to_json(&self) -> ClaimVerdict {
         ClaimVerdict {
             id: self.id.to_string(),
             verdict: self.verdict.key().to_string(),
@@ -85,7 +85,7 @@ fn list_or_dash(items: impl Iterator<Item = String>) -> String {
 }
 
 /// The claims table of a result set.
-pub fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
+pub(super) fn claims(results: &Results, rows: &[SummaryRow]) -> Vec<ClaimRow> {
     let c1 = judge_ratio(results, "inprocess", "proxy", &|r| verdict_at_least(r, 4.4));
     let c2 = judge_ratio(results, "proxy", "edge", &|r| verdict_in_range(r, 0.14, 0.45));
     let c3_rule = |r| verdict_in_range(r, 0.27, 0.55);

@@ -14,7 +14,7 @@ use crate::run::stats::{
 /// throughput, so a ratio with it in the numerator is a lower bound, and in
 /// the denominator an upper bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bound {
+pub(crate) enum Bound {
     Exact,
     /// The true ratio is at least the measured one.
     AtLeast,
@@ -25,7 +25,7 @@ pub enum Bound {
 }
 
 impl Bound {
-    pub fn of(numerator_limited: bool, denominator_limited: bool) -> Bound {
+    pub(crate) fn of(numerator_limited: bool, denominator_limited: bool) -> Bound {
         match (numerator_limited, denominator_limited) {
             (false, false) => Bound::Exact,
             (true, false) => Bound::AtLeast,
@@ -37,7 +37,7 @@ impl Bound {
 
 /// A measured ratio with its interval and its trust.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MeasuredRatio {
+pub(crate) struct MeasuredRatio {
     pub median: f64,
     pub low: f64,
     pub high: f64,
@@ -45,7 +45,7 @@ pub struct MeasuredRatio {
 }
 
 impl MeasuredRatio {
-    pub fn of(r: RatioSpread, bound: Bound) -> MeasuredRatio {
+    pub(crate) fn of(r: RatioSpread, bound: Bound) -> MeasuredRatio {
         MeasuredRatio {
             median: r.median,
             low: r.low,
@@ -55,7 +55,7 @@ impl MeasuredRatio {
     }
 
     /// `3.16x (3.05-3.24)`.
-    pub fn show(&self) -> String {
+    pub(crate) fn show(&self) -> String {
         format_ratio(&RatioSpread {
             median: self.median,
             low: self.low,
@@ -63,7 +63,7 @@ impl MeasuredRatio {
         })
     }
 
-    pub fn interval(&self) -> RatioInterval {
+    pub(crate) fn interval(&self) -> RatioInterval {
         RatioInterval {
             median: self.median,
             low: self.low,
@@ -77,7 +77,7 @@ impl MeasuredRatio {
 /// not hold when the whole interval (or the upper bound) stays below;
 /// inconclusive when it straddles `claimed` or a generator limit leaves the
 /// side that matters open; not measured only without a measurement.
-pub fn verdict_at_least(r: Option<MeasuredRatio>, claimed: f64) -> (Verdict, String) {
+pub(crate) fn verdict_at_least(r: Option<MeasuredRatio>, claimed: f64) -> (Verdict, String) {
     let Some(r) = r else {
         return (Verdict::NotMeasured, "a model it needs did not run".into());
     };
@@ -118,7 +118,7 @@ pub fn verdict_at_least(r: Option<MeasuredRatio>, claimed: f64) -> (Verdict, Str
 /// when it lies inside the range; does not hold when it (or the bound it
 /// gives) lies wholly outside; inconclusive when it straddles `lo` or `hi`
 /// or a generator limit leaves it open; not measured only without one.
-pub fn verdict_in_range(r: Option<MeasuredRatio>, lo: f64, hi: f64) -> (Verdict, String) {
+pub(crate) fn verdict_in_range(r: Option<MeasuredRatio>, lo: f64, hi: f64) -> (Verdict, String) {
     let Some(r) = r else {
         return (Verdict::NotMeasured, "a model it needs did not run".into());
     };
@@ -147,7 +147,7 @@ pub fn verdict_in_range(r: Option<MeasuredRatio>, lo: f64, hi: f64) -> (Verdict,
 /// does not hold if any lies outside, holds if every measured one is
 /// inside, inconclusive otherwise; kinds that did not run are named and
 /// left out; not measured when none ran.
-pub fn verdict_all_in_range(ratios: &[(String, Option<MeasuredRatio>)], lo: f64, hi: f64) -> (Verdict, String) {
+pub(crate) fn verdict_all_in_range(ratios: &[(String, Option<MeasuredRatio>)], lo: f64, hi: f64) -> (Verdict, String) {
     if ratios.iter().all(|(_, r)| r.is_none()) {
         return (Verdict::NotMeasured, "no proxy model ran together with edge".into());
     }
@@ -177,7 +177,7 @@ pub fn verdict_all_in_range(ratios: &[(String, Option<MeasuredRatio>)], lo: f64,
 
 /// What measured the remoting link (C8).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum LinkEvidence {
+pub(crate) enum LinkEvidence {
     /// The `link` scenario: one-way messages/s over one ractor_cluster
     /// connection between two pinned processes, over its repeats.
     Link(MeasuredRatio),
@@ -193,7 +193,7 @@ pub enum LinkEvidence {
 /// below, inconclusive when it straddles it. Without the link scenario, the
 /// split model's `GET /books` rate is only a lower bound: it can show the
 /// claim holds, never that it does not.
-pub fn verdict_remoting(e: Option<LinkEvidence>, claimed: f64) -> (Verdict, String) {
+pub(crate) fn verdict_remoting(e: Option<LinkEvidence>, claimed: f64) -> (Verdict, String) {
     match e {
         None => (
             Verdict::NotMeasured,
@@ -285,7 +285,7 @@ fn ping_runs(results: &Results, model: &str) -> Option<PingRuns> {
 /// Method 1: the `GET /ping` req/s ratio `num / den`. Exact when both
 /// sides ran capped and server-bound; otherwise bounded by which side's
 /// generator was the limit.
-pub fn throughput_ratio(results: &Results, num: &str, den: &str) -> Option<MeasuredRatio> {
+pub(crate) fn throughput_ratio(results: &Results, num: &str, den: &str) -> Option<MeasuredRatio> {
     let (a, b) = (ping_runs(results, num)?, ping_runs(results, den)?);
     let r = ratio_spread(&Spread::of(&a.rps)?, &Spread::of(&b.rps)?)?;
     let bound = if a.server_bound && b.server_bound {
@@ -299,13 +299,13 @@ pub fn throughput_ratio(results: &Results, num: &str, den: &str) -> Option<Measu
 /// The server core's busy time counts as one model's cost when it exceeds
 /// the model's processes by at most this share (the core ran little else:
 /// ksoftirqd, not other programs); otherwise the processes' sum is used.
-pub const CORE_EXTRA_SHARE: f64 = 0.25;
+pub(crate) const CORE_EXTRA_SHARE: f64 = 0.25;
 
 /// Method 2: the inverse ratio of CPU per request, `cpu(den) / cpu(num)`
 /// (at equal CPU, throughput is inversely proportional to CPU per
 /// request). Uses the core's busy time when both sides' cores ran little
 /// else ([`CORE_EXTRA_SHARE`]), else the processes' sum; says which.
-pub fn cpu_ratio(results: &Results, num: &str, den: &str) -> Option<(MeasuredRatio, &'static str)> {
+pub(crate) fn cpu_ratio(results: &Results, num: &str, den: &str) -> Option<(MeasuredRatio, &'static str)> {
     let (a, b) = (ping_runs(results, num)?, ping_runs(results, den)?);
     let quiet = |r: &PingRuns| {
         r.core_us
@@ -327,11 +327,11 @@ pub fn cpu_ratio(results: &Results, num: &str, den: &str) -> Option<(MeasuredRat
 }
 
 /// Repeats a side a ratio needs before it may decide a verdict (issue 13).
-pub const MIN_CLAIM_REPEATS: usize = 3;
+pub(crate) const MIN_CLAIM_REPEATS: usize = 3;
 
 /// A throughput claim judged by both methods.
 #[derive(Debug, Clone)]
-pub struct RatioJudgement {
+pub(crate) struct RatioJudgement {
     pub verdict: Verdict,
     pub why: String,
     pub ratio: Option<MeasuredRatio>,
@@ -343,7 +343,7 @@ pub struct RatioJudgement {
 /// Judges `num / den` with `rule`: the server-bound throughput ratio when
 /// it is exact, else the CPU-cost ratio; the other method is quoted, and a
 /// difference above [`METHODS_DISAGREE`] is said. Refused runs are named.
-pub fn judge_ratio(
+pub(crate) fn judge_ratio(
     results: &Results,
     num: &str,
     den: &str,
@@ -421,7 +421,7 @@ fn bound_word(b: Bound) -> &'static str {
 }
 
 /// The link scenario's one-way messages/s over its repeats.
-pub fn link_rate(results: &Results) -> Option<MeasuredRatio> {
+pub(crate) fn link_rate(results: &Results) -> Option<MeasuredRatio> {
     let rates: Vec<f64> = results
         .entries
         .iter()

@@ -15,21 +15,21 @@ use anyhow::{Context, anyhow, bail};
 
 /// Quota period: short, so that a throttled group waits at most this long
 /// (DESIGN.md "Control groups here").
-pub const PERIOD: Duration = Duration::from_millis(10);
+pub(crate) const PERIOD: Duration = Duration::from_millis(10);
 
 /// Groups made by this process and not yet removed.
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Which cgroup interface a group uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
+pub(crate) enum Version {
     V1,
     V2,
 }
 
 /// Where a CPU-capped group can be made on this machine: the cpu
 /// controller's folder and its interface, or why none can be.
-pub fn controller() -> Result<(PathBuf, Version), String> {
+pub(crate) fn controller() -> Result<(PathBuf, Version), String> {
     let mounts = std::fs::read_to_string("/proc/mounts").map_err(|e| format!("cannot read /proc/mounts: {e}"))?;
     let mut v1 = None;
     let mut v2 = None;
@@ -61,14 +61,14 @@ pub fn controller() -> Result<(PathBuf, Version), String> {
 
 /// Throttling counters of a group (`cpu.stat`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Throttling {
+pub(crate) struct Throttling {
     pub nr_periods: u64,
     pub nr_throttled: u64,
     pub throttled: Duration,
 }
 
 impl Throttling {
-    pub fn since(self, before: Throttling) -> Throttling {
+    pub(crate) fn since(self, before: Throttling) -> Throttling {
         Throttling {
             nr_periods: self.nr_periods.saturating_sub(before.nr_periods),
             nr_throttled: self.nr_throttled.saturating_sub(before.nr_throttled),
@@ -78,7 +78,7 @@ impl Throttling {
 }
 
 /// Parses `cpu.stat` (v1: `throttled_time` in ns; v2: `throttled_usec`).
-pub fn parse_cpu_stat(text: &str) -> Throttling {
+pub(crate) fn parse_cpu_stat(text: &str) -> Throttling {
     let mut t = Throttling::default();
     for line in text.lines() {
         let Some((key, value)) = line.split_once(' ') else {
@@ -98,7 +98,7 @@ pub fn parse_cpu_stat(text: &str) -> Throttling {
 
 /// One CPU-capped group; removed on drop.
 #[derive(Debug)]
-pub struct CpuGroup {
+pub(crate) struct CpuGroup {
     dir: PathBuf,
     version: Version,
     /// Cores the group may use (quota / period).
@@ -107,7 +107,7 @@ pub struct CpuGroup {
 
 impl CpuGroup {
     /// Makes a group `name` capped at `cores` (e.g. 0.5) with [`PERIOD`].
-    pub fn create(name: &str, cores: f64) -> anyhow::Result<CpuGroup> {
+    pub(crate) fn create(name: &str, cores: f64) -> anyhow::Result<CpuGroup> {
         if !(cores.is_finite() && cores > 0.0) {
             bail!("the CPU quota must be a positive number of cores, not {cores}");
         }
@@ -129,7 +129,7 @@ impl CpuGroup {
     }
 
     #[cfg(test)]
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -140,22 +140,22 @@ impl CpuGroup {
 
     /// Moves a process (every thread of it) into the group; its later
     /// children start in it.
-    pub fn add(&self, pid: u32) -> anyhow::Result<()> {
+    pub(crate) fn add(&self, pid: u32) -> anyhow::Result<()> {
         self.write("cgroup.procs", &pid.to_string())
     }
 
     /// The processes in the group now.
     #[cfg(test)]
-    pub fn pids(&self) -> Vec<u32> {
+    pub(crate) fn pids(&self) -> Vec<u32> {
         read_pids(&self.dir)
     }
 
-    pub fn throttling(&self) -> Throttling {
+    pub(crate) fn throttling(&self) -> Throttling {
         std::fs::read_to_string(self.dir.join("cpu.stat"))
             .map_or_else(|_| Throttling::default(), |s| parse_cpu_stat(&s))
     }
 
-    pub fn version(&self) -> Version {
+    pub(crate) fn version(&self) -> Version {
         self.version
     }
 }
@@ -203,7 +203,7 @@ fn remove(dir: &Path) {
 }
 
 /// Removes every group this process made (the Ctrl-C path).
-pub fn remove_all() {
+pub(crate) fn remove_all() {
     let dirs: Vec<PathBuf> = LIVE.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for dir in dirs {
         remove(&dir);

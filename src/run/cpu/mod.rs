@@ -7,7 +7,7 @@
 //! process (DESIGN.md "Loopback CPU accounting"), and part of it runs in
 //! ksoftirqd, so the process sum and the core's busy time are both reported.
 
-pub mod cgroup;
+pub(super) mod cgroup;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,10 +20,10 @@ use hostlab_hosts::{Model, Role};
 use super::results::CpuFigures;
 
 /// Steal time above this share of the window makes the figures suspect.
-pub const STEAL_WARN_PERCENT: f64 = 2.0;
+pub(super) const STEAL_WARN_PERCENT: f64 = 2.0;
 
 /// The model or part a `hostlab serve MODEL ...` command line serves.
-pub fn served_model(cmdline: &[String]) -> Option<Model> {
+pub(super) fn served_model(cmdline: &[String]) -> Option<Model> {
     let serve = cmdline.iter().position(|a| a == "serve")?;
     cmdline.get(serve + 1)?.parse().ok()
 }
@@ -34,7 +34,7 @@ pub fn served_model(cmdline: &[String]) -> Option<Model> {
 /// is `app`, `serve proxy|inprocess|split` `front` (the process clients talk
 /// to, or its supervisor), `serve worker` and split's front workers (`serve
 /// front`) `worker`, `serve actors` `actors`.
-pub fn role_from_cmdline(cmdline: &[String]) -> Option<Role> {
+pub(super) fn role_from_cmdline(cmdline: &[String]) -> Option<Role> {
     let program = cmdline.first()?;
     let base = program.rsplit('/').next().unwrap_or(program);
     if base == "nginx" || base.starts_with("nginx:") {
@@ -49,13 +49,13 @@ fn cmdline(pid: u32) -> Option<Vec<String>> {
 }
 
 /// The model or part a running `hostlab serve` process serves.
-pub fn served_by(pid: u32) -> Option<Model> {
+pub(super) fn served_by(pid: u32) -> Option<Model> {
     served_model(&cmdline(pid)?)
 }
 
 /// The role of a running process (nginx renames its processes to
 /// `nginx: master process ...`, so the command name is checked too).
-pub fn role_of(pid: u32) -> Option<Role> {
+pub(super) fn role_of(pid: u32) -> Option<Role> {
     if let Some(role) = cmdline(pid).and_then(|c| role_from_cmdline(&c)) {
         return Some(role);
     }
@@ -65,7 +65,7 @@ pub fn role_of(pid: u32) -> Option<Role> {
 
 /// CPU time of every thread of a process so far, in nanoseconds (the
 /// scheduler's `sum_exec_runtime`). Threads that exited are not counted.
-pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+pub(super) fn process_cpu_ns(pid: u32) -> Option<u64> {
     let process = Process::new(pid as i32).ok()?;
     let tasks = process.tasks().ok()?;
     Some(
@@ -79,7 +79,7 @@ pub fn process_cpu_ns(pid: u32) -> Option<u64> {
 
 /// Busy, steal and total time of some CPUs so far, from `/proc/stat`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct CoreTimes {
+pub(super) struct CoreTimes {
     /// user + nice + system + irq + softirq.
     pub busy: Duration,
     pub steal: Duration,
@@ -89,7 +89,7 @@ pub struct CoreTimes {
 
 impl CoreTimes {
     /// The sum over `cpus` now.
-    pub fn now(cpus: &[usize]) -> Option<CoreTimes> {
+    pub(super) fn now(cpus: &[usize]) -> Option<CoreTimes> {
         let stats = procfs::KernelStats::current().ok()?;
         let tick = 1.0 / procfs::ticks_per_second() as f64;
         let mut out = CoreTimes::default();
@@ -117,7 +117,7 @@ impl CoreTimes {
 /// A process's CPU over a window, with its role (`None`: not told from
 /// its command line, counted as `?`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProcessCpu {
+pub(super) struct ProcessCpu {
     pub pid: u32,
     pub role: Option<Role>,
     pub cpu: Duration,
@@ -125,7 +125,7 @@ pub struct ProcessCpu {
 
 /// CPU of a set of processes and of the server cores over one window.
 #[derive(Debug)]
-pub struct CpuWindow {
+pub(super) struct CpuWindow {
     started: Instant,
     cpus: Vec<usize>,
     core: Option<CoreTimes>,
@@ -134,7 +134,7 @@ pub struct CpuWindow {
 
 /// What a [`CpuWindow`] measured.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WindowCpu {
+pub(super) struct WindowCpu {
     pub wall: Duration,
     pub processes: Vec<ProcessCpu>,
     /// The server cores over the window (`None` where /proc/stat is unreadable).
@@ -145,7 +145,7 @@ pub struct WindowCpu {
 
 impl CpuWindow {
     /// Starts counting `pids` (a model's process tree) and the cores `cpus`.
-    pub fn start(pids: &[u32], cpus: &[usize]) -> CpuWindow {
+    pub(super) fn start(pids: &[u32], cpus: &[usize]) -> CpuWindow {
         let before = pids
             .iter()
             .filter_map(|&pid| Some((pid, role_of(pid), process_cpu_ns(pid)?)))
@@ -158,7 +158,7 @@ impl CpuWindow {
         }
     }
 
-    pub fn finish(self) -> WindowCpu {
+    pub(super) fn finish(self) -> WindowCpu {
         let core = match (CoreTimes::now(&self.cpus), self.core) {
             (Some(after), Some(before)) => Some(after.since(before)),
             _ => None,
@@ -191,7 +191,7 @@ impl CpuWindow {
 
 impl WindowCpu {
     /// CPU of every counted process per second of the window, in µs.
-    pub fn us_per_s(&self) -> f64 {
+    pub(super) fn us_per_s(&self) -> f64 {
         let total: Duration = self.processes.iter().map(|p| p.cpu).sum();
         total.as_secs_f64() * 1e6 / self.wall.as_secs_f64().max(1e-9)
     }
@@ -199,7 +199,7 @@ impl WindowCpu {
     /// The `cpu` object of an entry: figures per request over `requests`
     /// (every request with an outcome in the window), `idle_us_per_s` from a
     /// separate idle window of the same model.
-    pub fn figures(&self, requests: u64, idle_us_per_s: f64) -> CpuFigures {
+    pub(super) fn figures(&self, requests: u64, idle_us_per_s: f64) -> CpuFigures {
         let n = requests.max(1) as f64;
         let mut by_role: BTreeMap<String, f64> = BTreeMap::new();
         for p in &self.processes {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::run::summary::SummaryRow;
 
-pub const HEADER: [&str; 25] = [
+pub(crate) const HEADER: [&str; 25] = [
     "scenario",
     "model",
     "variant",
@@ -33,7 +33,7 @@ pub const HEADER: [&str; 25] = [
     "capped_server_bound",
 ];
 
-pub fn write(path: &Path, rows: &[SummaryRow]) -> anyhow::Result<()> {
+pub(crate) fn write(path: &Path, rows: &[SummaryRow]) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(HEADER)?;
     let f = |x: Option<f64>, digits: usize| x.map_or(String::new(), |v| format!("{v:.digits$}"));

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::run::results::{Results, SCHEMA_VERSION};
 
-pub fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
+pub(crate) fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
     let path = dir.join("results.json");
     let tmp = dir.join("results.json.tmp");
     let text = serde_json::to_string_pretty(results)?;
@@ -16,7 +16,7 @@ pub fn write(dir: &Path, results: &Results) -> anyhow::Result<()> {
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub fn read(dir: &Path) -> anyhow::Result<Results> {
+pub(crate) fn read(dir: &Path) -> anyhow::Result<Results> {
     let path = dir.join("results.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(

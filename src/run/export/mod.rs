@@ -1,10 +1,10 @@
 //! Exports of a result set, one module per format: results.json (the raw
 //! data), summary.csv, report.md and the charts.
 
-pub mod charts;
-pub mod csv;
-pub mod json;
-pub mod markdown;
+pub(super) mod charts;
+pub(super) mod csv;
+pub(super) mod json;
+pub(super) mod markdown;
 
 use std::path::Path;
 
@@ -15,7 +15,7 @@ use super::summary::{SummaryRow, summarize};
 /// Writes summary.csv, report.md and charts/ from `results` into `dir`
 /// (results.json is written by the run itself as it goes; it is rewritten
 /// here only to hold the claims' verdicts).
-pub fn write_all(dir: &Path, results: &Results) -> anyhow::Result<(Vec<SummaryRow>, Vec<ClaimRow>)> {
+pub(super) fn write_all(dir: &Path, results: &Results) -> anyhow::Result<(Vec<SummaryRow>, Vec<ClaimRow>)> {
     let rows = summarize(results);
     let claims = claims(results, &rows);
     let verdicts: Vec<_> = claims.iter().map(ClaimRow::to_json).collect();

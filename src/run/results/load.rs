@@ -101,13 +101,13 @@ pub struct RequestCounts {
 }
 
 /// Failed requests by class (docs/load.md): the load report's own type.
-pub use crate::load::ErrorCounts as ErrorClasses;
+pub(crate) use crate::load::ErrorCounts as ErrorClasses;
 
 /// Latency summary in microseconds: the load report's own type.
-pub use crate::load::LatencySummary as Latency;
+pub(crate) use crate::load::LatencySummary as Latency;
 
 /// One point of a percentile spectrum: the load report's own type.
-pub use crate::load::SpectrumPoint;
+pub(crate) use crate::load::SpectrumPoint;
 
 /// One timeline interval of a load run.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]

@@ -10,13 +10,13 @@ mod load;
 mod recycle;
 mod soak;
 mod state;
-pub use load::*;
-pub use recycle::*;
-pub use soak::*;
-pub use state::*;
+pub(super) use load::*;
+pub(super) use recycle::*;
+pub(super) use soak::*;
+pub(super) use state::*;
 
 /// Version of `results.json`; bump it when a key changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(super) const SCHEMA_VERSION: u32 = 1;
 
 /// Everything a run measured, plus where and how.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

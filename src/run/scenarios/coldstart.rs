@@ -24,11 +24,11 @@ const MIN_REPEATS: u32 = 3;
 /// Models whose first request this scenario measures: ours (not nginx),
 /// serving the workload, whose serving process starts with its actors
 /// (split's front starts against an already running actor service).
-pub fn measured(model: Model) -> bool {
+pub(crate) fn measured(model: Model) -> bool {
     model.serves_workload() && !model.needs_nginx() && model.hosts_own_actors()
 }
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.skip_models_outside("coldstart", Model::serves_workload, PING_ONLY);
     let models = ctx.models_for(
         "coldstart",

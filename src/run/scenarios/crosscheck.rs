@@ -15,7 +15,7 @@ use crate::run::servers::which;
 
 const CONNECTIONS: usize = 64;
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     if !ctx.plan.has_model("edge") {
         ctx.skip(None, "crosscheck", "edge was not selected".into());
         return Ok(());
@@ -132,14 +132,14 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 /// `Requests/sec: 12345.67` from wrk's output.
-pub fn parse_wrk(text: &str) -> Option<f64> {
+pub(crate) fn parse_wrk(text: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
 }
 
 /// `158345 requests in 5.04s, ...` from wrk's output: requests completed.
-pub fn parse_wrk_requests(text: &str) -> Option<f64> {
+pub(crate) fn parse_wrk_requests(text: &str) -> Option<f64> {
     text.lines().find_map(|l| {
         let (n, rest) = l.trim().split_once(' ')?;
         rest.starts_with("requests in").then(|| n.parse().ok())?
@@ -147,7 +147,7 @@ pub fn parse_wrk_requests(text: &str) -> Option<f64> {
 }
 
 /// Requests oha completed: its rate times its run time (`summary.total`, s).
-pub fn parse_oha_requests(text: &str) -> Option<f64> {
+pub(crate) fn parse_oha_requests(text: &str) -> Option<f64> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     Some(v["summary"]["requestsPerSec"].as_f64()? * v["summary"]["total"].as_f64()?)
 }
@@ -165,7 +165,7 @@ fn children_cpu() -> std::time::Duration {
 }
 
 /// `summary.requestsPerSec` from oha's JSON output.
-pub fn parse_oha(text: &str) -> Option<f64> {
+pub(crate) fn parse_oha(text: &str) -> Option<f64> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     v["summary"]["requestsPerSec"].as_f64()
 }

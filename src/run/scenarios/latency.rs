@@ -37,12 +37,12 @@ const COMMON_SHARE: f64 = 0.25;
 
 /// The variant name of one fraction of a model's own capacity, e.g.
 /// `50% of capacity` (the rate itself differs per model).
-pub fn variant(fraction: f64) -> String {
+pub(crate) fn variant(fraction: f64) -> String {
     format!("{:.0}% of capacity", fraction * 100.0)
 }
 
 /// The variant name of the common rate, e.g. `common 5000 req/s`.
-pub fn common_variant(rate: f64) -> String {
+pub(crate) fn common_variant(rate: f64) -> String {
     format!("common {rate:.0} req/s")
 }
 
@@ -51,7 +51,7 @@ pub fn common_variant(rate: f64) -> String {
 /// of the capacity probe this scenario ran for it. (When the server-bound
 /// capacity of the claims work is available, this is the one place to
 /// switch to it.)
-pub fn capacity(ctx: &Ctx, model: &str, endpoint: &str) -> Option<f64> {
+pub(crate) fn capacity(ctx: &Ctx, model: &str, endpoint: &str) -> Option<f64> {
     let rows = summarize(&ctx.results);
     let median = |scenario: &str, variant: &str| {
         find(&rows, scenario, model, variant)?
@@ -67,7 +67,7 @@ pub fn capacity(ctx: &Ctx, model: &str, endpoint: &str) -> Option<f64> {
 const PROBE: &str = "capacity probe";
 
 /// The largest 1-2-5 step (1, 2, 5, 10, 20, ...) at or below `x` (>= 1).
-pub fn round_down_125(x: f64) -> f64 {
+pub(crate) fn round_down_125(x: f64) -> f64 {
     if x < 1.0 {
         return 1.0;
     }
@@ -81,11 +81,11 @@ pub fn round_down_125(x: f64) -> f64 {
 
 /// Whether a latency run did not keep its schedule: errors, or a send-lag
 /// p99 beyond the generator's warning (10% of the latency p50).
-pub fn overloaded(l: &LoadFigures) -> bool {
+pub(crate) fn overloaded(l: &LoadFigures) -> bool {
     l.requests.errors.total() > 0 || !schedule_kept(l.generator_send_lag_p99_us, l.latency_us.p50)
 }
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // Each model's own capacity first (measured now where the throughput
     // scenario did not), so the common rate can sit below all of them.
     let mut capacities = Vec::new();

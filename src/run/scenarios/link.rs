@@ -16,16 +16,16 @@ use crate::run::Ctx;
 use crate::run::results::{Entry, LinkFigures};
 
 /// One-way messages per window (at most this many undelivered).
-pub const ONE_WAY_IN_FLIGHT: u64 = 10_000;
+pub(crate) const ONE_WAY_IN_FLIGHT: u64 = 10_000;
 /// Concurrent calls of the round-trip measurement.
-pub const CALLS_IN_FLIGHT: usize = 64;
+pub(crate) const CALLS_IN_FLIGHT: usize = 64;
 
-pub const ONE_WAY: &str = "one-way and round trips";
+pub(crate) const ONE_WAY: &str = "one-way and round trips";
 
 /// The model whose link this is.
 const MODEL: &str = "split";
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     if !ctx.plan.has_model(MODEL) {
         ctx.skip(
             Some(MODEL),

@@ -3,16 +3,16 @@
 //! entry. Each scenario appends entries and rewrites results.json when a
 //! model is done with.
 
-pub mod coldstart;
-pub mod crosscheck;
-pub mod latency;
-pub mod link;
-pub mod recovery;
-pub mod recycle;
-pub mod routing;
-pub mod soak;
-pub mod state;
-pub mod throughput;
+pub(super) mod coldstart;
+pub(super) mod crosscheck;
+pub(super) mod latency;
+pub(super) mod link;
+pub(super) mod recovery;
+pub(super) mod recycle;
+pub(super) mod routing;
+pub(super) mod soak;
+pub(super) mod state;
+pub(super) mod throughput;
 
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use super::results::{Entry, LoadFigures, ProcessFigures};
 use crate::load::{LoadPlan, LoadReport, Pacing, Stop, parse_target};
 
 /// Runs the plan's scenarios in order.
-pub async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(super) async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
     for scenario in ctx.plan.scenarios.clone() {
         let estimate = ctx.plan.estimate_s(scenario);
         ctx.console.begin_scenario(estimate);
@@ -53,7 +53,7 @@ pub async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 /// A load plan against `base` + `path`.
-pub fn load_plan(base: &str, method: Method, path: &str, body: Option<Bytes>) -> anyhow::Result<LoadPlan> {
+pub(super) fn load_plan(base: &str, method: Method, path: &str, body: Option<Bytes>) -> anyhow::Result<LoadPlan> {
     let target = parse_target(&format!("{base}{path}")).map_err(|e| anyhow!("{e}"))?;
     let mut plan = LoadPlan::new(target);
     plan.method = method;
@@ -65,7 +65,7 @@ pub fn load_plan(base: &str, method: Method, path: &str, body: Option<Bytes>) ->
 }
 
 /// Closed loop with the run's warm-up and duration.
-pub fn closed(mut plan: LoadPlan, connections: usize, duration: Duration, warmup: Duration) -> LoadPlan {
+pub(super) fn closed(mut plan: LoadPlan, connections: usize, duration: Duration, warmup: Duration) -> LoadPlan {
     plan.connections = connections;
     plan.pacing = Pacing::Closed;
     plan.stop = Stop::After(duration);
@@ -74,7 +74,13 @@ pub fn closed(mut plan: LoadPlan, connections: usize, duration: Duration, warmup
 }
 
 /// Fixed rate, latency from each request's scheduled start.
-pub fn open(mut plan: LoadPlan, connections: usize, per_sec: f64, duration: Duration, warmup: Duration) -> LoadPlan {
+pub(super) fn open(
+    mut plan: LoadPlan,
+    connections: usize,
+    per_sec: f64,
+    duration: Duration,
+    warmup: Duration,
+) -> LoadPlan {
     plan.connections = connections;
     plan.pacing = Pacing::Fixed { per_sec };
     plan.stop = Stop::After(duration);
@@ -83,7 +89,7 @@ pub fn open(mut plan: LoadPlan, connections: usize, per_sec: f64, duration: Dura
 }
 
 /// An entry for one load run.
-pub fn load_entry(
+pub(super) fn load_entry(
     model: &str,
     scenario: &str,
     variant: &str,
@@ -105,7 +111,7 @@ pub fn load_entry(
 
 /// Flags that keep a front model's app running and never recycled by
 /// policy during a measurement (the models without policies get none).
-pub fn steady_flags(model: &str) -> Vec<String> {
+pub(super) fn steady_flags(model: &str) -> Vec<String> {
     model
         .parse::<hostlab_hosts::Model>()
         .map(|m| m.steady_flags().iter().map(|f| f.to_string()).collect())
@@ -113,7 +119,7 @@ pub fn steady_flags(model: &str) -> Vec<String> {
 }
 
 /// A `POST /tasks` body: `rows` balanced rows under task id `id`.
-pub fn task_body(id: &str, rows: usize) -> serde_json::Value {
+pub(super) fn task_body(id: &str, rows: usize) -> serde_json::Value {
     let rows: Vec<serde_json::Value> = (0..rows)
         .map(|i| {
             let (debit, credit) = if i % 2 == 0 { (1000 + i as i64, 0) } else { (0, 999 + i as i64) };

@@ -22,7 +22,7 @@ use crate::run::results::{Entry, RecoveryFigures};
 const EDGE: Model = Model::Edge;
 use crate::run::servers::Server;
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     if !ctx.plan.has_model(EDGE.name()) {
         ctx.skip(None, "recovery", "needs the edge model, which was not selected".into());
         return Ok(());
@@ -66,14 +66,14 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 /// The run's journals live in its output folder.
-pub fn journal_dir(ctx: &Ctx) -> anyhow::Result<PathBuf> {
+pub(crate) fn journal_dir(ctx: &Ctx) -> anyhow::Result<PathBuf> {
     let dir = ctx.plan.out.join("journals");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(std::path::absolute(dir)?)
 }
 
 /// Delete a journal and its side files (a fresh start for the next use).
-pub fn remove_journal(path: &Path) {
+pub(crate) fn remove_journal(path: &Path) {
     for suffix in ["", "-wal", "-shm", ".lock"] {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);

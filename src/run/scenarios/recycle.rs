@@ -27,7 +27,7 @@ use crate::run::stats::{Spread, analyze_recycle, generator_limited};
 use crate::run::windows::recycle_windows;
 
 /// The kinds, each with the policy flags it runs under.
-pub const KINDS: [(&str, &[&str]); 10] = [
+pub(crate) const KINDS: [(&str, &[&str]); 10] = [
     ("overlapped", &["--overlap", "true", "--warmup", "/ping,/books"]),
     ("overlapped-no-warmup", &["--overlap", "true"]),
     ("stop-start", &["--overlap", "false"]),
@@ -50,16 +50,16 @@ pub const KINDS: [(&str, &[&str]); 10] = [
 ];
 
 /// The variant name of the control runs (no event, same load).
-pub const CONTROL: &str = "control";
+pub(crate) const CONTROL: &str = "control";
 
 /// Share of the model's own capacity the main level runs at.
-pub const CAPACITY_FRACTION: f64 = 0.5;
+pub(crate) const CAPACITY_FRACTION: f64 = 0.5;
 
 /// The light level's label (its rate is `RunPlan::recycle_rate`).
-pub const LIGHT: &str = "light";
+pub(crate) const LIGHT: &str = "light";
 
 /// Whether a kind applies to a model (`actors-crash` needs an actor service).
-pub fn applies(model: &str, kind: &str) -> bool {
+pub(crate) fn applies(model: &str, kind: &str) -> bool {
     kind != "actors-crash" || model.parse().is_ok_and(|m: Model| m.roles().contains(&Role::Actors))
 }
 
@@ -74,7 +74,7 @@ fn idle_phase(kind: &str) -> Option<&'static str> {
 
 /// Flags of a front model for one kind (always running, admin endpoint,
 /// no idle action unless the kind is one).
-pub fn flags(kind_flags: &[&str]) -> Vec<String> {
+pub(crate) fn flags(kind_flags: &[&str]) -> Vec<String> {
     let mut f: Vec<String> = ["--start-mode", "always-running", "--admin", "127.0.0.1:0"]
         .map(String::from)
         .to_vec();
@@ -111,11 +111,11 @@ struct Level {
 }
 
 /// The variant name of a kind at a level, e.g. `overlapped @ 50%`.
-pub fn variant(kind: &str, level: &str) -> String {
+pub(crate) fn variant(kind: &str, level: &str) -> String {
     format!("{kind} @ {level}")
 }
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     ctx.skip_models_outside(
         "recycle",
         Model::recycles,
@@ -426,7 +426,7 @@ impl ProcessSampler {
 /// Recycles now: `POST /recycle` (the policy decides overlapped or
 /// stop-start), or SIGKILL of the app process (`crash`) or of split's
 /// actor service (`actors-crash`).
-pub async fn trigger(http: &Http, admin: &str, kind: &str) -> anyhow::Result<()> {
+pub(crate) async fn trigger(http: &Http, admin: &str, kind: &str) -> anyhow::Result<()> {
     if deploy::is_deploy(kind) {
         return deploy::trigger(http, admin, kind).await;
     }
@@ -448,7 +448,7 @@ pub async fn trigger(http: &Http, admin: &str, kind: &str) -> anyhow::Result<()>
 }
 
 /// The admin status's `pids` key a crash kind kills.
-pub fn crash_role(kind: &str) -> Option<&'static str> {
+pub(crate) fn crash_role(kind: &str) -> Option<&'static str> {
     match kind {
         "crash" => Some("app"),
         "actors-crash" => Some("actors"),
@@ -457,7 +457,7 @@ pub fn crash_role(kind: &str) -> Option<&'static str> {
 }
 
 /// Polls the admin status until the app reaches `phase` (an idle action).
-pub async fn wait_for_phase(http: &Http, admin: &str, phase: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_for_phase(http: &Http, admin: &str, phase: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let status = http.get_json(&format!("{admin}/status")).await?;
@@ -474,7 +474,10 @@ pub async fn wait_for_phase(http: &Http, admin: &str, phase: &str) -> anyhow::Re
 /// `hostlab recycle`'s own output after the run: the window metrics of the
 /// control and the recycle side by side on stdout, and with `--json FILE`
 /// the same as JSON (keys: docs/run.md "One recycle").
-pub fn report_one(plan: &crate::run::plan::RunPlan, results: &crate::run::results::Results) -> anyhow::Result<()> {
+pub(crate) fn report_one(
+    plan: &crate::run::plan::RunPlan,
+    results: &crate::run::results::Results,
+) -> anyhow::Result<()> {
     let runs: Vec<(&crate::run::results::Entry, &RecycleFigures)> = results
         .entries
         .iter()

@@ -14,13 +14,13 @@ use crate::run::results::{Entry, RoutingFigures};
 use crate::run::servers::{CpuProbe, Http};
 use crate::run::{Ctx, Measurement};
 
-pub const MODES: [&str; 2] = ["pool:10", "per-task"];
+pub(crate) const MODES: [&str; 2] = ["pool:10", "per-task"];
 /// Rows in each task: small, so the run measures routing, not validation.
 const ROWS: usize = 10;
 /// Concurrent callers.
 const CONCURRENCY: usize = 32;
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // Routing is a property of the workload, the same in every model: one
     // model suffices, edge where it runs (no front in the way).
     // Among ours that host their actors: no front first, then one without

@@ -23,20 +23,20 @@ use crate::run::{Ctx, Measurement};
 /// model (in `split` it reaches the actor service, which `/ping` does not),
 /// and it stores nothing new (the task record is replaced), so memory that
 /// grows is not data the API was asked to keep.
-pub const VARIANT: &str = "POST /tasks (10 rows)";
+pub(crate) const VARIANT: &str = "POST /tasks (10 rows)";
 const TASK_ID: &str = "soak";
 const TASK_ROWS: usize = 10;
 /// Share of the model's measured capacity the soak runs at.
-pub const FRACTION: f64 = 0.5;
+pub(crate) const FRACTION: f64 = 0.5;
 /// Most RSS growth, start to end, for a pass.
-pub const RSS_GROWTH_LIMIT_PERCENT: f64 = 5.0;
+pub(crate) const RSS_GROWTH_LIMIT_PERCENT: f64 = 5.0;
 /// Longest capacity probe.
 const PROBE_LIMIT: Duration = Duration::from_secs(5);
 /// Connections of the fixed-rate run: enough in flight for tens of
 /// thousands of requests per second at a few milliseconds each.
 const CONNECTIONS: usize = 64;
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let models = ctx.models_for(
         "soak",
         Model::recycles,
@@ -199,14 +199,14 @@ fn role(pid: u32) -> Option<String> {
 
 /// Growth from `start` to `end` in percent of `start`; `None` without
 /// both figures or from a zero start (no base to grow from).
-pub fn growth_percent(start: Option<u64>, end: Option<u64>) -> Option<f64> {
+pub(crate) fn growth_percent(start: Option<u64>, end: Option<u64>) -> Option<f64> {
     let (start, end) = (start.filter(|s| *s > 0)?, end?);
     Some((end as f64 - start as f64) / start as f64 * 100.0)
 }
 
 /// What one model's soak measured, as the verdict needs it.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SoakEvidence {
+pub(crate) struct SoakEvidence {
     /// Requests answered successfully over the run.
     pub answered: u64,
     pub failed: u64,
@@ -224,7 +224,7 @@ pub struct SoakEvidence {
 /// [`RSS_GROWTH_LIMIT_PERCENT`]. A broken rule fails the soak; missing
 /// evidence (no request answered, no recycle, no manager count, no RSS
 /// figure) makes it "not measured", never a pass. The text names each.
-pub fn verdict(e: &SoakEvidence) -> (bool, String) {
+pub(crate) fn verdict(e: &SoakEvidence) -> (bool, String) {
     let mut broken = Vec::new();
     let mut missing = Vec::new();
     if e.failed > 0 {
@@ -276,7 +276,7 @@ pub fn verdict(e: &SoakEvidence) -> (bool, String) {
 }
 
 /// The models of a run's selection that soak (in selection order).
-pub fn wanted(selected: &[String]) -> Vec<String> {
+pub(crate) fn wanted(selected: &[String]) -> Vec<String> {
     selected
         .iter()
         .filter(|m| m.parse().is_ok_and(Model::recycles))
@@ -288,7 +288,7 @@ pub fn wanted(selected: &[String]) -> Vec<String> {
 /// without an entry (it failed to start, or its run errored) fails it, as
 /// does any model's own failure; a model not measured leaves it not
 /// measured. `results`: (model, pass, verdict text) of each soak entry.
-pub fn overall_verdict(wanted: &[String], results: &[(String, bool, String)]) -> (&'static str, String) {
+pub(crate) fn overall_verdict(wanted: &[String], results: &[(String, bool, String)]) -> (&'static str, String) {
     if wanted.is_empty() {
         return (
             "not measured",

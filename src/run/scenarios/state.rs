@@ -14,7 +14,7 @@ use crate::run::results::{Entry, StateFigures};
 use crate::run::servers::{Http, PING_ONLY, Server, book_count, seed_books};
 use crate::run::{Ctx, Measurement};
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // Ours (nginx is not), serving the workload the books live in.
     let measured = |m: Model| m.serves_workload() && !m.needs_nginx();
     ctx.skip_models_outside("state", Model::serves_workload, PING_ONLY);

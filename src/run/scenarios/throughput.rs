@@ -24,9 +24,9 @@ use crate::run::servers::{CpuProbe, PING_ONLY, Server, seed_books};
 use crate::run::stats::generator_limited;
 use crate::run::{Ctx, Measurement};
 
-pub const PING: &str = "GET /ping";
-pub const BOOKS: &str = "GET /books (100 books)";
-pub const TASKS: &str = "POST /tasks (5,000 rows)";
+pub(crate) const PING: &str = "GET /ping";
+pub(crate) const BOOKS: &str = "GET /books (100 books)";
+pub(crate) const TASKS: &str = "POST /tasks (5,000 rows)";
 
 /// Connections for the heavy `POST /tasks` runs: each request carries about
 /// 350 KB, and more connections only queue on the task actor.
@@ -36,7 +36,7 @@ const TASK_CONNECTIONS: usize = 8;
 const IDLE_WINDOW: Duration = Duration::from_secs(1);
 const IDLE_SETTLE: Duration = Duration::from_millis(300);
 
-pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let task = Bytes::from(serde_json::to_vec(&task_body("bench-5000", 5000))?);
     for model in ctx.plan.models.clone() {
         // The floor answers GET /ping only: its other rows are skipped, and say why.
@@ -161,12 +161,12 @@ pub async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
 }
 
 /// A capped run used at least this share of its quota to count as server-bound.
-pub const QUOTA_USED_SHARE: f64 = 0.85;
+pub(crate) const QUOTA_USED_SHARE: f64 = 0.85;
 
 /// Why a capped run was not server-bound, or `None` when it was: the group
 /// was throttled, used nearly all of its quota (not held back by other
 /// work on the core), and the generator stayed below its limit.
-pub fn server_bound_flag(
+pub(crate) fn server_bound_flag(
     nr_throttled: u64,
     used_cores: f64,
     quota_cores: f64,

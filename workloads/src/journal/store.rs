@@ -46,7 +46,11 @@ pub(crate) struct Loaded {
 impl Store {
     /// Open (or create) the journal at `path`, check it and rebuild its state.
     /// An existing file is only read until every check has passed.
-    pub fn open(path: &Path, durability: Durability, limits: StateLimits) -> Result<(Store, Loaded), JournalError> {
+    pub(super) fn open(
+        path: &Path,
+        durability: Durability,
+        limits: StateLimits,
+    ) -> Result<(Store, Loaded), JournalError> {
         let exists = path.exists();
         let sqlite = |e: rusqlite::Error| JournalError::damaged(path, describe(&e));
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -84,7 +88,7 @@ impl Store {
     }
 
     /// Open an existing journal only to read it (`hostlab journal check`).
-    pub fn open_for_check(path: &Path) -> Result<Store, JournalError> {
+    pub(super) fn open_for_check(path: &Path) -> Result<Store, JournalError> {
         if !path.exists() {
             return Err(JournalError::io(path, "no such file".into()));
         }
@@ -142,7 +146,7 @@ impl Store {
     /// Rebuild the state: latest snapshot plus every newer event, checking
     /// checksums and that event numbers are contiguous. `ignore_snapshots`
     /// replays the whole log instead (tests compare the two).
-    pub fn load(&self, limits: StateLimits, ignore_snapshots: bool) -> Result<Loaded, JournalError> {
+    pub(super) fn load(&self, limits: StateLimits, ignore_snapshots: bool) -> Result<Loaded, JournalError> {
         let started = Instant::now();
         let damaged = |detail: String| JournalError::damaged(&self.path, detail);
         let snapshot: Option<(i64, String, i64)> = if ignore_snapshots {
@@ -215,7 +219,7 @@ impl Store {
     /// Append events (numbered from `first_seq`) in one transaction, plus a
     /// snapshot of `snapshot` at the last event if given. `compact` deletes
     /// the events and snapshots the new snapshot replaces.
-    pub fn append(
+    pub(super) fn append(
         &mut self,
         first_seq: u64,
         events: &[(&'static str, &str)],
@@ -246,7 +250,7 @@ impl Store {
     }
 
     /// Events and snapshots stored, for `hostlab journal check`.
-    pub fn counts(&self) -> Result<(u64, Option<u64>), JournalError> {
+    pub(super) fn counts(&self) -> Result<(u64, Option<u64>), JournalError> {
         let damaged = |e: rusqlite::Error| JournalError::damaged(&self.path, describe(&e));
         let events: i64 = self
             .conn
@@ -263,7 +267,7 @@ impl Store {
     /// `to`: the latest snapshot that passes its checksum, then events in
     /// order up to the first one that is missing or damaged. Returns the
     /// events kept and the last event number kept.
-    pub fn salvage(from: &Path, to: &Path, limits: StateLimits) -> Result<(u64, u64), JournalError> {
+    pub(super) fn salvage(from: &Path, to: &Path, limits: StateLimits) -> Result<(u64, u64), JournalError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let src = Connection::open_with_flags(from, flags).map_err(|e| JournalError::io(from, describe(&e)))?;
         let (mut out, _) = Store::open(to, Durability::Full, limits)?;
@@ -343,7 +347,7 @@ impl Store {
         tx.commit()
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 }

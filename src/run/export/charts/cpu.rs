@@ -5,7 +5,7 @@ use hostlab_hosts::Role;
 
 /// CPU cost per request: one stacked bar chart per endpoint, a bar per
 /// model, a segment per role (median µs per request of each role).
-pub fn cpu_charts(dir: &Path, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>> {
+pub(crate) fn cpu_charts(dir: &Path, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>> {
     let mut charts = Vec::new();
     let variants =
         crate::run::summary::variants_in_order(rows.iter().filter(|r| r.scenario == "throughput" && r.cpu.is_some()));

@@ -21,7 +21,7 @@ const FAMILY: &str = "sans-serif";
 
 /// A chart written as `charts/<stem>.svg` and `.png`.
 #[derive(Debug, Clone)]
-pub struct Chart {
+pub(crate) struct Chart {
     /// throughput | latency | recycle | state
     pub kind: &'static str,
     pub title: String,
@@ -60,7 +60,7 @@ macro_rules! render {
 }
 
 /// A file-name-safe form of a variant, e.g. `GET /ping` -> `get-ping`.
-pub fn slug(text: &str) -> String {
+pub(crate) fn slug(text: &str) -> String {
     let mut s = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() {
@@ -73,7 +73,7 @@ pub fn slug(text: &str) -> String {
 }
 
 /// Writes every chart the results allow; returns what it wrote.
-pub fn write(dir: &Path, results: &Results, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>> {
+pub(crate) fn write(dir: &Path, results: &Results, rows: &[SummaryRow]) -> anyhow::Result<Vec<Chart>> {
     register();
     std::fs::create_dir_all(dir)?;
     let mut charts = Vec::new();
@@ -298,9 +298,9 @@ mod recycle;
 mod spectrum;
 mod state;
 use bars::*;
-pub use cpu::*;
+pub(crate) use cpu::*;
 use recycle::*;
-pub use spectrum::*;
+pub(crate) use spectrum::*;
 use state::*;
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::*;
 /// One model's latency and service-time spectra at one rate (its first
 /// repeat with a spectrum), and whether any repeat was overloaded.
 #[derive(Debug, Clone)]
-pub struct SpectrumCurve {
+pub(crate) struct SpectrumCurve {
     pub model: String,
     /// (percentile, latency ms).
     pub latency: Vec<(f64, f64)>,
@@ -16,7 +16,7 @@ pub struct SpectrumCurve {
 }
 
 impl SpectrumCurve {
-    pub fn of<'a>(model: &str, loads: impl Iterator<Item = &'a LoadFigures> + Clone) -> Option<Self> {
+    pub(crate) fn of<'a>(model: &str, loads: impl Iterator<Item = &'a LoadFigures> + Clone) -> Option<Self> {
         let first = loads.clone().find(|l| !l.latency_spectrum_us.is_empty())?;
         let points = |v: &[SpectrumPoint]| v.iter().map(|p| (p.percentile, p.us as f64 / 1e3)).collect();
         Some(SpectrumCurve {
@@ -32,13 +32,13 @@ impl SpectrumCurve {
 
 /// x of a percentile on the spectrum's axis: log10 of 1/(1-p), so 90, 99,
 /// 99.9 and 99.99 are evenly spaced (HdrHistogram's percentile plots).
-pub fn spectrum_x(percentile: f64) -> f64 {
+pub(crate) fn spectrum_x(percentile: f64) -> f64 {
     let tail = (1.0 - percentile / 100.0).max(1e-4);
     -tail.log10()
 }
 
 /// A latency in ms with at most 3 significant digits: 0.05, 1.2, 350.
-pub fn ms_label(v: f64) -> String {
+pub(crate) fn ms_label(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {

@@ -122,7 +122,7 @@ fn grade_cell(results: &Results, model: &str, kinds: &[&str], level: Option<&str
 /// The throughput the matrix shows and whether the generator may have
 /// limited it: this run's GET /ping closed-loop median. (Issue 13's
 /// server-bound, CPU-capped figure replaces it where it exists.)
-pub fn matrix_throughput(rows: &[SummaryRow], model: &str) -> Option<(f64, bool)> {
+pub(crate) fn matrix_throughput(rows: &[SummaryRow], model: &str) -> Option<(f64, bool)> {
     let r = crate::run::summary::find(rows, "throughput", model, crate::run::scenarios::throughput::PING)?;
     Some((r.rps?.median, r.generator_limited))
 }
@@ -130,7 +130,7 @@ pub fn matrix_throughput(rows: &[SummaryRow], model: &str) -> Option<(f64, bool)
 /// Server CPU µs per GET /ping request: per repeat, the summed CPU of the
 /// model's processes over its req/s; the median. (Issue 13's
 /// `entries[].cpu.us_per_request` replaces it where it exists.)
-pub fn cpu_us_per_request(rows: &[SummaryRow], model: &str) -> Option<f64> {
+pub(crate) fn cpu_us_per_request(rows: &[SummaryRow], model: &str) -> Option<f64> {
     let r = crate::run::summary::find(rows, "throughput", model, crate::run::scenarios::throughput::PING)?;
     let per: Vec<f64> = r
         .entries

@@ -21,8 +21,8 @@ mod state;
 use cpu::*;
 use link::*;
 use load::*;
-pub use matrix::*;
-pub use recycle::*;
+pub(crate) use matrix::*;
+pub(crate) use recycle::*;
 use scenarios::*;
 use state::*;
 
@@ -44,7 +44,7 @@ fn charts_of(out: &mut String, charts: &[Chart], kind: &str) {
 }
 
 /// The whole report.
-pub fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow], charts: &[Chart]) -> String {
+pub(crate) fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow], charts: &[Chart]) -> String {
     let mut out = String::new();
     let env = &results.environment;
     let s = &results.settings;

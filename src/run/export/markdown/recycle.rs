@@ -152,7 +152,7 @@ pub(super) fn delayed_text(k: &RecycleSpread) -> String {
 }
 
 /// `12,345` (no decimals).
-pub fn thousands(x: f64) -> String {
+pub(crate) fn thousands(x: f64) -> String {
     let digits = format!("{:.0}", x.abs());
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

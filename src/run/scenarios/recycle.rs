@@ -116,20 +116,11 @@ pub(crate) fn variant(kind: &str, level: &str) -> String {
 }
 
 pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
-    ctx.skip_models_outside(
+    let models = ctx.models_for(
         "recycle",
         Model::recycles,
         "no recyclable part (only proxy, inprocess and split have a process manager)",
     );
-    let models = ctx.plan.models_where(Model::recycles);
-    if models.is_empty() {
-        ctx.skip(
-            None,
-            "recycle",
-            "no model with a recyclable part (proxy, inprocess, split) was selected".into(),
-        );
-        return Ok(());
-    }
     for model in models {
         let levels = match levels(ctx, &model).await {
             Ok(levels) => levels,
@@ -230,19 +221,21 @@ async fn capacity(ctx: &mut Ctx, model: &str) -> anyhow::Result<(f64, bool)> {
         return Ok((s.median, limited));
     }
     ctx.console.step("recycle", model, "capacity probe");
-    let server = ctx.start(model, &crate::run::scenarios::steady_flags(model)).await?;
-    let outcome = async {
-        server.wait_serving(&ctx.http).await?;
-        let probe = closed(
-            load_plan(&server.url, Method::GET, "/ping", None)?,
-            ctx.plan.connections,
-            ctx.plan.duration.min(PROBE_LIMIT),
-            ctx.plan.warmup.min(Duration::from_millis(500)),
-        );
-        ctx.load(probe).await
-    }
-    .await;
-    server.stop().await;
+    let outcome = ctx
+        .serving(
+            model,
+            &crate::run::scenarios::steady_flags(model),
+            async |ctx, server| {
+                let probe = closed(
+                    load_plan(&server.url, Method::GET, "/ping", None)?,
+                    ctx.plan.connections,
+                    ctx.plan.duration.min(PROBE_LIMIT),
+                    ctx.plan.warmup.min(Duration::from_millis(500)),
+                );
+                ctx.load(probe).await
+            },
+        )
+        .await;
     let report = outcome?;
     let capacity = report.measured.requests_per_sec;
     if capacity <= 0.0 {
@@ -269,10 +262,10 @@ async fn measure(
     repeat: u32,
     delayed_threshold_us: Option<u64>,
 ) -> anyhow::Result<u64> {
-    let server = ctx.start(model, &flags(kind_flags)).await?;
-    let outcome = one(ctx, model, kind, &server, level, repeat, delayed_threshold_us).await;
-    server.stop().await;
-    outcome
+    ctx.serving(model, &flags(kind_flags), async |ctx, server| {
+        one(ctx, model, kind, server, level, repeat, delayed_threshold_us).await
+    })
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -290,7 +283,6 @@ async fn one(
         .clone()
         .ok_or_else(|| anyhow!("{model} printed no admin URL"))?;
     let http = ctx.http.clone();
-    server.wait_serving(&http).await?;
     if let Some(phase) = idle_phase(kind) {
         wait_for_phase(&http, &admin, phase).await?;
     }

@@ -127,16 +127,20 @@ pub(crate) fn matrix_throughput(rows: &[SummaryRow], model: &str) -> Option<(f64
     Some((r.rps?.median, r.generator_limited))
 }
 
-/// Server CPU µs per GET /ping request: per repeat, the summed CPU of the
-/// model's processes over its req/s; the median. (Issue 13's
-/// `entries[].cpu.us_per_request` replaces it where it exists.)
+/// Server CPU µs per GET /ping request, the median of the repeats: each
+/// repeat's `entries[].cpu.us_per_request` (the figure of the CPU section,
+/// over exactly the measured window), or in older result sets without it
+/// the summed CPU of the model's processes over its req/s.
 pub(crate) fn cpu_us_per_request(rows: &[SummaryRow], model: &str) -> Option<f64> {
     let r = crate::run::summary::find(rows, "throughput", model, crate::run::scenarios::throughput::PING)?;
     let per: Vec<f64> = r
         .entries
         .iter()
-        .filter(|e| !e.processes.is_empty())
+        .filter(|e| e.cpu.is_some() || !e.processes.is_empty())
         .filter_map(|e| {
+            if let Some(cpu) = &e.cpu {
+                return Some(cpu.us_per_request);
+            }
             let rps = e.load.as_ref()?.requests_per_sec;
             let cpu: f64 = e.processes.iter().map(|p| p.cpu_percent).sum();
             (rps > 0.0).then(|| cpu / 100.0 * 1e6 / rps)

@@ -18,7 +18,7 @@ use std::time::Duration;
 use hostlab_hosts::Model;
 use http::Method;
 
-use super::throughput::{PING, cap};
+use super::throughput::{PING, cap, join_cap};
 use super::{closed, load_entry, load_plan, open, steady_flags};
 use crate::load::schedule_kept;
 use crate::run::results::LoadFigures;
@@ -147,12 +147,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                         Duration::from_millis(500),
                     );
                     let pids = server.pids();
-                    if let Some(g) = &group {
-                        for &pid in &pids {
-                            g.add(pid)?;
-                        }
-                    }
-                    let throttled_before = group.as_ref().map(|g| g.throttling());
+                    let throttled_before = join_cap(group.as_ref(), &pids)?;
                     let probe = CpuProbe::start(&pids);
                     let report = ctx.load(plan).await?;
                     let processes = probe.finish();

@@ -17,7 +17,7 @@ use hostlab_hosts::Model;
 use http::Method;
 
 use super::{closed, load_entry, load_plan, steady_flags, task_body};
-use crate::run::cpu::cgroup::{CpuGroup, PERIOD, Version};
+use crate::run::cpu::cgroup::{CpuGroup, PERIOD, Throttling, Version};
 use crate::run::cpu::{CpuWindow, STEAL_WARN_PERCENT};
 use crate::run::results::CapFigures;
 use crate::run::servers::{CpuProbe, PING_ONLY, Server, seed_books};
@@ -87,12 +87,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                         warmup,
                     );
                     let pids = server.pids();
-                    if let Some(g) = &group {
-                        for &pid in &pids {
-                            g.add(pid)?;
-                        }
-                    }
-                    let throttled_before = group.as_ref().map(|g| g.throttling());
+                    let throttled_before = join_cap(group.as_ref(), &pids)?;
                     let probe = CpuProbe::start(&pids);
                     let cpus = ctx.plan.server_cpus.clone();
                     // The CPU window opens when the warm-up ends and closes
@@ -183,6 +178,19 @@ pub(crate) fn server_bound_flag(
     } else {
         None
     }
+}
+
+/// Puts `pids` (the model's processes now, a recycled generation
+/// included) into the cap group and returns its throttling counters before
+/// the run; `None` when the run is not capped.
+pub(crate) fn join_cap(group: Option<&CpuGroup>, pids: &[u32]) -> anyhow::Result<Option<Throttling>> {
+    let Some(g) = group else {
+        return Ok(None);
+    };
+    for &pid in pids {
+        g.add(pid)?;
+    }
+    Ok(Some(g.throttling()))
 }
 
 /// The server-bound mode: a control group capped at the plan's quota with

@@ -294,6 +294,8 @@ mod tests {
         let at = |t: u64, outcome| Record {
             scheduled: start + ms(t),
             sent: Some(start + ms(t)),
+            handed: None,
+            connection_wait: Duration::ZERO,
             done: start + ms(t + 1),
             outcome,
         };
@@ -331,6 +333,8 @@ mod tests {
                 tx.send(Record {
                     scheduled: start + ms(t),
                     sent: Some(start + ms(t)),
+                    handed: None,
+                    connection_wait: Duration::ZERO,
                     done: start + ms(t) + us(lat_us),
                     outcome: Outcome::Ok,
                 })
@@ -359,6 +363,8 @@ mod tests {
         tx.send(Record {
             scheduled: start + ms(90),
             sent: Some(start + ms(90)),
+            handed: None,
+            connection_wait: Duration::ZERO,
             done: start + ms(150),
             outcome: Outcome::Ok,
         })
@@ -367,6 +373,8 @@ mod tests {
         tx.send(Record {
             scheduled: start + ms(120),
             sent: Some(start + ms(120)),
+            handed: None,
+            connection_wait: Duration::ZERO,
             done: start + ms(160),
             outcome: Outcome::Ok,
         })

@@ -169,7 +169,24 @@ impl Default for Tally {
 
 impl Tally {
     pub fn record(&mut self, r: &Record) {
+        self.record_outcome(r);
+        self.record_lags(r);
+    }
+
+    /// The outcome count and the latency histograms of `r`.
+    pub fn record_outcome(&mut self, r: &Record) {
         self.counts.add(r.outcome);
+        if let (Some(sent), Outcome::Ok) = (r.sent, r.outcome) {
+            self.latency_us
+                .saturating_record(micros(r.done.saturating_duration_since(r.scheduled)));
+            self.service_us
+                .saturating_record(micros(r.done.saturating_duration_since(sent)));
+        }
+    }
+
+    /// The send-lag histograms of `r` (the collector keeps them per phase
+    /// only, not per interval: see `Collector::add`).
+    pub fn record_lags(&mut self, r: &Record) {
         if let Some(sent) = r.sent {
             let lag = sent.saturating_duration_since(r.scheduled);
             self.send_lag_us.saturating_record(micros(lag));
@@ -182,18 +199,13 @@ impl Tally {
                 self.pacer_lag_us
                     .saturating_record(micros(to_hand_over.saturating_sub(wait)));
             }
-            if r.outcome == Outcome::Ok {
-                self.latency_us
-                    .saturating_record(micros(r.done.saturating_duration_since(r.scheduled)));
-                self.service_us
-                    .saturating_record(micros(r.done.saturating_duration_since(sent)));
-            }
         }
     }
 
     pub fn merge(&mut self, other: &Tally) {
         self.counts.merge(&other.counts);
-        // All histograms share the same bounds, so adding cannot fail.
+        // All histograms share the same bounds, so adding cannot fail. An
+        // empty one is skipped: adding walks all its buckets.
         for (into, from) in [
             (&mut self.latency_us, &other.latency_us),
             (&mut self.service_us, &other.service_us),
@@ -202,18 +214,27 @@ impl Tally {
             (&mut self.generator_lag_us, &other.generator_lag_us),
             (&mut self.pacer_lag_us, &other.pacer_lag_us),
         ] {
-            into.add(from).expect("histograms with equal bounds");
+            if !from.is_empty() {
+                into.add(from).expect("histograms with equal bounds");
+            }
         }
     }
 
     pub fn reset(&mut self) {
         self.counts = OutcomeCounts::default();
-        self.latency_us.reset();
-        self.service_us.reset();
-        self.send_lag_us.reset();
-        self.connection_wait_us.reset();
-        self.generator_lag_us.reset();
-        self.pacer_lag_us.reset();
+        // Resetting clears every bucket; an empty histogram has none set.
+        for h in [
+            &mut self.latency_us,
+            &mut self.service_us,
+            &mut self.send_lag_us,
+            &mut self.connection_wait_us,
+            &mut self.generator_lag_us,
+            &mut self.pacer_lag_us,
+        ] {
+            if !h.is_empty() {
+                h.reset();
+            }
+        }
     }
 }
 

@@ -11,10 +11,11 @@ use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
 use std::task::Poll;
 
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Sleep, sleep_until};
 
-use super::pacing::{Pacer, WaitClock};
+use super::pacing::{IdleWaits, Pacer, WaitClock};
 use super::plan::{LoadPlan, Pacing, Stop};
 use super::stats::{Outcome, Record};
 use super::wire::{Connection, EncodedRequest};
@@ -47,6 +48,11 @@ pub(super) struct Slot {
     /// Its start on the fixed schedule; `None` in closed loop (due now).
     due: Option<Instant>,
     claimed: Instant,
+    /// Open loop: when the pacer handed it to an idle connection.
+    handed: Option<Instant>,
+    /// Open loop: the part of due -> hand-over during which no connection
+    /// was idle ([`IdleWaits`]).
+    connection_wait: Duration,
 }
 
 impl Schedule {
@@ -91,7 +97,12 @@ impl Schedule {
                 return None;
             }
         }
-        Some(Slot { due, claimed })
+        Some(Slot {
+            due,
+            claimed,
+            handed: None,
+            connection_wait: Duration::ZERO,
+        })
     }
 
     /// Time the workers spent yielding until their slots were due, over
@@ -171,24 +182,40 @@ pub(super) fn idle_queue(
 /// per connection): claims each slot in order, waits until it is due with
 /// one timer ([`Pacer`]), then hands it to the connection that has been
 /// idle longest. When no connection is idle the slot waits for the first
-/// one to free up, and the wait shows as send lag. Idle connections cost
-/// nothing meanwhile: no timer and no task wake-up each.
+/// one to free up, and the wait shows as send lag; the slot records it as
+/// its connection wait, apart from the pacer's own lateness. Idle
+/// connections cost nothing meanwhile: no timer and no task wake-up each.
 pub(super) async fn pace(schedule: Arc<Schedule>, mut idle: mpsc::Receiver<oneshot::Sender<Slot>>) {
-    let mut pacer = Pacer::new();
-    while let Some(slot) = schedule.claim() {
+    let mut pacer = Pacer::new(schedule.plan.pacing_lead);
+    let mut idle_waits = IdleWaits::default();
+    while let Some(mut slot) = schedule.claim() {
         if let Some(due) = slot.due {
             if due >= schedule.warmup_end {
                 schedule.waits.start_counting();
             }
             pacer.wait_until(due, &schedule.waits).await;
         }
-        let mut slot = Some(slot);
-        while let Some(s) = slot.take() {
-            let Some(connection) = idle.recv().await else {
-                return; // every connection is gone
+        loop {
+            let connection = match idle.try_recv() {
+                Ok(connection) => connection,
+                Err(TryRecvError::Disconnected) => return, // every connection is gone
+                Err(TryRecvError::Empty) => {
+                    // Every connection is busy: the server has not answered.
+                    let from = Instant::now();
+                    let Some(connection) = idle.recv().await else {
+                        return;
+                    };
+                    idle_waits.push(from, Instant::now());
+                    connection
+                }
             };
+            slot.handed = Some(Instant::now());
+            slot.connection_wait = slot.due.map_or(Duration::ZERO, |due| idle_waits.since(due));
             // A connection that went away returns the slot to the next one.
-            slot = connection.send(s).err();
+            match connection.send(slot) {
+                Ok(()) => break,
+                Err(back) => slot = back,
+            }
         }
         // Let the connection send before the pacer arms its timer for the
         // next slot (two system calls that would otherwise come first).
@@ -239,6 +266,8 @@ pub(super) async fn worker(schedule: Arc<Schedule>, slots: Slots, records: mpsc:
                 _ => scheduled,
             },
             sent,
+            handed: slot.handed,
+            connection_wait: slot.connection_wait,
             done,
             outcome,
         };

@@ -99,6 +99,8 @@ pub(super) struct Collector {
     done: Collected,
     live: Option<Arc<Live>>,
     keep_histograms: bool,
+    /// Largest send lag of the current interval's records, in µs.
+    current_max_send_lag_us: u64,
 }
 
 impl Collector {
@@ -124,6 +126,7 @@ impl Collector {
             },
             live,
             keep_histograms: false,
+            current_max_send_lag_us: 0,
         }
     }
 
@@ -194,7 +197,20 @@ impl Collector {
                 row.counts.add(r.outcome);
             }
         } else {
-            self.current.record(r);
+            // The send-lag histograms go straight into the phase's totals:
+            // the timeline needs only the interval's largest lag, and
+            // merging and clearing four more histograms at every interval
+            // end held up the pacer on the same thread (docs/load.md).
+            self.current.record_outcome(r);
+            if let Some(sent) = r.sent {
+                self.current_max_send_lag_us = self
+                    .current_max_send_lag_us
+                    .max(micros(sent.saturating_duration_since(r.scheduled)));
+            }
+            match self.phase() {
+                Phase::Warmup => self.done.warmup.record_lags(r),
+                Phase::Measure => self.done.measured.record_lags(r),
+            }
         }
         if let Some(live) = &self.live {
             let counter = if r.outcome == super::stats::Outcome::Ok {
@@ -223,7 +239,7 @@ impl Collector {
             counts: self.current.counts,
             latency_us: summarize(&self.current.latency_us),
             service_time_us: summarize(&self.current.service_us),
-            max_send_lag_us: self.current.send_lag_us.max(),
+            max_send_lag_us: std::mem::take(&mut self.current_max_send_lag_us),
             cpu_percent: cpu::percent_of_one_core(cpu_used, wall),
             latency_buckets: self.keep_histograms.then(|| {
                 self.current
@@ -264,6 +280,10 @@ fn interval_end(start: Instant, interval: Duration, warmup_end: Instant, from: I
     }
 }
 
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -294,6 +314,8 @@ mod tests {
         let at = |t: u64, outcome| Record {
             scheduled: start + ms(t),
             sent: Some(start + ms(t)),
+            handed: None,
+            connection_wait: Duration::ZERO,
             done: start + ms(t + 1),
             outcome,
         };
@@ -312,6 +334,8 @@ mod tests {
         assert_eq!(done.warmup.counts.get(Outcome::Refused), 1);
         assert_eq!(done.measured.counts.ok(), 2);
         assert_eq!(done.measured.counts.get(Outcome::Status5xx), 1);
+        // Send lags go straight to their phase's totals, not via intervals.
+        assert_eq!((done.warmup.send_lag_us.len(), done.measured.send_lag_us.len()), (2, 3));
         let t: Vec<_> = done.rows.iter().map(|r| (r.t_ms, r.counts.total())).collect();
         assert_eq!(&t[..5], &[(0, 1), (50, 1), (100, 2), (150, 0), (200, 0)]);
         assert_eq!(t[5], (250, 1));
@@ -331,6 +355,8 @@ mod tests {
                 tx.send(Record {
                     scheduled: start + ms(t),
                     sent: Some(start + ms(t)),
+                    handed: None,
+                    connection_wait: Duration::ZERO,
                     done: start + ms(t) + us(lat_us),
                     outcome: Outcome::Ok,
                 })
@@ -359,6 +385,8 @@ mod tests {
         tx.send(Record {
             scheduled: start + ms(90),
             sent: Some(start + ms(90)),
+            handed: None,
+            connection_wait: Duration::ZERO,
             done: start + ms(150),
             outcome: Outcome::Ok,
         })
@@ -367,6 +395,8 @@ mod tests {
         tx.send(Record {
             scheduled: start + ms(120),
             sent: Some(start + ms(120)),
+            handed: None,
+            connection_wait: Duration::ZERO,
             done: start + ms(160),
             outcome: Outcome::Ok,
         })

@@ -109,6 +109,13 @@ pub(super) fn summary(r: &LoadReport) -> String {
              waiting for its CPU {:.1}% (preempted {} times)",
             lag.p50, lag.p99, lag.max, g.pacing_wait_percent, g.run_queue_wait_percent, g.preemptions
         );
+        let (wait, own) = (&r.connection_wait_us, &r.generator_lag_us);
+        let _ = writeln!(
+            s,
+            "    of which       waiting for an idle connection p50 {}, p99 {}, max {}; \
+             the generator's own p50 {}, p99 {}, max {} (pacer p99 {})",
+            wait.p50, wait.p99, wait.max, own.p50, own.p99, own.max, r.pacer_lag_us.p99
+        );
     }
     if let Some(w) = &r.warmup {
         let _ = writeln!(

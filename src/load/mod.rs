@@ -101,6 +101,11 @@ pub struct LoadOptions {
     /// No live progress bar (also off when stdout is not a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Open loop: wake this long before each slot and yield the rest of the
+    /// way; it must cover the timer's wake-up latency (docs/load.md) and
+    /// costs up to this much CPU per slot.
+    #[arg(long, default_value = "200us", value_parser = humantime::parse_duration)]
+    pub pacing_lead: Duration,
     /// Pin the generator to these CPUs (e.g. 0 or 0,2-3); one runtime
     /// worker thread per CPU.
     #[arg(long, value_parser = parse_allowed_cpus)]
@@ -144,6 +149,7 @@ impl LoadOptions {
         plan.warmup = self.warmup;
         plan.timeout = self.timeout;
         plan.interval = self.interval.max(Duration::from_millis(1));
+        plan.pacing_lead = self.pacing_lead;
         plan
     }
 }

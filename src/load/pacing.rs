@@ -13,6 +13,7 @@
 //! the rest, at a higher CPU price. The yielding time is measured
 //! ([`WaitClock`]) and reported as `pacing_wait_percent`.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,13 +23,17 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use tokio::io::unix::AsyncFd;
 
-/// How long before a slot the timerfd hands over to yielding: covers the
-/// wake-up and the reactor noticing it. Kept short on purpose: a lead
-/// that grew with the observed wake-up lateness was tried, and on a busy
-/// machine it made things worse (lateness there is preemption; the longer
-/// yielding made the thread look CPU-bound to the kernel's scheduler, which
-/// then preempted it more: send lag p50 300 us instead of 30-60 us).
-pub(super) const YIELD_LEAD: Duration = Duration::from_micros(30);
+/// How long before a slot the timerfd hands over to yielding, by default
+/// (`--pacing-lead`): it must cover the timer's wake-up latency, or the
+/// slot is late by the rest. Measured on the 2-core VM this was written
+/// on (docs/load.md, "Pacing precision"), a timerfd woke 31 us late at the
+/// median, 100 us at p90 and 200-280 us at p99 (a thread at real-time
+/// priority, the machine busy): with a 30 us lead a send was 100 us late
+/// at p90 and 180-210 us at p99; with 200 us, 0 and 36-51 us. The price is
+/// CPU: the pacer yields up to this long per slot (all the time from
+/// 5,000 req/s on), which `pacing_wait_percent` reports and the CPU
+/// warning does not count as busy.
+pub(super) const YIELD_LEAD: Duration = Duration::from_micros(200);
 /// The same for the 1 ms tokio timer: one tick plus wake-up jitter.
 pub(super) const TOKIO_TIMER_LEAD: Duration = Duration::from_micros(1_300);
 
@@ -46,6 +51,8 @@ impl AsRawFd for MonotonicTimer {
 #[derive(Debug)]
 pub(super) struct Pacer {
     timer: Option<AsyncFd<MonotonicTimer>>,
+    /// How long before a slot the timerfd wakes the pacer ([`YIELD_LEAD`]).
+    lead: Duration,
 }
 
 impl Pacer {
@@ -56,14 +63,14 @@ impl Pacer {
     // which is closed only when the `AsyncFd` is dropped. Its replacement,
     // `register`, is `unsafe`, which this workspace denies.
     #[allow(deprecated)]
-    pub(super) fn new() -> Self {
+    pub(super) fn new(lead: Duration) -> Self {
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
         .ok()
         .and_then(|fd| AsyncFd::new(MonotonicTimer(fd)).ok());
-        Pacer { timer }
+        Pacer { timer, lead }
     }
 
     /// Waits until `due`, recording the yielding time in `clock`.
@@ -73,9 +80,9 @@ impl Pacer {
             return;
         }
         let lead = if self.timer.is_some() {
-            YIELD_LEAD
+            self.lead
         } else {
-            TOKIO_TIMER_LEAD
+            TOKIO_TIMER_LEAD.max(self.lead)
         };
         if due - now > lead {
             let wake = due - lead;
@@ -164,15 +171,66 @@ impl WaitClock {
     }
 }
 
+/// The spans of time the pacer held a due slot while no connection was
+/// idle: the server had every connection busy. A slot's **connection wait**
+/// is the part of these spans after its due time and before its hand-over
+/// (a slot can also wait behind an earlier slot that waited), and the rest
+/// of its lateness is the generator's own (docs/load.md, "Send lag").
+#[derive(Debug, Default)]
+pub(super) struct IdleWaits {
+    /// Spans `(from, to)` in time order, dropped once they end before the
+    /// due time of the slot being handed over (later slots are due later).
+    spans: VecDeque<(Instant, Instant)>,
+}
+
+impl IdleWaits {
+    /// The pacer waited for an idle connection from `from` to `to`.
+    pub(super) fn push(&mut self, from: Instant, to: Instant) {
+        if to > from {
+            self.spans.push_back((from, to));
+        }
+    }
+
+    /// Waiting time after `due` (up to now): the connection wait of a slot
+    /// due then and handed over now. Call it with due times in order.
+    pub(super) fn since(&mut self, due: Instant) -> Duration {
+        while self.spans.front().is_some_and(|&(_, to)| to <= due) {
+            self.spans.pop_front();
+        }
+        self.spans.iter().map(|&(from, to)| to - from.max(due)).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_wait_is_the_idle_wait_after_the_due_time() {
+        let t = Instant::now();
+        let us = |n| t + Duration::from_micros(n);
+        let mut w = IdleWaits::default();
+        // Nothing waited: no connection wait, however late the slot.
+        assert_eq!(w.since(us(0)), Duration::ZERO);
+        w.push(us(100), us(400));
+        w.push(us(500), us(500)); // empty: ignored
+        // Due before the wait began: all of it; due inside it: the rest.
+        assert_eq!(w.since(us(50)), Duration::from_micros(300));
+        assert_eq!(w.since(us(300)), Duration::from_micros(100));
+        w.push(us(600), us(700));
+        assert_eq!(w.since(us(350)), Duration::from_micros(150));
+        // Due after both: the first span is forgotten.
+        assert_eq!(w.since(us(650)), Duration::from_micros(50));
+        assert_eq!(w.spans.len(), 1);
+        assert_eq!(w.since(us(800)), Duration::ZERO);
+        assert!(w.spans.is_empty());
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn never_early_and_waits_are_clocked() {
         let clock = WaitClock::new(Instant::now());
         clock.start_counting();
-        let mut pacer = Pacer::new();
+        let mut pacer = Pacer::new(YIELD_LEAD);
         assert!(pacer.timer.is_some(), "timerfd available on Linux");
         for micros in [0u64, 20, 200, 2_500] {
             let due = Instant::now() + Duration::from_micros(micros);
@@ -181,7 +239,10 @@ mod tests {
         }
         assert!(clock.total() > Duration::ZERO);
         assert!(clock.total() < Duration::from_millis(100));
-        let mut fallback = Pacer { timer: None };
+        let mut fallback = Pacer {
+            timer: None,
+            lead: YIELD_LEAD,
+        };
         let due = Instant::now() + Duration::from_millis(3);
         fallback.wait_until(due, &clock).await;
         assert!(Instant::now() >= due);

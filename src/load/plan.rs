@@ -40,6 +40,10 @@ pub struct LoadPlan {
     /// non-empty buckets), so windows of the timeline can be merged exactly
     /// later (recycle windows). Off by default: rows then stay small.
     pub interval_histograms: bool,
+    /// Open loop: how long before each slot the pacer's timer wakes it, to
+    /// yield the rest of the way (see `pacing`): it must cover the timer's
+    /// wake-up latency, and costs CPU (yielding) for that long per slot.
+    pub pacing_lead: Duration,
 }
 
 impl LoadPlan {
@@ -60,6 +64,7 @@ impl LoadPlan {
             timeout: Duration::from_secs(2),
             interval: Duration::from_millis(100),
             interval_histograms: false,
+            pacing_lead: super::pacing::YIELD_LEAD,
         }
     }
 

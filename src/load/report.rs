@@ -39,6 +39,17 @@ pub struct LoadReport {
     /// Open loop: actual send minus scheduled start of the measured
     /// requests (all 0 in closed loop, where a request is due when sent).
     pub send_lag_us: SendLag,
+    /// Open loop: the part of each send lag during which every connection
+    /// was busy, so the slot had no connection to go out on: the server's
+    /// share of the lag (it had not answered). All 0 in closed loop.
+    pub connection_wait_us: SendLag,
+    /// Open loop: send lag minus connection wait, the generator's own
+    /// lateness (its timer, its CPU, waking the connection). All 0 in
+    /// closed loop.
+    pub generator_lag_us: SendLag,
+    /// Open loop: the pacer's part of `generator_lag_us`: due -> hand-over
+    /// to a connection, less the connection wait. All 0 in closed loop.
+    pub pacer_lag_us: SendLag,
     pub generator: Generator,
     /// The warm-up on its own (`null` without one); excluded from the totals.
     pub warmup: Option<PhaseReport>,
@@ -161,6 +172,10 @@ pub struct Generator {
     /// Largest actual-send minus scheduled-start (0 in closed loop).
     pub max_send_lag_us: u64,
     pub send_lag_p99_us: u64,
+    /// p99 of `connection_wait_us` (the server's share of the send lag).
+    pub connection_wait_p99_us: u64,
+    /// p99 of `generator_lag_us` (the generator's own share).
+    pub generator_lag_p99_us: u64,
     /// Generator CPU (user + system) over the measured phase divided by the
     /// requests that finished in it: what one request cost the generator.
     pub cpu_us_per_request: f64,
@@ -249,6 +264,8 @@ impl LoadReport {
             Stop::Count(_) => collected.measured_wall,
         };
         let send_lag = SendLag::of(&collected.measured.send_lag_us);
+        let connection_wait = SendLag::of(&collected.measured.connection_wait_us);
+        let generator_lag = SendLag::of(&collected.measured.generator_lag_us);
         let finished = collected.measured.counts.total();
         let generator = Generator {
             cpu_percent: cpu::percent_of_one_core(collected.measured_cpu, collected.measured_wall),
@@ -256,6 +273,8 @@ impl LoadReport {
             worker_threads: facts.worker_threads,
             max_send_lag_us: send_lag.max,
             send_lag_p99_us: send_lag.p99,
+            connection_wait_p99_us: connection_wait.p99,
+            generator_lag_p99_us: generator_lag.p99,
             cpu_us_per_request: if finished > 0 {
                 collected.measured_cpu.as_secs_f64() * 1e6 / finished as f64
             } else {
@@ -289,6 +308,9 @@ impl LoadReport {
             warnings: warnings(plan.pacing, &generator, measured.latency_us.p50),
             measured,
             send_lag_us: send_lag,
+            connection_wait_us: connection_wait,
+            generator_lag_us: generator_lag,
+            pacer_lag_us: SendLag::of(&collected.measured.pacer_lag_us),
             generator,
             warmup: (!plan.warmup.is_zero()).then(|| PhaseReport::from_tally(&collected.warmup, plan.warmup)),
             environment: facts.environment,
@@ -330,13 +352,16 @@ pub(super) fn warnings(pacing: Pacing, g: &Generator, latency_p50_us: u64) -> Ve
     if matches!(pacing, Pacing::Fixed { .. }) && !schedule_kept(g.send_lag_p99_us, latency_p50_us) {
         out.push(format!(
             "requests were sent late (send lag p99 {} us, max {} us, over {:.0}% of the latency \
-             p50 {} us): the fixed schedule was not kept, because the server stalled or was \
-             overloaded, the connections (-c) were too few for its latency, or the generator \
-             lacked CPU; latency still counts from the scheduled start",
+             p50 {} us): the fixed schedule was not kept; latency still counts from the scheduled \
+             start. Of the lag, waiting for an idle connection (p99 {} us) is the server's: it \
+             stalled or was overloaded, or the connections (-c) were too few for rate x latency; \
+             the rest (p99 {} us) is the generator's own: its timer woke late or it lacked CPU",
             g.send_lag_p99_us,
             g.max_send_lag_us,
             LATE_SEND_SHARE_OF_P50 * 100.0,
-            latency_p50_us
+            latency_p50_us,
+            g.connection_wait_p99_us,
+            g.generator_lag_p99_us,
         ));
         if g.run_queue_wait_percent >= RUN_QUEUE_WAIT_NOTE_PERCENT || g.preemptions > 0 {
             out.push(format!(
@@ -361,6 +386,8 @@ mod tests {
             worker_threads: cpus,
             max_send_lag_us: send_lag_p99_us,
             send_lag_p99_us,
+            connection_wait_p99_us: 0,
+            generator_lag_p99_us: send_lag_p99_us,
             cpu_us_per_request: 1.0,
             pacing_wait_percent: 0.0,
             preemptions: 0,
@@ -436,6 +463,11 @@ mod tests {
             "/send_lag_us/p50",
             "/send_lag_us/p99",
             "/send_lag_us/max",
+            "/connection_wait_us/p99",
+            "/generator_lag_us/p99",
+            "/pacer_lag_us/p99",
+            "/generator/connection_wait_p99_us",
+            "/generator/generator_lag_p99_us",
             "/environment/kernel",
         ] {
             assert!(v.pointer(key).is_some(), "missing {key}");

@@ -76,8 +76,14 @@ pub struct Record {
     /// When the request was due: its slot on the fixed schedule, or the
     /// actual send in closed loop (so latency = service time there).
     pub scheduled: Instant,
-    /// When it was handed to the connection, if it got that far.
+    /// When it was written to the connection, if it got that far.
     pub sent: Option<Instant>,
+    /// Open loop: when the pacer handed it to an idle connection (`None`
+    /// in closed loop, where a connection claims its own slots).
+    pub handed: Option<Instant>,
+    /// Open loop: the part of its send lag during which every connection
+    /// was busy (the server had not answered), see `pacing::IdleWaits`.
+    pub connection_wait: Duration,
     /// When its outcome was known.
     pub done: Instant,
     pub outcome: Outcome,
@@ -136,6 +142,15 @@ pub struct Tally {
     pub service_us: Histogram<u64>,
     /// Every request that was sent: actual send minus scheduled start.
     pub send_lag_us: Histogram<u64>,
+    /// Open loop, every request that was sent: the part of its send lag
+    /// spent waiting for an idle connection (the server's share).
+    pub connection_wait_us: Histogram<u64>,
+    /// Open loop: send lag minus connection wait, the generator's own
+    /// lateness (its timer, its CPU, waking the connection's task).
+    pub generator_lag_us: Histogram<u64>,
+    /// Open loop: due -> hand-over minus connection wait, the pacer's
+    /// part of the generator's lag (its timer woke late, or it had no CPU).
+    pub pacer_lag_us: Histogram<u64>,
 }
 
 impl Default for Tally {
@@ -145,42 +160,81 @@ impl Default for Tally {
             latency_us: new_histogram(),
             service_us: new_histogram(),
             send_lag_us: new_histogram(),
+            connection_wait_us: new_histogram(),
+            generator_lag_us: new_histogram(),
+            pacer_lag_us: new_histogram(),
         }
     }
 }
 
 impl Tally {
     pub fn record(&mut self, r: &Record) {
+        self.record_outcome(r);
+        self.record_lags(r);
+    }
+
+    /// The outcome count and the latency histograms of `r`.
+    pub fn record_outcome(&mut self, r: &Record) {
         self.counts.add(r.outcome);
+        if let (Some(sent), Outcome::Ok) = (r.sent, r.outcome) {
+            self.latency_us
+                .saturating_record(micros(r.done.saturating_duration_since(r.scheduled)));
+            self.service_us
+                .saturating_record(micros(r.done.saturating_duration_since(sent)));
+        }
+    }
+
+    /// The send-lag histograms of `r` (the collector keeps them per phase
+    /// only, not per interval: see `Collector::add`).
+    pub fn record_lags(&mut self, r: &Record) {
         if let Some(sent) = r.sent {
-            self.send_lag_us
-                .saturating_record(micros(sent.saturating_duration_since(r.scheduled)));
-            if r.outcome == Outcome::Ok {
-                self.latency_us
-                    .saturating_record(micros(r.done.saturating_duration_since(r.scheduled)));
-                self.service_us
-                    .saturating_record(micros(r.done.saturating_duration_since(sent)));
+            let lag = sent.saturating_duration_since(r.scheduled);
+            self.send_lag_us.saturating_record(micros(lag));
+            if let Some(handed) = r.handed {
+                let wait = r.connection_wait;
+                self.connection_wait_us.saturating_record(micros(wait));
+                self.generator_lag_us
+                    .saturating_record(micros(lag.saturating_sub(wait)));
+                let to_hand_over = handed.saturating_duration_since(r.scheduled);
+                self.pacer_lag_us
+                    .saturating_record(micros(to_hand_over.saturating_sub(wait)));
             }
         }
     }
 
     pub fn merge(&mut self, other: &Tally) {
         self.counts.merge(&other.counts);
-        // All histograms share the same bounds, so adding cannot fail.
+        // All histograms share the same bounds, so adding cannot fail. An
+        // empty one is skipped: adding walks all its buckets.
         for (into, from) in [
             (&mut self.latency_us, &other.latency_us),
             (&mut self.service_us, &other.service_us),
             (&mut self.send_lag_us, &other.send_lag_us),
+            (&mut self.connection_wait_us, &other.connection_wait_us),
+            (&mut self.generator_lag_us, &other.generator_lag_us),
+            (&mut self.pacer_lag_us, &other.pacer_lag_us),
         ] {
-            into.add(from).expect("histograms with equal bounds");
+            if !from.is_empty() {
+                into.add(from).expect("histograms with equal bounds");
+            }
         }
     }
 
     pub fn reset(&mut self) {
         self.counts = OutcomeCounts::default();
-        self.latency_us.reset();
-        self.service_us.reset();
-        self.send_lag_us.reset();
+        // Resetting clears every bucket; an empty histogram has none set.
+        for h in [
+            &mut self.latency_us,
+            &mut self.service_us,
+            &mut self.send_lag_us,
+            &mut self.connection_wait_us,
+            &mut self.generator_lag_us,
+            &mut self.pacer_lag_us,
+        ] {
+            if !h.is_empty() {
+                h.reset();
+            }
+        }
     }
 }
 
@@ -251,6 +305,8 @@ mod tests {
         Record {
             scheduled,
             sent: Some(sent),
+            handed: None,
+            connection_wait: Duration::ZERO,
             done: sent + Duration::from_millis(service_ms),
             outcome,
         }
@@ -276,6 +332,30 @@ mod tests {
         assert!(summarize(&t.latency_us).max < 3_000);
         // Send lag is known for every sent request, failed or not.
         assert_eq!(t.send_lag_us.len(), 3);
+    }
+
+    #[test]
+    fn send_lag_splits_into_connection_wait_and_the_generators_own() {
+        let mut t = Tally::default();
+        let scheduled = Instant::now();
+        let ms = Duration::from_millis;
+        // Due at 0, no idle connection for 3 ms, handed at 4, sent at 5.
+        t.record(&Record {
+            scheduled,
+            sent: Some(scheduled + ms(5)),
+            handed: Some(scheduled + ms(4)),
+            connection_wait: ms(3),
+            done: scheduled + ms(6),
+            outcome: Outcome::Ok,
+        });
+        let max = |h: &Histogram<u64>| h.max() / 10 * 10;
+        assert_eq!(max(&t.send_lag_us), 5_000);
+        assert_eq!(max(&t.connection_wait_us), 3_000);
+        assert_eq!(max(&t.generator_lag_us), 2_000);
+        assert_eq!(max(&t.pacer_lag_us), 1_000);
+        // Closed loop has no hand-over: only the send lag (0) is recorded.
+        t.record(&record(Outcome::Ok, 0, 1));
+        assert_eq!((t.send_lag_us.len(), t.connection_wait_us.len()), (2, 1));
     }
 
     #[test]

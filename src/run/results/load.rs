@@ -79,6 +79,13 @@ pub struct LoadFigures {
     /// Open loop: send-lag p99 (0 in closed loop and in older results).
     #[serde(default)]
     pub generator_send_lag_p99_us: u64,
+    /// Open loop: p99 of the send lag's wait for an idle connection (the
+    /// server's share) and of the rest (the generator's own); `None` in
+    /// closed loop and in results older than the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_connection_wait_p99_us: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_own_lag_p99_us: Option<u64>,
     /// Generator CPU per finished request (0 in older results).
     #[serde(default)]
     pub generator_cpu_us_per_request: f64,
@@ -183,6 +190,8 @@ impl LoadFigures {
             generator_cpus: r.generator.cpus,
             generator_max_send_lag_us: r.generator.max_send_lag_us,
             generator_send_lag_p99_us: r.generator.send_lag_p99_us,
+            generator_connection_wait_p99_us: r.rate_per_sec.map(|_| r.generator.connection_wait_p99_us),
+            generator_own_lag_p99_us: r.rate_per_sec.map(|_| r.generator.generator_lag_p99_us),
             generator_cpu_us_per_request: r.generator.cpu_us_per_request,
             warnings: r.warnings.clone(),
             latency_spectrum_us: Vec::new(),

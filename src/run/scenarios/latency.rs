@@ -2,9 +2,11 @@
 //! capacity, plus one common absolute rate below every model's capacity,
 //! with percentiles from each request's scheduled start (coordinated-
 //! omission correct). Only requests scheduled inside the measured window
-//! count, so an achieved rate never exceeds the offered one; a run whose
-//! schedule was not kept (late sends or errors) is marked overloaded by
-//! the report (see [`overloaded`]).
+//! count, so an achieved rate never exceeds the offered one. A run in
+//! which the server did not keep up (errors, or slots waiting for an idle
+//! connection) is marked overloaded by the report (see [`overloaded`]), and
+//! one in which the generator itself sent late is marked generator late
+//! ([`generator_late`]).
 //!
 //! In the server-bound mode the capacities are those of the model capped
 //! at `--server-cpu-quota` cores (the throughput scenario's, or a probe run
@@ -26,11 +28,29 @@ use crate::run::servers::CpuProbe;
 use crate::run::summary::{find, summarize};
 use crate::run::{Ctx, Measurement};
 
-/// Connections of the open-loop runs: enough in-flight requests for the
-/// highest rate at a few milliseconds of latency (a throttled or stalled
-/// server). More than needed costs nothing: idle connections wait for the
-/// one pacer without a timer or a wake-up of their own (docs/load.md).
-const CONNECTIONS: usize = 128;
+/// Server stall the open-loop runs' connections cover at their rate. A
+/// server capped at `--server-cpu-quota` is stopped for the rest of a 10 ms
+/// period once its quota is used, and a period that overran its quota can
+/// stop it longer. With fewer connections than rate x stall the slots due
+/// meanwhile wait for a connection in the generator (connection wait), which
+/// marks the row overloaded although the server keeps up on average; with
+/// enough, they wait in the server's socket, and the stall shows in the
+/// latency tail where it belongs. Both count from the scheduled start.
+const STALL_COVER: Duration = Duration::from_millis(20);
+/// Fewest and most connections of an open-loop run. More than needed cost
+/// little: idle connections wait for the one pacer without a timer or a
+/// wake-up of their own (docs/load.md).
+const MIN_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS: usize = 1024;
+
+/// Connections for an open-loop run at `rate`: rate x [`STALL_COVER`] in
+/// steps of 64, within [`MIN_CONNECTIONS`]..=[`MAX_CONNECTIONS`].
+pub(crate) fn connections_for(rate: f64) -> usize {
+    let needed = (rate.max(0.0) * STALL_COVER.as_secs_f64()).ceil() as usize;
+    needed
+        .next_multiple_of(MIN_CONNECTIONS)
+        .clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+}
 
 /// Share of the slowest model's capacity the common rate stays below.
 const COMMON_SHARE: f64 = 0.25;
@@ -79,10 +99,25 @@ pub(crate) fn round_down_125(x: f64) -> f64 {
         .unwrap_or(decade)
 }
 
-/// Whether a latency run did not keep its schedule: errors, or a send-lag
-/// p99 beyond the generator's warning (10% of the latency p50).
+/// Whether the server did not keep up with a latency run: requests failed,
+/// or slots waited for an idle connection (every connection busy with an
+/// unanswered request) with a p99 beyond the late-send warning's bound (10%
+/// of the latency p50). Results older than the split of the send lag have
+/// only the whole send lag, which is used then.
 pub(crate) fn overloaded(l: &LoadFigures) -> bool {
-    l.requests.errors.total() > 0 || !schedule_kept(l.generator_send_lag_p99_us, l.latency_us.p50)
+    let wait = l
+        .generator_connection_wait_p99_us
+        .unwrap_or(l.generator_send_lag_p99_us);
+    l.requests.errors.total() > 0 || !schedule_kept(wait, l.latency_us.p50)
+}
+
+/// Whether the generator itself sent late in a latency run: its own share
+/// of the send lag (the lag less the connection wait: its timer, its CPU)
+/// has a p99 beyond 10% of the latency p50. Then part of the reported
+/// latency is the generator's, whatever the server did.
+pub(crate) fn generator_late(l: &LoadFigures) -> bool {
+    l.generator_own_lag_p99_us
+        .is_some_and(|lag| !schedule_kept(lag, l.latency_us.p50))
 }
 
 pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
@@ -141,7 +176,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                     );
                     let plan = open(
                         load_plan(&server.url, Method::GET, "/ping", None)?,
-                        CONNECTIONS,
+                        connections_for(*rate),
                         *rate,
                         ctx.plan.latency_duration,
                         Duration::from_millis(500),
@@ -233,15 +268,40 @@ mod tests {
     }
 
     #[test]
+    fn connections_cover_a_stall_at_the_rate() {
+        assert_eq!(connections_for(500.0), 64);
+        assert_eq!(connections_for(3_300.0), 128);
+        assert_eq!(connections_for(22_000.0), 448);
+        assert_eq!(connections_for(200_000.0), 1024);
+    }
+
+    #[test]
     fn overloaded_when_late_or_failing() {
+        // Results older than the split: the whole send lag decides.
         let mut l = LoadFigures::default();
         l.latency_us.p50 = 200;
         l.generator_send_lag_p99_us = 20;
         assert!(!overloaded(&l));
         l.generator_send_lag_p99_us = 21;
         assert!(overloaded(&l));
+        assert!(!generator_late(&l));
         l.generator_send_lag_p99_us = 0;
         l.requests.errors.timeout = 1;
         assert!(overloaded(&l));
+    }
+
+    #[test]
+    fn the_servers_share_of_the_lag_is_overload_the_rest_is_the_generators() {
+        let mut l = LoadFigures::default();
+        l.latency_us.p50 = 200;
+        l.generator_send_lag_p99_us = 500;
+        // All of the lag is the generator's own: late, not overloaded.
+        l.generator_connection_wait_p99_us = Some(0);
+        l.generator_own_lag_p99_us = Some(500);
+        assert!(!overloaded(&l) && generator_late(&l));
+        // All of it waited for a connection: overloaded, generator on time.
+        l.generator_connection_wait_p99_us = Some(500);
+        l.generator_own_lag_p99_us = Some(20);
+        assert!(overloaded(&l) && !generator_late(&l));
     }
 }

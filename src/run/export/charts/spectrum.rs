@@ -3,7 +3,8 @@
 use super::*;
 
 /// One model's latency and service-time spectra at one rate (its first
-/// repeat with a spectrum), and whether any repeat was overloaded.
+/// repeat with a spectrum), and whether any repeat was overloaded (the
+/// server did not keep up) or sent late by the generator itself.
 #[derive(Debug, Clone)]
 pub(crate) struct SpectrumCurve {
     pub model: String,
@@ -12,6 +13,7 @@ pub(crate) struct SpectrumCurve {
     pub service: Vec<(f64, f64)>,
     pub samples: u64,
     pub overloaded: bool,
+    pub generator_late: bool,
     pub timeouts: u64,
 }
 
@@ -25,6 +27,7 @@ impl SpectrumCurve {
             service: points(&first.service_time_spectrum_us),
             samples: first.requests.ok,
             overloaded: loads.clone().any(overloaded),
+            generator_late: loads.clone().any(crate::run::scenarios::latency::generator_late),
             timeouts: loads.map(|l| l.requests.errors.timeout).sum(),
         })
     }
@@ -129,11 +132,14 @@ pub(super) fn spectrum_chart<DB: DrawingBackend>(
         let color = Palette99::pick(k).to_rgba();
         let xy =
             |v: &[(f64, f64)]| -> Vec<(f64, f64)> { v.iter().map(|(p, ms)| (spectrum_x(*p), ms.max(lo))).collect() };
-        let label = if c.overloaded {
+        let mut label = if c.overloaded {
             format!("{} OVERLOADED ({} timeouts)", c.model, c.timeouts)
         } else {
             c.model.clone()
         };
+        if c.generator_late {
+            label += " (generator late)";
+        }
         chart
             .draw_series(LineSeries::new(
                 xy(&c.latency),

@@ -48,7 +48,7 @@ pub(super) fn throughput(out: &mut String, rows: &[SummaryRow], charts: &[Chart]
 }
 
 pub(super) fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
-    use crate::run::scenarios::latency::overloaded;
+    use crate::run::scenarios::latency::{generator_late, overloaded};
     let rows: Vec<&SummaryRow> = rows.iter().filter(|r| r.scenario == "latency").collect();
     if rows.is_empty() {
         return;
@@ -58,10 +58,16 @@ pub(super) fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
         "## Latency (open loop, from each request's scheduled start)\n\n\
          Each model runs at fractions of its own `GET /ping` capacity and at one common rate below every \
          model's capacity; only requests scheduled inside the measured window count, so the achieved rate \
-         never exceeds the offered one. A row is **overloaded** when its schedule was not kept (send-lag \
-         p99 over 10% of the latency p50) or requests failed: its latency is queueing, not service.\n\n\
-         | rate | model | offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | service p50 ms | send lag p99 us | errors (timeouts) | state |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
+         never exceeds the offered one. A request's send lag (actual send minus scheduled start) has two \
+         parts: the wait for an idle connection, when every connection held an unanswered request (the \
+         server's share), and the rest, the generator's own (its timer woke late, or it lacked CPU). A row \
+         is **overloaded** when the server did not keep up: requests failed, or the connection wait's p99 \
+         is over 10% of the latency p50 (its latency is then queueing, not service). It is **generator \
+         late** when the generator's own lag p99 is over 10% of the latency p50: part of its latency is \
+         then the generator's. `conns` is the run's connection count (rate x 20 ms, in steps of 64 from \
+         64 to 1024: enough to cover a 20 ms stall of a CPU-capped server).\n\n\
+         | rate | model | offered req/s | achieved req/s | conns | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | service p50 ms | send lag p99 us | conn. wait p99 us | generator lag p99 us | errors (timeouts) | state |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in rows {
         let loads: Vec<&crate::run::results::LoadFigures> = r.entries.iter().filter_map(|e| e.load.as_ref()).collect();
@@ -72,17 +78,25 @@ pub(super) fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
             median(&|x| f(&x.latency_us) as f64).map_or("-".into(), ms)
         };
         let open = loads.iter().any(|l| l.rate_per_sec.is_some());
-        let state = if !open {
-            "closed loop"
-        } else if loads.iter().any(|l| overloaded(l)) {
-            "**overloaded**"
-        } else {
-            "kept"
+        let state = match (
+            open,
+            loads.iter().any(|l| overloaded(l)),
+            loads.iter().any(|l| generator_late(l)),
+        ) {
+            (false, _, _) => "closed loop",
+            (true, true, true) => "**overloaded**, generator late",
+            (true, true, false) => "**overloaded**",
+            (true, false, true) => "generator late",
+            (true, false, false) => "kept",
+        };
+        let lag = |f: &dyn Fn(&crate::run::results::LoadFigures) -> Option<u64>| {
+            let values: Vec<f64> = loads.iter().filter_map(|l| f(l)).map(|v| v as f64).collect();
+            Spread::of(&values).map_or("-".into(), |s| format!("{:.0}", s.median))
         };
         let timeouts: u64 = loads.iter().map(|l| l.requests.errors.timeout).sum();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({timeouts}) | {state} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({timeouts}) | {state} |",
             r.variant,
             r.model,
             if open {
@@ -91,6 +105,7 @@ pub(super) fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
                 "-".into()
             },
             spread_rps(r.rps).0,
+            median(&|x| x.connections as f64).map_or("-".into(), |v| format!("{v:.0}")),
             l(&|x| x.p50),
             l(&|x| x.p90),
             l(&|x| x.p99),
@@ -98,6 +113,8 @@ pub(super) fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
             l(&|x| x.max),
             median(&|x| x.service_time_us.p50 as f64).map_or("-".into(), ms),
             median(&|x| x.generator_send_lag_p99_us as f64).map_or("-".into(), |v| format!("{v:.0}")),
+            lag(&|x| x.generator_connection_wait_p99_us),
+            lag(&|x| x.generator_own_lag_p99_us),
             r.errors
         );
     }

@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -334,11 +335,31 @@ pub async fn serve<S>(
     listener: TcpListener,
     state: Arc<FrontState>,
     new_service: impl Fn(SocketAddr) -> S,
+    drain: watch::Receiver<bool>,
+    limit: Duration,
+) where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let new_connection = move |peer| (new_service(peer), std::future::pending::<Infallible>());
+    serve_with(listener, state, new_connection, drain, limit).await;
+}
+
+/// [`serve`], with a companion future per connection: `new_connection`
+/// returns the connection's service and a future that is polled in the
+/// connection's own task for as long as the connection is served (and
+/// dropped with it; it never completes). The proxy drives its upstream connection there, so a
+/// forwarded request never crosses to another task (docs/proxy.md).
+pub async fn serve_with<S, D>(
+    listener: TcpListener,
+    state: Arc<FrontState>,
+    new_connection: impl Fn(SocketAddr) -> (S, D),
     mut drain: watch::Receiver<bool>,
     limit: Duration,
 ) where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
+    D: std::future::Future<Output = Infallible> + Send + 'static,
 {
     let closed = Arc::new(Notify::new());
     loop {
@@ -361,7 +382,8 @@ pub async fn serve<S>(
         let _ = tcp.set_nodelay(true);
         // One inner service per connection: the proxy keeps its upstream
         // connection there (HTTP/1 requests on a connection are sequential).
-        let (state, inner, closed) = (state.clone(), new_service(peer), closed.clone());
+        let (inner, companion) = new_connection(peer);
+        let (state, closed) = (state.clone(), closed.clone());
         let mut drain = drain.clone();
         let mut close_idle = state.close_idle.subscribe();
         state.counters.connections_open.fetch_add(1, Ordering::Relaxed);
@@ -376,25 +398,41 @@ pub async fn serve<S>(
                 .limits()
                 .http1_builder()
                 .serve_connection(TokioIo::new(tcp), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                _ = async {
-                    tokio::select! {
-                        _ = async {
-                            let _ = drain.wait_for(|d| *d).await;
-                            tokio::time::sleep(IDLE_GRACE.min(limit)).await;
-                        } => {}
-                        _ = close_idle.changed() => {}
+            let serving = async {
+                tokio::pin!(conn);
+                tokio::select! {
+                    result = conn.as_mut() => result,
+                    _ = async {
+                        tokio::select! {
+                            _ = async {
+                                let _ = drain.wait_for(|d| *d).await;
+                                tokio::time::sleep(IDLE_GRACE.min(limit)).await;
+                            } => {}
+                            _ = close_idle.changed() => {}
+                        }
+                    } => {
+                        // Draining and still open after the grace period (every
+                        // request in it got `Connection: close`), or told to
+                        // close idle connections: close it once it is idle.
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
                     }
-                } => {
-                    // Draining and still open after the grace period (every
-                    // request in it got `Connection: close`), or told to
-                    // close idle connections: close it once it is idle.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
                 }
             };
+            tokio::pin!(serving, companion);
+            // The companion is polled before the connection (what it received,
+            // e.g. an upstream response, is passed on in this same wake-up)
+            // and after it (what the connection handed it, e.g. a request to
+            // forward, goes out in this same wake-up too).
+            let result = std::future::poll_fn(|cx| {
+                let Poll::Pending = companion.as_mut().poll(cx);
+                if let Poll::Ready(result) = serving.as_mut().poll(cx) {
+                    return Poll::Ready(result);
+                }
+                let Poll::Pending = companion.as_mut().poll(cx);
+                Poll::Pending
+            })
+            .await;
             if let Err(e) = result {
                 tracing::debug!("connection from {peer}: {e}");
             }

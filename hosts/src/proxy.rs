@@ -1,9 +1,10 @@
 //! `proxy`: the out-of-process model (IIS + ANCM out-of-process). The front
 //! process listens for clients, runs the front pipeline, and forwards every
-//! request over keep-alive loopback connections (one per client connection) to `hostlab serve app`,
-//! a separate process the front's [`Manager`] starts, restarts and recycles.
+//! request over keep-alive loopback connections (one per client connection,
+//! polled in that client connection's task) to `hostlab serve app`, a
+//! separate process the front's [`Manager`] starts, restarts and recycles.
 //!
-//! Each app generation listens on its own fresh port, so a pooled connection
+//! Each app generation listens on its own fresh port, so a kept connection
 //! can never carry a request to a process that is draining (hyper issues
 //! #3553/#3077: reusing a connection the server is closing fails the request).
 
@@ -11,7 +12,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -33,15 +34,45 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// HTTP/1.1 requests on one client connection are sequential, so giving each
 /// client connection its own keep-alive upstream connection needs no shared
-/// pool and no lock on the request path (a pool's checkout is the main cost
-/// of hyper-util's pooled client). Upstream connections are bounded by
-/// client connections, and an upstream connection to an older generation is
-/// never reused: it is replaced on the first request after a switch.
+/// pool and no lock that two connections contend for (a pool's checkout is
+/// the main cost of hyper-util's pooled client). Upstream connections are
+/// bounded by client connections, and an upstream connection to an older
+/// generation is never reused: it is replaced on the first request after a
+/// switch. The upstream connection is not a task of its own: the client
+/// connection's task polls it through [`UpstreamDriver`], so a request and
+/// its response never cross between tasks.
 #[derive(Clone)]
 pub(crate) struct Upstream {
     manager: Manager,
-    connection: Arc<Mutex<Option<UpstreamConnection>>>,
+    slot: Arc<Mutex<UpstreamSlot>>,
     limits: Limits,
+}
+
+/// One client connection's upstream connection: its sending half, kept
+/// between requests, and the connection itself, which [`UpstreamDriver`] polls.
+#[derive(Default)]
+struct UpstreamSlot {
+    kept: Option<UpstreamConnection>,
+    /// hyper's connection future (reads and writes the socket); replacing it
+    /// closes the connection it replaced.
+    connection: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The client connection's task, woken when a new connection is set.
+    waker: Option<Waker>,
+}
+
+impl UpstreamSlot {
+    /// Hand a new upstream connection to the driver (dropping, so closing,
+    /// the one it replaces) and wake the driver's task to poll it.
+    fn set_connection(&mut self, connection: http1::Connection<TokioIo<tokio::net::TcpStream>, Body>) {
+        self.connection = Some(Box::pin(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("upstream connection ended: {e}");
+            }
+        }));
+        if let Some(waker) = &self.waker {
+            waker.wake_by_ref();
+        }
+    }
 }
 
 struct UpstreamConnection {
@@ -53,14 +84,41 @@ struct UpstreamConnection {
     last_used: Instant,
 }
 
-impl Upstream {
-    /// A fresh upstream slot for one client connection.
-    pub(crate) fn for_client_connection(manager: Manager, limits: Limits) -> Upstream {
-        Upstream {
-            manager,
-            connection: Arc::new(Mutex::new(None)),
-            limits,
+/// Polls a client connection's upstream connection in the client
+/// connection's own task (the companion future of [`crate::front::serve_with`]),
+/// the way nginx's one event loop handles both sides of a request. It never
+/// completes; dropping it (when the client connection ends) closes the
+/// upstream connection.
+pub(crate) struct UpstreamDriver(Arc<Mutex<UpstreamSlot>>);
+
+impl Future for UpstreamDriver {
+    type Output = Infallible;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Infallible> {
+        let mut slot = self.0.lock().expect("not poisoned");
+        if let Some(connection) = slot.connection.as_mut()
+            && connection.as_mut().poll(cx).is_ready()
+        {
+            slot.connection = None;
         }
+        if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            slot.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+impl Upstream {
+    /// A fresh upstream slot for one client connection, and the driver
+    /// its task polls.
+    pub(crate) fn for_client_connection(manager: Manager, limits: Limits) -> (Upstream, UpstreamDriver) {
+        let slot = Arc::new(Mutex::new(UpstreamSlot::default()));
+        let upstream = Upstream {
+            manager,
+            slot: slot.clone(),
+            limits,
+        };
+        (upstream, UpstreamDriver(slot))
     }
 
     async fn forward(self, req: Request<Body>) -> Response<Body> {
@@ -138,7 +196,7 @@ impl Upstream {
 
     /// The kept connection if it belongs to `generation` and is open, else a new one.
     async fn sender(&self, generation: &Generation, fresh: bool) -> Result<SendRequest<Body>, String> {
-        let kept = self.connection.lock().expect("not poisoned").take();
+        let kept = self.slot.lock().expect("not poisoned").kept.take();
         if let Some(kept) = kept
             && !fresh
             && kept.generation == generation.number
@@ -159,16 +217,12 @@ impl Upstream {
             .map_err(|e| format!("cannot connect to {}: {e}", generation.addr))?;
         let _ = tcp.set_nodelay(true);
         let (sender, connection) = http1::handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("upstream connection ended: {e}");
-            }
-        });
+        self.slot.lock().expect("not poisoned").set_connection(connection);
         Ok(sender)
     }
 
     fn put_back(&self, generation: u64, sender: SendRequest<Body>) {
-        *self.connection.lock().expect("not poisoned") = Some(UpstreamConnection {
+        self.slot.lock().expect("not poisoned").kept = Some(UpstreamConnection {
             generation,
             sender,
             last_used: Instant::now(),
@@ -335,15 +389,15 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
         };
         signals::recycle_on_sighup(manager.clone());
         let (drain, drain_rx) = DrainSignal::new();
-        let serving = tokio::spawn(crate::front::serve(
+        let serving = tokio::spawn(crate::front::serve_with(
             listener,
             state.clone(),
             {
                 let manager = manager.clone();
                 let limits = options.limits;
                 move |peer| {
-                    FrontPipeline::new(state.clone(), peer)
-                        .layer(Upstream::for_client_connection(manager.clone(), limits))
+                    let (upstream, driver) = Upstream::for_client_connection(manager.clone(), limits);
+                    (FrontPipeline::new(state.clone(), peer).layer(upstream), driver)
                 }
             },
             drain_rx,
@@ -377,5 +431,54 @@ impl crate::lifecycle::Server for ProxyFront {
         let _ = self.serving.await;
         self.manager.shutdown().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The driver alone polls the upstream connection, in the task that
+    /// sends on it (nothing is spawned for it): a request on a connection
+    /// set after the driver first ran gets its whole response.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_driver_runs_the_upstream_connection_in_the_senders_task() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let service =
+                hyper::service::service_fn(|_req| async { Ok::<_, Infallible>(Response::new(Body::from("pong"))) });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+        let slot = Arc::new(Mutex::new(UpstreamSlot::default()));
+        let driver = UpstreamDriver(slot.clone());
+        let client = async {
+            // Let the driver poll its empty slot first.
+            tokio::task::yield_now().await;
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (mut sender, connection) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
+            slot.lock().unwrap().set_connection(connection);
+            let mut bodies = Vec::new();
+            for _ in 0..3 {
+                sender.ready().await.unwrap();
+                let response = sender.send_request(Request::new(Body::empty())).await.unwrap();
+                let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap();
+                bodies.push(body.to_bytes());
+            }
+            bodies
+        };
+        let both = async {
+            tokio::select! {
+                bodies = client => bodies,
+                never = driver => match never {},
+            }
+        };
+        let bodies = tokio::time::timeout(Duration::from_secs(60), both)
+            .await
+            .expect("the driver polls the connection");
+        assert_eq!(bodies, ["pong"; 3]);
     }
 }

@@ -6,11 +6,14 @@
 mod common;
 #[path = "common/front.rs"]
 mod front;
+#[path = "common/http.rs"]
+mod http;
 
 use std::time::{Duration, Instant};
 
 use common::{Load, Server, wait_gone};
 use front::Front;
+use http::json_answer;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -111,14 +114,7 @@ mod cases {
         assert_eq!(body["error"]["code"], "app_unavailable", "{body}");
         // An operator's recycle brings it back.
         let client = reqwest::Client::new();
-        let report: Value = client
-            .post(format!("{}/recycle", front.admin))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let report: Value = json_answer(client.post(format!("{}/recycle", front.admin))).await;
         assert_eq!(report["error"], Value::Null, "{report}");
         assert_eq!(front.get("/ping").await.status(), 200);
         front.server.stop();

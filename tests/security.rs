@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use hostlab_hosts::Model;
-use http::get_json;
+use http::json_answer;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -213,7 +213,7 @@ async fn hostile_http_is_refused_and_the_connection_closed_by_every_server() {
             let v: Value = r.json().await.unwrap();
             assert_eq!(v["error"]["code"], "invalid_json", "{model}: {v}");
         }
-        let books: Value = get_json(&client, server.url("/books")).await;
+        let books: Value = json_answer(client.get(server.url("/books"))).await;
         assert_eq!(
             books,
             serde_json::json!([]),
@@ -233,7 +233,7 @@ async fn the_proxy_never_forwards_hostile_requests() {
     let admin = server.admin_url();
     let client = reqwest::Client::new();
     assert_eq!(client.get(server.url("/ping")).send().await.unwrap().status(), 200);
-    let status: Value = get_json(&client, format!("{admin}/status")).await;
+    let status: Value = json_answer(client.get(format!("{admin}/status"))).await;
     let app = Pid::from_raw(status["pids"]["app"].as_u64().unwrap() as i32);
     kill(app, Signal::SIGSTOP).unwrap();
     let addr = addr(&server);
@@ -248,7 +248,7 @@ async fn the_proxy_never_forwards_hostile_requests() {
         );
     }
     kill(app, Signal::SIGCONT).unwrap();
-    let books: Value = get_json(&client, server.url("/books")).await;
+    let books: Value = json_answer(client.get(server.url("/books"))).await;
     assert_eq!(books, serde_json::json!([]));
     server.stop();
 }

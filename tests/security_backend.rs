@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Server;
-use http::get_json;
+use http::json_answer;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -36,7 +36,7 @@ async fn a_frozen_upstream_gets_an_answer_within_the_upstream_timeout() {
             .build()
             .unwrap();
         assert_eq!(client.get(server.url("/books")).send().await.unwrap().status(), 200);
-        let s: Value = get_json(&client, format!("{admin}/status")).await;
+        let s: Value = json_answer(client.get(format!("{admin}/status"))).await;
         let pid = Pid::from_raw(s["pids"][pid_key].as_u64().unwrap() as i32);
         kill(pid, Signal::SIGSTOP).unwrap();
         for _ in 0..2 {

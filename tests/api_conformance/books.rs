@@ -28,11 +28,11 @@ pub(crate) async fn books_crud(model: &str) {
         .unwrap();
     assert_eq!(resp.status(), 201, "year is optional");
 
-    let list: Vec<Value> = get_json(&c, server.url("/books")).await;
+    let list: Vec<Value> = json_answer(c.get(server.url("/books"))).await;
     assert_eq!(list.len(), 2);
     assert_eq!(list[0], book);
 
-    let got: Value = get_json(&c, server.url(&location)).await;
+    let got: Value = json_answer(c.get(server.url(&location))).await;
     assert_eq!(got, book);
 
     let resp = c.delete(server.url(&location)).send().await.unwrap();
@@ -40,7 +40,7 @@ pub(crate) async fn books_crud(model: &str) {
     expect_refused(c.get(server.url(&location)), StatusCode::NOT_FOUND, "not_found").await;
     expect_refused(c.delete(server.url(&location)), StatusCode::NOT_FOUND, "not_found").await;
     expect_refused(c.get(server.url("/books/abc")), StatusCode::NOT_FOUND, "not_found").await;
-    let list: Vec<Value> = get_json(&c, server.url("/books")).await;
+    let list: Vec<Value> = json_answer(c.get(server.url("/books"))).await;
     assert_eq!(list.len(), 1);
     server.stop();
 }
@@ -122,7 +122,7 @@ pub(crate) async fn book_input_errors(model: &str) {
         .unwrap();
     expect_error(streamed, StatusCode::PAYLOAD_TOO_LARGE, "too_large").await;
 
-    let list: Vec<Value> = get_json(&c, &url).await;
+    let list: Vec<Value> = json_answer(c.get(&url)).await;
     assert_eq!(list.len(), 1, "no rejected request stored a book");
     server.stop();
 }
@@ -155,7 +155,7 @@ pub(crate) async fn idempotent_book_creation(model: &str) {
         201,
         "a new key is a new book"
     );
-    let list: Vec<Value> = get_json(&c, server.url("/books")).await;
+    let list: Vec<Value> = json_answer(c.get(server.url("/books"))).await;
     assert_eq!(list.len(), 2);
 
     // Concurrent retries of one key still create one book.
@@ -167,7 +167,7 @@ pub(crate) async fn idempotent_book_creation(model: &str) {
         .collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 15, "{statuses:?}");
-    let stats: Value = get_json(&c, server.url("/stats")).await;
+    let stats: Value = json_answer(c.get(server.url("/stats"))).await;
     assert_eq!(stats["books"], 3);
 
     let bad_key = c

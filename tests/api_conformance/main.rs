@@ -11,7 +11,7 @@ mod http;
 
 use common::Server;
 use hostlab_hosts::Model;
-use http::get_json;
+use http::json_answer;
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 

@@ -16,7 +16,7 @@ pub(crate) async fn ping_and_health(model: &str) {
     );
     assert_eq!(resp.text().await.unwrap(), "pong");
 
-    let health: Value = get_json(&c, server.url("/healthz")).await;
+    let health: Value = json_answer(c.get(server.url("/healthz"))).await;
     assert_eq!(health["status"], "ok");
     // The process that served the request answers: the app behind a front.
     let kind: Model = model.parse().unwrap();
@@ -33,7 +33,7 @@ pub(crate) async fn ping_and_health(model: &str) {
 
 pub(crate) async fn health_is_cold_before_the_first_request(model: &str) {
     let server = Server::start(model, &[]);
-    let health: Value = get_json(&client(), server.url("/healthz")).await;
+    let health: Value = json_answer(client().get(server.url("/healthz"))).await;
     assert_eq!(health["warm"], false, "{health}");
     server.stop();
 }
@@ -63,7 +63,7 @@ pub(crate) async fn stats_report_the_workload(model: &str) {
         .send()
         .await
         .unwrap();
-    let stats: Value = get_json(&c, server.url("/stats")).await;
+    let stats: Value = json_answer(c.get(server.url("/stats"))).await;
     assert_eq!(stats["books"], 1);
     assert!(stats["tasks"].is_object());
     assert_eq!(stats["actors"]["mode"], "pool");

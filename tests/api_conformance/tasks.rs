@@ -23,21 +23,13 @@ pub(crate) async fn tasks_run_and_report_status(model: &str) {
     assert_eq!(done["balanced"], true);
     assert!(done["actor"].as_u64().unwrap() < 10);
 
-    let polled: Value = get_json(&c, server.url("/tasks/ledger-2026-11")).await;
+    let polled: Value = json_answer(c.get(server.url("/tasks/ledger-2026-11"))).await;
     assert_eq!(polled, done);
 
     let mixed = json!({"id": "t-mixed", "kind": "validate", "rows": [
         row("4000-100", 100, 0), row("4000-1000", 5, 0), row("4000-100", -1, 0),
         row("4000-100", 3, 3), row("4000-100", 0, 0), row("5000-100", 0, 90)]});
-    let r: Value = c
-        .post(server.url("/tasks"))
-        .json(&mixed)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = json_answer(c.post(server.url("/tasks")).json(&mixed)).await;
     let bad: Vec<u64> = r["invalid"]
         .as_array()
         .unwrap()
@@ -114,7 +106,7 @@ pub(crate) async fn routing_is_a_stable_consistent_hash(model: &str) {
             let mut actors = Vec::new();
             for i in 0..40 {
                 let task = json!({"id": format!("task-{i}"), "kind": "k", "rows": [row("4000-100", 1, 0)]});
-                let r: Value = c.post(&url).json(&task).send().await.unwrap().json().await.unwrap();
+                let r: Value = json_answer(c.post(&url).json(&task)).await;
                 actors.push(r["actor"].as_u64().unwrap());
             }
             actors
@@ -125,7 +117,7 @@ pub(crate) async fn routing_is_a_stable_consistent_hash(model: &str) {
     assert_eq!(actors_of(&server).await, first, "same id, same actor");
     let distinct: std::collections::BTreeSet<_> = first.iter().collect();
     assert!(distinct.len() >= 8, "40 ids spread over most of 10 actors: {first:?}");
-    let stats: Value = get_json(&client(), server.url("/stats")).await;
+    let stats: Value = json_answer(client().get(server.url("/stats"))).await;
     assert_eq!(stats["actors"]["mode"], "pool");
     assert_eq!(stats["actors"]["live"], 10);
     assert_eq!(stats["tasks"]["done"], 80);
@@ -157,10 +149,10 @@ pub(crate) async fn per_task_routing_keeps_an_actor_per_id(model: &str) {
             200
         );
     }
-    let stats: Value = get_json(&c, server.url("/stats")).await;
+    let stats: Value = json_answer(c.get(server.url("/stats"))).await;
     assert_eq!(stats["actors"]["mode"], "per-task");
     assert_eq!(stats["actors"]["live"], 20, "one live actor per distinct id: {stats}");
-    let polled: Value = get_json(&c, server.url("/tasks/job-3")).await;
+    let polled: Value = json_answer(c.get(server.url("/tasks/job-3"))).await;
     assert_eq!(polled["status"], "done");
     server.stop();
 }
@@ -191,7 +183,7 @@ pub(crate) async fn full_mailboxes_answer_503_overloaded(model: &str) {
     assert_eq!(resp.headers()["retry-after"], "1");
     expect_error(resp, StatusCode::SERVICE_UNAVAILABLE, "overloaded").await;
     assert!(done > 0, "admitted tasks still complete");
-    let stats: Value = get_json(&c, server.url("/stats")).await;
+    let stats: Value = json_answer(c.get(server.url("/stats"))).await;
     assert!(stats["tasks"]["rejected_overloaded"].as_u64().unwrap() > 0, "{stats}");
     // The server recovers once the burst is over.
     assert_eq!(

@@ -3,7 +3,8 @@
 
 use serde::de::DeserializeOwned;
 
-/// `GET url`, its answer read as JSON (panics on a transport or JSON error).
-pub(crate) async fn get_json<T: DeserializeOwned>(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> T {
-    client.get(url).send().await.unwrap().json().await.unwrap()
+/// Sends `request` and reads its answer as JSON (panics on a transport or
+/// JSON error).
+pub(crate) async fn json_answer<T: DeserializeOwned>(request: reqwest::RequestBuilder) -> T {
+    request.send().await.unwrap().json().await.unwrap()
 }

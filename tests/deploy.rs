@@ -6,55 +6,27 @@
 //! pids, the recycle report), never on timing.
 
 mod common;
+#[path = "common/front.rs"]
+mod front;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, wait_gone};
+use common::wait_gone;
+use front::{Front, app_pid};
 use serde_json::Value;
 
 /// How long a change may take to be seen and acted on, on a busy machine.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-struct Front {
-    server: Server,
-    admin: String,
+/// A front of `model` that starts its app at once.
+fn start(model: &str, extra: &[&str]) -> Front {
+    let mut args = vec!["--start-mode", "always-running"];
+    args.extend_from_slice(extra);
+    Front::start(model, &args)
 }
 
 impl Front {
-    fn start(model: &str, extra: &[&str]) -> Front {
-        let mut args = vec!["--admin", "127.0.0.1:0", "--start-mode", "always-running"];
-        args.extend_from_slice(extra);
-        let server = Server::start(model, &args);
-        let admin = server.admin_url();
-        Front { server, admin }
-    }
-
-    async fn status(&self) -> Value {
-        reqwest::get(format!("{}/status", self.admin))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let status = self.status().await;
-            if done(&status) {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {status}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn app_pid(status: &Value) -> Option<u32> {
-        status["pids"]["app"].as_u64().map(|p| p as u32)
-    }
-
     /// GET /ping until it answers `status` (a fresh connection each time);
     /// the response's content type and body.
     async fn wait_ping(&self, status: u16, what: &str) -> (String, String) {
@@ -84,17 +56,17 @@ mod cases {
     pub(crate) async fn app_offline_answers_its_page_then_serves_again(model: &str) {
         let dir = tempfile::tempdir().unwrap();
         let offline = dir.path().join("app_offline.htm");
-        let front = Front::start(model, &["--app-offline", offline.to_str().unwrap()]);
+        let front = start(model, &["--app-offline", offline.to_str().unwrap()]);
         let (_, body) = front.wait_ping(200, "before the deploy").await;
         assert_eq!(body, "pong");
-        let first = Front::app_pid(&front.status().await).expect("always-running starts the app");
+        let first = front.app_pid().await.expect("always-running starts the app");
 
         std::fs::write(&offline, PAGE).unwrap();
         let (content_type, body) = front.wait_ping(503, "while app_offline exists").await;
         assert_eq!(body, PAGE, "the file's content is the page");
         assert!(content_type.starts_with("text/html"), "{content_type}");
         let status = front.wait_status("phase offline", |s| s["phase"] == "offline").await;
-        assert_eq!(Front::app_pid(&status), None, "no app runs while offline: {status}");
+        assert_eq!(app_pid(&status), None, "no app runs while offline: {status}");
         assert!(wait_gone(first).await, "the app {first} was stopped");
         // Every request, whatever its path, gets the page.
         let resp = reqwest::get(front.server.url("/books")).await.unwrap();
@@ -105,7 +77,7 @@ mod cases {
         let (_, body) = front.wait_ping(200, "after app_offline was removed").await;
         assert_eq!(body, "pong");
         let status = front.wait_status("phase ready", |s| s["phase"] == "ready").await;
-        let second = Front::app_pid(&status).expect("the app runs again");
+        let second = app_pid(&status).expect("the app runs again");
         assert_ne!(second, first, "a new app process");
         front.server.stop();
         assert!(wait_gone(second).await, "the app {second} outlived its front (orphan)");
@@ -115,13 +87,13 @@ mod cases {
         let dir = tempfile::tempdir().unwrap();
         let offline = dir.path().join("app_offline.htm");
         std::fs::write(&offline, PAGE).unwrap();
-        let front = Front::start(model, &["--app-offline", offline.to_str().unwrap()]);
+        let front = start(model, &["--app-offline", offline.to_str().unwrap()]);
         let (_, body) = front.wait_ping(503, "app_offline before the start").await;
         assert_eq!(body, PAGE);
         assert_eq!(front.status().await["phase"], "offline");
         std::fs::remove_file(&offline).unwrap();
         front.wait_ping(200, "after app_offline was removed").await;
-        let app = Front::app_pid(&front.status().await).expect("the app runs");
+        let app = front.app_pid().await.expect("the app runs");
         front.server.stop();
         assert!(wait_gone(app).await, "the app {app} outlived its front (orphan)");
     }
@@ -134,16 +106,16 @@ mod cases {
         if overlapped {
             extra.push("--watch-overlapped");
         }
-        let front = Front::start(model, &extra);
+        let front = start(model, &extra);
         front.wait_ping(200, "before the change").await;
-        let first = Front::app_pid(&front.status().await).expect("always-running starts the app");
+        let first = front.app_pid().await.expect("always-running starts the app");
         change(&config, "greeting = \"hi\"\n");
         let status = front.wait_status("the restart", |s| s["recycles"] == 1).await;
         let report = &status["last_recycle"];
         assert_eq!(report["reason"], "config_change", "{report}");
         assert_eq!(report["overlapped"], overlapped, "{report}");
         assert_eq!(report["error"], Value::Null, "{report}");
-        let second = Front::app_pid(&status).expect("a new app runs");
+        let second = app_pid(&status).expect("a new app runs");
         assert_ne!(second, first);
         assert!(wait_gone(first).await, "the old app {first} was stopped");
         let (_, body) = front.wait_ping(200, "after the restart").await;

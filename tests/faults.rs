@@ -8,12 +8,15 @@
 //! `hostlab journal check`.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{Server, wait_gone};
+use http::json_answer;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -146,14 +149,7 @@ async fn kill_under_load(model: &str, key: &str) {
     eprintln!("{model}: {ok} ok, {failed} failed during the kills, {hung} hung, {acked} books acknowledged");
     assert_eq!(hung, 0, "{model}: requests hung");
     assert!(ok > 0, "{model}");
-    let stats: Value = client
-        .get(server.url("/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = json_answer(client.get(server.url("/stats"))).await;
     // A book whose 201 was lost with its connection may be there too.
     assert!(
         stats["books"].as_u64().unwrap() >= acked,

@@ -4,55 +4,21 @@
 //! behaviour (counts, pids, phases), never on how fast a busy machine is.
 
 mod common;
+#[path = "common/front.rs"]
+mod front;
+#[path = "common/http.rs"]
+mod http;
 
 use std::time::{Duration, Instant};
 
 use common::{Load, Server, wait_gone};
+use front::Front;
+use http::json_answer;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-/// A front started with an admin endpoint.
-struct Front {
-    server: Server,
-    admin: String,
-}
-
 impl Front {
-    fn start(model: &str, extra: &[&str]) -> Front {
-        let mut args = vec!["--admin", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        let server = Server::start(model, &args);
-        let admin = server.admin_url();
-        Front { server, admin }
-    }
-
-    async fn status(&self) -> Value {
-        reqwest::get(format!("{}/status", self.admin))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn app_pid(&self) -> Option<u32> {
-        self.status().await["pids"]["app"].as_u64().map(|p| p as u32)
-    }
-
-    /// Poll the admin status until `done` holds (at most 30 s).
-    async fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let status = self.status().await;
-            if done(&status) {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {status}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     async fn get(&self, path: &str) -> reqwest::Response {
         reqwest::get(self.server.url(path)).await.unwrap()
     }
@@ -148,14 +114,7 @@ mod cases {
         assert_eq!(body["error"]["code"], "app_unavailable", "{body}");
         // An operator's recycle brings it back.
         let client = reqwest::Client::new();
-        let report: Value = client
-            .post(format!("{}/recycle", front.admin))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let report: Value = json_answer(client.post(format!("{}/recycle", front.admin))).await;
         assert_eq!(report["error"], Value::Null, "{report}");
         assert_eq!(front.get("/ping").await.status(), 200);
         front.server.stop();
@@ -300,6 +259,38 @@ mod cases {
         assert!(!status.success());
         assert!(wait_gone(app).await, "app {app} outlived its front (orphan)");
     }
+
+    /// A rebuild during a long run deletes the binary a front was started
+    /// from: its next app still starts, from the running image.
+    pub(crate) async fn a_recycle_after_the_binary_was_deleted_starts_a_new_app(model: &str) {
+        let original = std::path::Path::new(env!("CARGO_BIN_EXE_hostlab"));
+        // Next to the original, so a hard link (no copy) is possible.
+        let dir = tempfile::Builder::new()
+            .prefix("deleted-bin")
+            .tempdir_in(original.parent().unwrap())
+            .unwrap();
+        let exe = dir.path().join("hostlab");
+        if std::fs::hard_link(original, &exe).is_err() {
+            std::fs::copy(original, &exe).unwrap();
+        }
+        let server = Server::start_from(
+            &exe,
+            model,
+            &["--admin", "127.0.0.1:0", "--start-mode", "always-running"],
+        );
+        let admin = server.admin_url();
+        let front = Front { server, admin };
+        let first = front.app_pid().await.expect("always-running starts the app");
+        std::fs::remove_file(&exe).unwrap();
+        front.server.signal(Signal::SIGHUP);
+        let status = front.wait_status("the recycle", |s| s["recycles"] == 1).await;
+        assert_eq!(status["last_recycle"]["error"], Value::Null, "{status}");
+        let second = front::app_pid(&status).expect("a new app runs");
+        assert_ne!(second, first);
+        assert_eq!(front.get("/ping").await.status(), 200);
+        front.server.stop();
+        assert!(wait_gone(second).await, "the app {second} outlived its front (orphan)");
+    }
 }
 
 /// The process's state letter from /proc (R, S, T, Z...), if it exists.
@@ -323,6 +314,7 @@ macro_rules! lifecycle {
             #[tokio::test] async fn a_failed_start_answers_503_at_once() { cases::a_failed_start_answers_503_at_once($model).await }
             #[tokio::test] async fn an_abandoned_request_is_not_left_in_flight() { cases::an_abandoned_request_is_not_left_in_flight($model).await }
             #[tokio::test] async fn pinned_to_one_cpu_it_still_serves() { cases::pinned_to_one_cpu_it_still_serves($model).await }
+            #[tokio::test] async fn a_recycle_after_the_binary_was_deleted_starts_a_new_app() { cases::a_recycle_after_the_binary_was_deleted_starts_a_new_app($model).await }
         }
     )*};
 }

@@ -8,34 +8,13 @@
 //! - the run is stamped with its commit and dirty flag;
 //! - every selected model with a recyclable part has its recycle figure.
 //!
-//! The run uses its own link to the binary (see [`private_binary`]), and a
-//! measurement that failed is named before any figure is compared.
+//! A measurement that failed is named before any figure is compared.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// A whole short run in a debug build on a busy machine: generous.
 const RUN_TIMEOUT: Duration = Duration::from_secs(900);
-
-/// The binary under test, hard-linked (or copied) into a folder of its
-/// own. The driver starts every server from its own path; a `cargo build`
-/// that replaces target/debug/hostlab during this long run (another test
-/// target being built) leaves that path naming a deleted file, and every
-/// server started after it fails: the cause of this test's earlier flakes
-/// "under load" (charts/recycle-proxy.svg missing because no recycle ran).
-fn private_binary() -> (tempfile::TempDir, PathBuf) {
-    let original = Path::new(env!("CARGO_BIN_EXE_hostlab"));
-    // Next to the original, so a hard link (instant, no copy) is possible.
-    let dir = tempfile::Builder::new()
-        .prefix("report-test-bin")
-        .tempdir_in(original.parent().unwrap())
-        .unwrap();
-    let exe = dir.path().join("hostlab");
-    if std::fs::hard_link(original, &exe).is_err() {
-        std::fs::copy(original, &exe).unwrap();
-    }
-    (dir, exe)
-}
 
 /// The measurements a run recorded as failed (`skipped` reasons `FAILED: ...`).
 fn failures(results: &serde_json::Value) -> Vec<String> {
@@ -163,9 +142,8 @@ fn csv_lines(text: &str) -> Vec<Vec<String>> {
 fn one_run_one_figure_in_every_file_and_charts_with_sane_sizes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let (_bin, exe) = private_binary();
     let out = hostlab::ready::output_within(
-        hostlab::ready::command(&exe).args([
+        hostlab::ready::command(env!("CARGO_BIN_EXE_hostlab")).args([
             "run",
             "--quick",
             "--models",

@@ -10,22 +10,12 @@ use std::time::Duration;
 const RUN_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// `hostlab ARGS` to its end, with the parent-death signal, killed if it hangs.
-/// It runs a hard link to the binary in a folder of its own: the driver
-/// starts every server from its own path, and a `cargo build` that replaced
-/// target/debug/hostlab during the run would leave that path naming a
-/// deleted file (every later server start fails).
 fn hostlab(args: &[&str]) -> Output {
-    let original = Path::new(env!("CARGO_BIN_EXE_hostlab"));
-    let bin = tempfile::Builder::new()
-        .prefix("run-test-bin")
-        .tempdir_in(original.parent().unwrap())
-        .unwrap();
-    let exe = bin.path().join("hostlab");
-    if std::fs::hard_link(original, &exe).is_err() {
-        std::fs::copy(original, &exe).unwrap();
-    }
-    hostlab::ready::output_within(hostlab::ready::command(&exe).args(args), RUN_TIMEOUT)
-        .unwrap_or_else(|e| panic!("{e}"))
+    hostlab::ready::output_within(
+        hostlab::ready::command(env!("CARGO_BIN_EXE_hostlab")).args(args),
+        RUN_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn check_ok(out: &Output, what: &str) {

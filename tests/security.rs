@@ -1,9 +1,14 @@
-//! Reliability and security of every hostlab server (docs/security.md):
-//! hostile HTTP, slow clients, the connection limit, upstream trouble,
-//! overload and the admin endpoint. Each test is bounded in time and asserts
+//! Reliability and security of every hostlab server at its front door
+//! (docs/security.md): hostile HTTP, slow clients and the connection limit;
+//! upstream trouble, overload and the admin endpoint are in
+//! `security_backend.rs`. Each test is bounded in time and asserts
 //! behaviour (statuses, closed connections, counts), never speed.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
+#[path = "common/serving.rs"]
+mod serving;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,9 +16,11 @@ use std::time::{Duration, Instant};
 
 use common::Server;
 use hostlab_hosts::Model;
+use http::json_answer;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
+use serving::start;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -25,12 +32,19 @@ fn models() -> impl Iterator<Item = &'static str> {
         .map(Model::name)
 }
 
-fn start(model: &str, extra: &[&str]) -> Server {
-    let mut args = extra.to_vec();
-    if model.parse().is_ok_and(Model::has_policy) {
-        args.extend(["--start-mode", "always-running", "--admin", "127.0.0.1:0"]);
+/// Starts each of `models` in turn with `extra` (see [`start`]), runs
+/// `check` on it with its `host:port`, then stops it (a clean exit).
+async fn on_each(
+    models: impl IntoIterator<Item = &'static str>,
+    extra: &[&str],
+    check: impl AsyncFn(&'static str, &Server, &str),
+) {
+    for model in models {
+        let server = start(model, extra);
+        let addr = addr(&server);
+        check(model, &server, &addr).await;
+        server.stop();
     }
-    Server::start(model, &args)
 }
 
 fn addr(server: &Server) -> String {
@@ -171,11 +185,9 @@ fn hostile_requests() -> Vec<(&'static str, Vec<u8>, u16)> {
 /// smuggled is ever executed (no book is created).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_http_is_refused_and_the_connection_closed_by_every_server() {
-    for model in models() {
-        let server = start(model, &[]);
-        let addr = addr(&server);
+    on_each(models(), &[], async |model, server, addr| {
         for (what, bytes, status) in hostile_requests() {
-            let answer = raw(&addr, &bytes).await;
+            let answer = raw(addr, &bytes).await;
             assert_eq!(answer.status, status, "{model}: {what}: {}", answer.text);
             assert!(
                 answer.closed,
@@ -201,21 +213,14 @@ async fn hostile_http_is_refused_and_the_connection_closed_by_every_server() {
             let v: Value = r.json().await.unwrap();
             assert_eq!(v["error"]["code"], "invalid_json", "{model}: {v}");
         }
-        let books: Value = client
-            .get(server.url("/books"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let books: Value = json_answer(client.get(server.url("/books"))).await;
         assert_eq!(
             books,
             serde_json::json!([]),
             "{model}: a hostile request created a book"
         );
-        server.stop();
-    }
+    })
+    .await;
 }
 
 /// The proxy refuses hostile requests itself: with the app frozen (a black
@@ -228,14 +233,7 @@ async fn the_proxy_never_forwards_hostile_requests() {
     let admin = server.admin_url();
     let client = reqwest::Client::new();
     assert_eq!(client.get(server.url("/ping")).send().await.unwrap().status(), 200);
-    let status: Value = client
-        .get(format!("{admin}/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = json_answer(client.get(format!("{admin}/status"))).await;
     let app = Pid::from_raw(status["pids"]["app"].as_u64().unwrap() as i32);
     kill(app, Signal::SIGSTOP).unwrap();
     let addr = addr(&server);
@@ -250,14 +248,7 @@ async fn the_proxy_never_forwards_hostile_requests() {
         );
     }
     kill(app, Signal::SIGCONT).unwrap();
-    let books: Value = client
-        .get(server.url("/books"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let books: Value = json_answer(client.get(server.url("/books"))).await;
     assert_eq!(books, serde_json::json!([]));
     server.stop();
 }
@@ -266,70 +257,71 @@ async fn the_proxy_never_forwards_hostile_requests() {
 /// client from being served, and the header-read timeout closes them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_does_not_starve_a_normal_client() {
-    for model in ["edge", "edge-actix", "proxy"] {
-        let server = start(model, &["--header-read-timeout", "2s"]);
-        let addr = addr(&server);
-        let closed = Arc::new(AtomicU64::new(0));
-        let mut slow = Vec::new();
-        for _ in 0..300 {
-            let (addr, closed) = (addr.clone(), closed.clone());
-            slow.push(tokio::spawn(async move {
-                let Ok(mut tcp) = TcpStream::connect(&addr).await else {
-                    return;
-                };
-                let _ = tcp.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n").await;
-                // One header byte every 200 ms, for at most 20 s.
-                for _ in 0..100 {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    if tcp.write_all(b"X").await.is_err() {
-                        break;
+    on_each(
+        ["edge", "edge-actix", "proxy"],
+        &["--header-read-timeout", "2s"],
+        async |model, server, addr| {
+            let closed = Arc::new(AtomicU64::new(0));
+            let mut slow = Vec::new();
+            for _ in 0..300 {
+                let (addr, closed) = (addr.to_owned(), closed.clone());
+                slow.push(tokio::spawn(async move {
+                    let Ok(mut tcp) = TcpStream::connect(&addr).await else {
+                        return;
+                    };
+                    let _ = tcp.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n").await;
+                    // One header byte every 200 ms, for at most 20 s.
+                    for _ in 0..100 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if tcp.write_all(b"X").await.is_err() {
+                            break;
+                        }
+                        let mut buf = [0u8; 512];
+                        if let Ok(Ok(0) | Err(_)) =
+                            tokio::time::timeout(Duration::from_millis(1), tcp.read(&mut buf)).await
+                        {
+                            break;
+                        }
                     }
-                    let mut buf = [0u8; 512];
-                    if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(1), tcp.read(&mut buf)).await
-                    {
-                        break;
+                    let answer = read_answer(&mut tcp, Duration::from_millis(100)).await;
+                    if answer.closed {
+                        closed.fetch_add(1, Ordering::Relaxed);
                     }
-                }
-                let answer = read_answer(&mut tcp, Duration::from_millis(100)).await;
-                if answer.closed {
-                    closed.fetch_add(1, Ordering::Relaxed);
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        for _ in 0..5 {
-            let r = client.get(server.url("/ping")).send().await;
-            assert_eq!(
-                r.map(|r| r.status().as_u16()).ok(),
-                Some(200),
-                "{model}: normal client not served"
+                }));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap();
+            for _ in 0..5 {
+                let r = client.get(server.url("/ping")).send().await;
+                assert_eq!(
+                    r.map(|r| r.status().as_u16()).ok(),
+                    Some(200),
+                    "{model}: normal client not served"
+                );
+            }
+            for task in slow {
+                task.await.unwrap();
+            }
+            let closed = closed.load(Ordering::Relaxed);
+            assert!(
+                closed >= 290,
+                "{model}: only {closed} of 300 trickling connections were closed"
             );
-        }
-        for task in slow {
-            task.await.unwrap();
-        }
-        let closed = closed.load(Ordering::Relaxed);
-        assert!(
-            closed >= 290,
-            "{model}: only {closed} of 300 trickling connections were closed"
-        );
-        server.stop();
-    }
+        },
+    )
+    .await;
 }
 
 /// A body that trickles in past the body-read timeout gets 408
 /// `request_timeout` and its connection is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_gets_408() {
-    for model in models() {
-        let server = start(model, &["--body-read-timeout", "1s"]);
-        let addr = addr(&server);
+    on_each(models(), &["--body-read-timeout", "1s"], async |model, _, addr| {
         for chunked in [false, true] {
-            let mut tcp = TcpStream::connect(&addr).await.unwrap();
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
             let framing = if chunked {
                 "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"tit\r\n".to_owned()
             } else {
@@ -347,8 +339,8 @@ async fn a_slow_body_gets_408() {
                 assert!(answer.closed, "{model} chunked={chunked}: connection left open");
             }
         }
-        server.stop();
-    }
+    })
+    .await;
 }
 
 /// Connections over `--max-connections` get 503 `overloaded` with
@@ -356,12 +348,10 @@ async fn a_slow_body_gets_408() {
 /// ones are served again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_limit_get_503() {
-    for model in models() {
-        let server = start(model, &["--max-connections", "10"]);
-        let addr = addr(&server);
+    on_each(models(), &["--max-connections", "10"], async |model, _, addr| {
         let mut held = Vec::new();
         for _ in 0..10 {
-            let mut tcp = TcpStream::connect(&addr).await.unwrap();
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
             // A served request proves the connection holds a slot.
             tcp.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
             let mut buf = [0u8; 512];
@@ -376,7 +366,7 @@ async fn connections_over_the_limit_get_503() {
             );
             held.push(tcp);
         }
-        let answer = raw(&addr, b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let answer = raw(addr, b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert_eq!(answer.status, 503, "{model}: {}", answer.text);
         assert!(answer.text.contains("\"overloaded\""), "{model}: {}", answer.text);
         assert!(
@@ -388,7 +378,7 @@ async fn connections_over_the_limit_get_503() {
         drop(held);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let answer = raw(&addr, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+            let answer = raw(addr, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
             if answer.status == 200 {
                 break;
             }
@@ -399,228 +389,6 @@ async fn connections_over_the_limit_get_503() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        server.stop();
-    }
-}
-
-/// An app that accepts but never answers (frozen with SIGSTOP): the proxy
-/// answers 504 `gateway_timeout`, the split front 503 `backend_unavailable`,
-/// each within its upstream timeout; both serve again once it thaws.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_upstream_gets_an_answer_within_the_upstream_timeout() {
-    for (model, pid_key, status, code) in [
-        ("proxy", "app", 504, "gateway_timeout"),
-        ("split", "actors", 503, "backend_unavailable"),
-    ] {
-        let server = start(model, &["--upstream-timeout", "2s"]);
-        let admin = server.admin_url();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
-        assert_eq!(client.get(server.url("/books")).send().await.unwrap().status(), 200);
-        let s: Value = client
-            .get(format!("{admin}/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let pid = Pid::from_raw(s["pids"][pid_key].as_u64().unwrap() as i32);
-        kill(pid, Signal::SIGSTOP).unwrap();
-        for _ in 0..2 {
-            let started = Instant::now();
-            let r = client
-                .get(server.url("/books"))
-                .send()
-                .await
-                .expect("an answer, not a hang");
-            assert_eq!(r.status(), status, "{model}");
-            let v: Value = r.json().await.unwrap();
-            assert_eq!(v["error"]["code"], code, "{model}: {v}");
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "{model}: {:?}",
-                started.elapsed()
-            );
-        }
-        kill(pid, Signal::SIGCONT).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if client
-                .get(server.url("/books"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{model}: not serving after the upstream thawed"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        server.stop();
-    }
-}
-
-/// Well past what the actors can take: heavy 5,000-row tasks from 16
-/// clients against 2 actors with 1-message mailboxes. Some requests get 503
-/// `overloaded`, admitted ones finish within the ask timeout, memory stays
-/// bounded, and the server serves normally once the burst ends.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overload_sheds_with_503_and_recovers() {
-    let server = start("edge", &["--mailbox", "1", "--routing", "pool:2"]);
-    let rss = |pid: u32| -> u64 {
-        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
-        statm.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 4096
-    };
-    let rows: Vec<Value> = (0..5000)
-        .map(|i| serde_json::json!({"account": "4000-100", "debit_cents": if i % 2 == 0 { 100 } else { 0 }, "credit_cents": if i % 2 == 0 { 0 } else { 100 }}))
-        .collect();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let task = |id: String| serde_json::json!({"id": id, "kind": "ledger", "rows": rows}).to_string();
-    let warm = client
-        .post(server.url("/tasks"))
-        .header("content-type", "application/json")
-        .body(task("warm".into()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(warm.status(), 200);
-    let rss_before = rss(server.pid);
-
-    let (ok, shed, other) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    );
-    let max_ok_ms = Arc::new(AtomicU64::new(0));
-    let peak_rss = Arc::new(AtomicU64::new(0));
-    let bodies: Vec<Vec<String>> = (0..16)
-        .map(|c| (0..2).map(|i| task(format!("t{c}-{i}"))).collect())
-        .collect();
-    let until = Instant::now() + Duration::from_secs(4);
-    let mut clients = Vec::new();
-    for bodies in bodies {
-        let (client, url) = (client.clone(), server.url("/tasks"));
-        let (ok, shed, other, max_ok_ms) = (ok.clone(), shed.clone(), other.clone(), max_ok_ms.clone());
-        clients.push(tokio::spawn(async move {
-            let mut i = 0;
-            while Instant::now() < until {
-                let started = Instant::now();
-                let r = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(bodies[i % bodies.len()].clone())
-                    .send()
-                    .await;
-                i += 1;
-                match r.map(|r| r.status().as_u16()) {
-                    Ok(200) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        max_ok_ms.fetch_max(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-                    }
-                    Ok(503) => {
-                        shed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        other.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-    let pid = server.pid;
-    let sampler = {
-        let peak_rss = peak_rss.clone();
-        tokio::spawn(async move {
-            while Instant::now() < until {
-                peak_rss.fetch_max(rss(pid), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-    for c in clients {
-        c.await.unwrap();
-    }
-    sampler.await.unwrap();
-    let (ok, shed, other) = (
-        ok.load(Ordering::Relaxed),
-        shed.load(Ordering::Relaxed),
-        other.load(Ordering::Relaxed),
-    );
-    assert!(shed > 0, "no request was shed (ok {ok}): not overloaded?");
-    assert!(ok > 0, "no request was admitted (shed {shed})");
-    assert_eq!(other, 0, "requests neither served nor shed");
-    let max_ok = Duration::from_millis(max_ok_ms.load(Ordering::Relaxed));
-    assert!(
-        max_ok < Duration::from_secs(10),
-        "an admitted request took {max_ok:?}, past the ask timeout"
-    );
-    let peak = peak_rss.load(Ordering::Relaxed);
-    assert!(
-        peak < rss_before + 256 * 1024 * 1024,
-        "RSS grew from {rss_before} to {peak} bytes under overload"
-    );
-    // Recovery: the next request after the burst is served.
-    let r = client
-        .post(server.url("/tasks"))
-        .header("content-type", "application/json")
-        .body(task("after".into()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    eprintln!("overload: {ok} served (max {max_ok:?}), {shed} shed, RSS {rss_before} -> peak {peak}");
-    server.stop();
-}
-
-/// The admin endpoint: a non-loopback address without a token is refused
-/// at start (exit 2); with a token set, calls without it get 401 in the
-/// API's error format, and calls with it work.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_admin_endpoint_needs_loopback_or_a_token() {
-    let out = common::output(
-        common::hostlab()
-            .args(["serve", "proxy", "--listen", "127.0.0.1:0", "--admin", "0.0.0.0:0"])
-            .env_remove("HOSTLAB_ADMIN_TOKEN"),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--admin-token"), "{stderr}");
-
-    let server = Server::start("proxy", &["--admin", "127.0.0.1:0", "--admin-token", "s3cret-token"]);
-    let admin = server.admin_url();
-    let client = reqwest::Client::new();
-    for auth in [
-        None,
-        Some("Bearer wrong"),
-        Some("Bearer s3cret-toke"),
-        Some("s3cret-token"),
-    ] {
-        let mut r = client.get(format!("{admin}/status"));
-        if let Some(a) = auth {
-            r = r.header("authorization", a);
-        }
-        let r = r.send().await.unwrap();
-        assert_eq!(r.status(), 401, "{auth:?}");
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(v["error"]["code"], "unauthorized", "{v}");
-    }
-    let r = client.post(format!("{admin}/recycle")).send().await.unwrap();
-    assert_eq!(r.status(), 401);
-    let r = client
-        .get(format!("{admin}/status"))
-        .header("authorization", "Bearer s3cret-token")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    server.stop();
+    })
+    .await;
 }

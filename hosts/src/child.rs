@@ -8,6 +8,7 @@
 //! blocking-pool thread (which exits after 10 s idle).
 
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,13 +76,14 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Start the child and wait for its ready line.
     pub async fn start(spec: ChildSpec) -> Result<ChildProcess, ChildError> {
-        let exe = std::env::current_exe().map_err(|source| ChildError::Spawn {
+        let exe = own_executable().map_err(|source| ChildError::Spawn {
             command: "hostlab".into(),
             source,
         })?;
         let command_text = format!("hostlab {}", spec.args.join(" "));
-        let mut cmd = Command::new(exe);
-        cmd.args(&spec.args)
+        let mut cmd = Command::new(&exe.program);
+        cmd.arg0(&exe.arg0)
+            .args(&spec.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -281,6 +283,52 @@ impl std::fmt::Display for ReadyLine {
     }
 }
 
+/// What a child is started from: this process's own executable.
+struct OwnExecutable {
+    /// The file executed.
+    program: PathBuf,
+    /// The child's `argv[0]`: the executable's path as we were started from
+    /// it, whichever file `program` is.
+    arg0: PathBuf,
+}
+
+/// The running image, even when its file was replaced since we started.
+///
+/// [`std::env::current_exe`] is a path: when the binary is rebuilt or
+/// replaced during a run (a `cargo build` while a long test or run goes on),
+/// it names a deleted file or another build, and every later start fails.
+/// On Linux `/proc/self/exe` always opens the image this process runs,
+/// deleted or not; a process executed through it is named `exe`, though (in
+/// /proc/PID/comm, which the run's CPU tables show), so the path is kept
+/// while it still is that same file and `/proc/self/exe` used only when it
+/// no longer is. Elsewhere: [`std::env::current_exe`].
+fn own_executable() -> std::io::Result<OwnExecutable> {
+    let current = std::env::current_exe();
+    #[cfg(target_os = "linux")]
+    if let Some(program) = running_image(current.as_deref().ok(), Path::new("/proc/self/exe")) {
+        let arg0 = current.unwrap_or_else(|_| PathBuf::from("hostlab"));
+        return Ok(OwnExecutable { program, arg0 });
+    }
+    let path = current?;
+    Ok(OwnExecutable {
+        program: path.clone(),
+        arg0: path,
+    })
+}
+
+/// `path` while it is the same file (device and inode) as `image`, else
+/// `image`; `path` as it is when `image` cannot be read (no /proc).
+#[cfg(target_os = "linux")]
+fn running_image(path: Option<&Path>, image: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let file_id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    match (path, file_id(image)) {
+        (Some(path), Some(id)) if file_id(path) == Some(id) => Some(path.to_path_buf()),
+        (_, Some(_)) => Some(image.to_path_buf()),
+        (path, None) => path.map(Path::to_path_buf),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +355,40 @@ mod tests {
         ] {
             assert_eq!(ReadyLine::parse(line).unwrap().to_string(), line);
         }
+    }
+
+    #[test]
+    fn children_start_from_the_running_image() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let exe = own_executable().unwrap();
+        let chosen = std::fs::metadata(&exe.program).unwrap();
+        let running = std::fs::metadata("/proc/self/exe").unwrap();
+        assert!(chosen.is_file());
+        assert_ne!(
+            chosen.permissions().mode() & 0o111,
+            0,
+            "{} is not executable",
+            exe.program.display()
+        );
+        assert_eq!((chosen.dev(), chosen.ino()), (running.dev(), running.ino()));
+        assert_eq!(exe.arg0, std::env::current_exe().unwrap());
+    }
+
+    #[test]
+    fn a_replaced_or_deleted_binary_falls_back_to_proc_self_exe() {
+        let image = Path::new("/proc/self/exe");
+        let current = std::env::current_exe().unwrap();
+        // Still the running file: its path, so the child keeps its name.
+        assert_eq!(running_image(Some(&current), image), Some(current.clone()));
+        // Replaced by another file, deleted, or unknown: the running image.
+        let other = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        assert_eq!(running_image(Some(&other), image), Some(image.to_path_buf()));
+        let deleted = PathBuf::from(format!("{} (deleted)", current.display()));
+        assert_eq!(running_image(Some(&deleted), image), Some(image.to_path_buf()));
+        assert_eq!(running_image(None, image), Some(image.to_path_buf()));
+        // No /proc: the path as it is.
+        let no_proc = Path::new("/nonexistent/proc/self/exe");
+        assert_eq!(running_image(Some(&current), no_proc), Some(current));
+        assert_eq!(running_image(None, no_proc), None);
     }
 }

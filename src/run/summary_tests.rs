@@ -2,50 +2,17 @@
 //! ratio means something, and recycle figures as medians over repeats.
 
 use super::*;
-use crate::run::results::{IntervalRow, LoadFigures, RecycleFigures, Results, RunEnvironment, Settings, WindowMetrics};
+use crate::run::results::{IntervalRow, LoadFigures, RecycleFigures, Results, WindowMetrics};
 
+/// Two repeats more than the shared set, a 4 s recycle run with the
+/// recycle at 1 s, edge and proxy selected.
 fn results(entries: Vec<Entry>) -> Results {
-    Results {
-        schema_version: crate::run::results::SCHEMA_VERSION,
-        environment: RunEnvironment {
-            cpu_model: "test".into(),
-            cores: 2,
-            client_cpus: vec![0],
-            server_cpus: vec![1],
-            kernel: "test".into(),
-            rustc: None,
-            hostlab_version: "0".into(),
-            git_commit: None,
-            git_dirty: None,
-            tool_versions: Default::default(),
-            steal_percent: None,
-            command_line: vec![],
-            started_utc: "2026-01-01T00:00:00Z".into(),
-            elapsed_s: 0.0,
-        },
-        settings: Settings {
-            quick: true,
-            models: vec!["edge".into(), "proxy".into()],
-            scenarios: vec![],
-            duration_s: 1.0,
-            warmup_s: 0.0,
-            repeats: 3,
-            connections: 1,
-            recycle_rate_per_sec: 1000.0,
-            recycle_duration_s: 4.0,
-            recycle_at_s: 1.0,
-            latency_duration_s: 1.0,
-            latency_fractions: vec![],
-            soak_duration_s: 0.0,
-            soak_recycle_every_s: 0.0,
-            server_cpu_quota: None,
-        },
-        entries,
-        claims: vec![],
-        skipped: vec![],
-        notes: vec![],
-        finished: true,
-    }
+    let mut r = crate::run::test_support::results(entries);
+    r.settings.models = vec!["edge".into(), "proxy".into()];
+    r.settings.repeats = 3;
+    r.settings.recycle_duration_s = 4.0;
+    r.settings.recycle_at_s = 1.0;
+    r
 }
 
 fn load(model: &str, scenario: &str, variant: &str, rps: f64) -> Entry {

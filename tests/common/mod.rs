@@ -49,16 +49,20 @@ impl Server {
     /// `hostlab serve MODEL --listen 127.0.0.1:0 EXTRA...` (EXTRA may give
     /// its own `--listen`), ready to use.
     pub(crate) fn start(model: &str, extra: &[&str]) -> Server {
-        Self::spawn(model, extra, None)
+        Self::spawn(hostlab(), model, extra, None)
     }
 
     /// The same, with the server (and its children) allowed only on `cpu`.
     pub(crate) fn start_pinned(model: &str, extra: &[&str], cpu: usize) -> Server {
-        Self::spawn(model, extra, Some(cpu))
+        Self::spawn(hostlab(), model, extra, Some(cpu))
     }
 
-    fn spawn(model: &str, extra: &[&str], cpu: Option<usize>) -> Server {
-        let mut command = hostlab();
+    /// The same, started from another path to the binary, `exe`.
+    pub(crate) fn start_from(exe: &std::path::Path, model: &str, extra: &[&str]) -> Server {
+        Self::spawn(ready::command(exe), model, extra, None)
+    }
+
+    fn spawn(mut command: Command, model: &str, extra: &[&str], cpu: Option<usize>) -> Server {
         if let Some(cpu) = cpu {
             // SAFETY: sched_setaffinity is async-signal-safe.
             #[allow(unsafe_code)]

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -340,23 +341,37 @@ async fn delete_book(State(state): State<AppState>, Path(raw): Path<String>) -> 
     }
 }
 
+/// Whether a request asks for `Prefer: respond-async` (RFC 7240), in any of
+/// its `Prefer` headers; never a rejection.
+struct RespondAsync(bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for RespondAsync {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(RespondAsync(
+            parts
+                .headers
+                .get_all("prefer")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|p| p.trim().eq_ignore_ascii_case("respond-async")),
+        ))
+    }
+}
+
 /// `POST /tasks`: run the task and answer its result (200), or, with
 /// `Prefer: respond-async` (RFC 7240), accept it and answer 202 `pending` at
 /// once with a `Location` to poll; with `--journal` an accepted task is
 /// journaled first and resumes after a crash.
 async fn run_task(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    RespondAsync(respond_async): RespondAsync,
     JsonBody(task): JsonBody<TaskRequest, MAX_TASK_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
     state.cold.route(ROUTE_TASKS);
     task.validate().map_err(ApiError::validation)?;
-    let respond_async = headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"));
     if !respond_async {
         return match state.execute(Op::RunTask(task)).await {
             Reply::Task(record) => Ok(axum::Json(record).into_response()),

@@ -204,75 +204,111 @@ pub struct TaskRecord {
     pub validation: Validation,
 }
 
-/// [`TaskRecord`]'s JSON form: the validation flattened.
+/// A [`TaskRecord`]'s own fields, borrowed (`&str`) to write and owned to read.
 #[derive(Serialize, Deserialize)]
-#[serde(rename = "TaskRecord")]
-struct FlatTaskRecord<T, V> {
+struct RecordFields<T> {
     id: T,
     kind: T,
     status: TaskStatus,
     actor: u64,
+}
+
+/// [`TaskRecord`]'s JSON form: its fields and the validation's in one object.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "TaskRecord")]
+struct FlatTaskRecord<T, V> {
+    #[serde(flatten)]
+    fields: RecordFields<T>,
     #[serde(flatten)]
     validation: V,
 }
 
-/// [`TaskRecord`]'s binary form: the validation nested.
+/// [`TaskRecord`]'s binary form: the validation nested. A binary format
+/// writes a struct as its fields in order, so this is the record's five
+/// fields one after the other.
 #[derive(Serialize, Deserialize)]
 #[serde(rename = "TaskRecord")]
 struct NestedTaskRecord<T, V> {
-    id: T,
-    kind: T,
-    status: TaskStatus,
-    actor: u64,
+    fields: RecordFields<T>,
     validation: V,
 }
 
 impl Serialize for TaskRecord {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (id, kind, status, actor, validation) = (
-            self.id.as_str(),
-            self.kind.as_str(),
-            self.status,
-            self.actor,
-            &self.validation,
-        );
+        let fields = RecordFields {
+            id: self.id.as_str(),
+            kind: self.kind.as_str(),
+            status: self.status,
+            actor: self.actor,
+        };
+        let validation = &self.validation;
         if serializer.is_human_readable() {
-            FlatTaskRecord {
-                id,
-                kind,
-                status,
-                actor,
-                validation,
-            }
-            .serialize(serializer)
+            FlatTaskRecord { fields, validation }.serialize(serializer)
         } else {
-            NestedTaskRecord {
-                id,
-                kind,
-                status,
-                actor,
-                validation,
-            }
-            .serialize(serializer)
+            NestedTaskRecord { fields, validation }.serialize(serializer)
         }
     }
 }
 
 impl<'de> Deserialize<'de> for TaskRecord {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (id, kind, status, actor, validation) = if deserializer.is_human_readable() {
+        let (fields, validation) = if deserializer.is_human_readable() {
             let r = FlatTaskRecord::<String, Validation>::deserialize(deserializer)?;
-            (r.id, r.kind, r.status, r.actor, r.validation)
+            (r.fields, r.validation)
         } else {
             let r = NestedTaskRecord::<String, Validation>::deserialize(deserializer)?;
-            (r.id, r.kind, r.status, r.actor, r.validation)
+            (r.fields, r.validation)
         };
         Ok(TaskRecord {
-            id,
-            kind,
-            status,
-            actor,
+            id: fields.id,
+            kind: fields.kind,
+            status: fields.status,
+            actor: fields.actor,
             validation,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finished task of one valid and one invalid row.
+    fn record() -> TaskRecord {
+        let row = |account: &str, debit_cents| Row {
+            account: account.into(),
+            debit_cents,
+            credit_cents: 0,
+        };
+        let validation = validate_rows(&[row("4000-100", 100), row("4000-1000", 5)]);
+        assert_eq!((validation.rows, validation.invalid_count), (2, 1));
+        TaskRecord {
+            id: "t-1".into(),
+            kind: "validate".into(),
+            status: TaskStatus::Done,
+            actor: 3,
+            validation,
+        }
+    }
+
+    /// JSON: one flat object, the record's keys then the validation's;
+    /// postcard: the five fields one after the other (what a split peer reads).
+    #[test]
+    fn task_record_wire_forms() {
+        let r = record();
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.starts_with(r#"{"id":"t-1","kind":"validate","status":"done","actor":3,"rows":2,"invalid":["#),
+            "{json}"
+        );
+        assert!(
+            json.ends_with(r#""total_debit_cents":100,"total_credit_cents":0,"balanced":false}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<TaskRecord>(&json).unwrap(), r);
+        let fields = (&r.id, &r.kind, r.status, r.actor, &r.validation);
+        let bytes = postcard::to_allocvec(&r).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&fields).unwrap());
+        assert_eq!(postcard::from_bytes::<TaskRecord>(&bytes).unwrap(), r);
     }
 }

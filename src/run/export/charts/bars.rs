@@ -1,6 +1,46 @@
 //! The bar chart: one bar per model with its value and ratio labels.
 
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
+
 use super::*;
+
+/// The coordinates of a chart with one segment per bar.
+pub(super) type Segments = Cartesian2d<SegmentedCoord<RangedCoordi32>, RangedCoordf64>;
+
+/// A chart of one x segment per label (the label centred under it) and
+/// `0..top` on y, its mesh drawn without x lines: the frame the bar charts
+/// (this one and the stacked CPU chart) draw their bars into. `builder`
+/// brings what differs: the y label area, a caption.
+pub(super) fn segment_chart<'a, 'b, DB: DrawingBackend>(
+    builder: &mut ChartBuilder<'a, 'b, DB>,
+    labels: &[String],
+    top: f64,
+    y_desc: &str,
+    y_format: Option<&dyn Fn(&f64) -> String>,
+) -> anyhow::Result<ChartContext<'a, DB, Segments>> {
+    let n = labels.len().max(1) as i32;
+    let mut chart = builder
+        .margin(15)
+        .x_label_area_size(40)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
+        .map_err(err)?;
+    let x_label = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh()
+        .y_desc(y_desc)
+        .x_labels(labels.len().max(1))
+        .x_label_formatter(&x_label)
+        .label_style((FAMILY, 14));
+    if let Some(format) = y_format {
+        mesh.y_label_formatter(format);
+    }
+    mesh.draw().map_err(err)?;
+    Ok(chart)
+}
 
 pub(super) fn bar_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -14,25 +54,13 @@ pub(super) fn bar_chart<DB: DrawingBackend>(
     let n = bars.len().max(1) as i32;
     let top = bars.iter().map(|b| b.max.max(b.value)).fold(1.0, f64::max) * 1.2;
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
-    let mut chart = ChartBuilder::on(root)
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(90)
-        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .y_desc(y_desc)
-        .y_label_formatter(&|v| thousands(*v))
-        .x_labels(bars.len().max(1))
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
-            _ => String::new(),
-        })
-        .label_style((FAMILY, 14))
-        .draw()
-        .map_err(err)?;
+    let mut chart = segment_chart(
+        ChartBuilder::on(root).y_label_area_size(90),
+        &labels,
+        top,
+        y_desc,
+        Some(&|v| thousands(*v)),
+    )?;
     for (i, b) in bars.iter().enumerate() {
         let i = i as i32;
         let color = Palette99::pick(i as usize);

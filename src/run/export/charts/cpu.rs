@@ -53,32 +53,21 @@ pub(super) fn stacked_chart<DB: DrawingBackend>(
     bars: &[(String, Vec<(String, f64)>)],
 ) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(err)?;
-    let n = bars.len().max(1) as i32;
     let top = bars
         .iter()
         .map(|(_, parts)| parts.iter().map(|(_, v)| v).sum::<f64>())
         .fold(1.0, f64::max)
         * 1.2;
     let labels: Vec<String> = bars.iter().map(|(l, _)| l.clone()).collect();
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FAMILY, 22))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .y_desc("CPU µs per request")
-        .x_labels(bars.len().max(1))
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
-            _ => String::new(),
-        })
-        .label_style((FAMILY, 14))
-        .draw()
-        .map_err(err)?;
+    let mut chart = segment_chart(
+        ChartBuilder::on(root)
+            .caption(title, (FAMILY, 22))
+            .y_label_area_size(80),
+        &labels,
+        top,
+        "CPU µs per request",
+        None,
+    )?;
     let color_of = |role: &str| {
         let i = role_index(role).unwrap_or(Role::ALL.len());
         Palette99::pick(i)

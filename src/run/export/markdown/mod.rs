@@ -131,6 +131,7 @@ pub(crate) fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow]
     latency(&mut out, rows, charts);
     recycle(&mut out, rows, charts);
     state(&mut out, rows, charts);
+    inflight(&mut out, results);
     recovery(&mut out, results);
     coldstart(&mut out, rows);
     routing(&mut out, rows);

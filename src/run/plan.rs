@@ -120,6 +120,9 @@ pub struct RunPlan {
     pub recovery_events: Vec<u64>,
     /// Tasks accepted before the recovery scenario's SIGKILL.
     pub recovery_tasks: u64,
+    /// Most long tasks the state scenario posts across each overlapped and
+    /// stop-start recycle (0: none).
+    pub inflight_tasks: u64,
     pub client_cpus: Vec<usize>,
     pub server_cpus: Vec<usize>,
     /// Set when the generator and the servers share CPUs.
@@ -258,6 +261,7 @@ impl RunPlan {
                 vec![10_000, 100_000, 300_000]
             },
             recovery_tasks: 200,
+            inflight_tasks: if quick { 100 } else { 400 },
             client_cpus,
             server_cpus,
             shared_cpu_warning,
@@ -316,7 +320,11 @@ impl RunPlan {
                 n * (rates * r * (self.latency_duration.as_secs_f64() + 0.5) + 1.0)
             }
             Scenario::Recycle => recyclers.iter().map(|m| self.recycle_estimate_s(m)).sum(),
-            Scenario::State => recyclers.len() as f64 * 17.0 + 5.0,
+            // Each recycler: the book recycles, and the overlapped and
+            // stop-start ones (with and without a journal) carry tasks in
+            // flight, about 0.15 s more each (10 posts before the trigger,
+            // the lookups after it; the posting itself overlaps the recycle).
+            Scenario::State => recyclers.len() as f64 * (17.0 + 4.0 * 0.15) + 5.0,
             Scenario::Recovery => {
                 self.recovery_events
                     .iter()

@@ -301,6 +301,12 @@ fn row((scenario, model, variant): (String, String, String), entries: Vec<Entry>
 /// The scenario-specific figures of the first entry, in words.
 fn detail(entries: &[Entry]) -> String {
     let Some(e) = entries.first() else { return String::new() };
+    if let Some(f) = &e.inflight {
+        return format!(
+            "tasks {} accepted, {} finished, {} lost",
+            f.tasks_accepted, f.tasks_finished, f.tasks_lost
+        );
+    }
     if let Some(s) = &e.state {
         return format!("books {} -> {}", s.books_before, s.books_after);
     }

@@ -307,6 +307,18 @@ pub(crate) struct TaskRun {
     pub done: u64,
 }
 
+/// Tasks posted across a recycle with a journal (the state scenario's
+/// tasks in flight) and what became of them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct InflightRun {
+    pub run: String,
+    pub accepted: u64,
+    /// Accepted before the trigger and not done then.
+    pub unfinished: u64,
+    pub finished: u64,
+    pub run_twice: Option<u64>,
+}
+
 /// What a run measured with `--journal` (claim C7).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct JournalEvidence {
@@ -319,6 +331,8 @@ pub(crate) struct JournalEvidence {
     /// Tasks in a journal the tool wrote itself as a crash would leave it
     /// (every task accepted, none finished).
     pub synthetic: Vec<TaskRun>,
+    /// Tasks in flight across a recycle with a journal.
+    pub inflight: Vec<InflightRun>,
 }
 
 /// Rule for C7 (persistent actors recover state after a crash; replay at
@@ -330,7 +344,12 @@ pub(crate) struct JournalEvidence {
 /// reason names each run it used, and keeps the real-crash resume count
 /// apart from the one on a journal the tool wrote.
 pub(crate) fn verdict_journal(e: &JournalEvidence) -> (Verdict, String) {
-    if e.state_runs.is_empty() && e.replays.is_empty() && e.real_crash.is_empty() && e.synthetic.is_empty() {
+    if e.state_runs.is_empty()
+        && e.replays.is_empty()
+        && e.real_crash.is_empty()
+        && e.synthetic.is_empty()
+        && e.inflight.is_empty()
+    {
         return (
             Verdict::NotMeasured,
             "no --journal measurement in this run (scenarios state and recovery)".into(),
@@ -357,6 +376,19 @@ pub(crate) fn verdict_journal(e: &JournalEvidence) -> (Verdict, String) {
             "{}: {} of {} unfinished tasks resumed",
             t.run, t.resumed, t.accepted
         ));
+    }
+    for t in e.inflight.iter().filter(|t| t.finished < t.accepted) {
+        broken.push(format!(
+            "{}: {} of {} accepted tasks lost across the recycle with the journal",
+            t.run,
+            t.accepted - t.finished,
+            t.accepted
+        ));
+    }
+    for t in &e.inflight {
+        if let Some(n) = t.run_twice.filter(|n| *n > 0) {
+            broken.push(format!("{}: {n} tasks ran twice across the recycle", t.run));
+        }
     }
     let rates: Vec<&ReplayRun> = e
         .replays
@@ -433,6 +465,15 @@ pub(crate) fn verdict_journal(e: &JournalEvidence) -> (Verdict, String) {
             t.run, t.resumed, t.accepted
         ));
     }
+    if !e.inflight.is_empty() {
+        parts.push(format!(
+            "tasks in flight across {} journal recycles ({}): {} accepted, all finished, {} unfinished at the trigger, none ran twice",
+            e.inflight.len(),
+            e.inflight.iter().map(|t| t.run.as_str()).collect::<Vec<_>>().join(", "),
+            e.inflight.iter().map(|t| t.accepted).sum::<u64>(),
+            e.inflight.iter().map(|t| t.unfinished).sum::<u64>()
+        ));
+    }
     if e.real_crash.is_empty() && e.synthetic.is_empty() {
         parts.push("resuming tasks not measured".into());
     }
@@ -454,6 +495,15 @@ pub(crate) fn journal_evidence(results: &Results) -> JournalEvidence {
                 kind: s.kind.clone(),
                 books_before: s.books_before,
                 books_after: s.books_after,
+            });
+        }
+        if let Some(f) = entry.inflight.as_ref().filter(|f| f.journal) {
+            e.inflight.push(InflightRun {
+                run: format!("{} {}", entry.model, f.kind),
+                accepted: f.tasks_accepted,
+                unfinished: f.in_flight_at_recycle,
+                finished: f.tasks_finished,
+                run_twice: f.tasks_run_twice,
             });
         }
         let Some(r) = &entry.recovery else { continue };

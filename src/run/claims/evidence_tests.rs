@@ -228,6 +228,17 @@ fn journal_ok() -> JournalEvidence {
         ],
         real_crash: vec![tasks("tasks after SIGKILL", 200, 40, 200)],
         synthetic: vec![tasks("unfinished tasks in the journal", 200, 200, 200)],
+        inflight: vec![inflight("proxy stop-start", 40, 2, 40, Some(0))],
+    }
+}
+
+fn inflight(run: &str, accepted: u64, unfinished: u64, finished: u64, run_twice: Option<u64>) -> InflightRun {
+    InflightRun {
+        run: run.into(),
+        accepted,
+        unfinished,
+        finished,
+        run_twice,
     }
 }
 
@@ -246,6 +257,10 @@ fn journal_rule_holds_and_names_its_runs() {
     );
     assert!(reason.contains("40 resumed"), "{reason}");
     assert!(reason.contains("journal written by the tool"), "{reason}");
+    assert!(
+        reason.contains("tasks in flight across 1 journal recycles (proxy stop-start): 40 accepted, all finished, 2 unfinished at the trigger, none ran twice"),
+        "{reason}"
+    );
     let none_resumed = JournalEvidence {
         real_crash: vec![tasks("tasks after SIGKILL", 200, 0, 200)],
         ..journal_ok()
@@ -279,6 +294,15 @@ fn journal_rule_does_not_hold_on_a_loss() {
         },
         JournalEvidence {
             replays: vec![replay("100000 events", 12_000.0, 100_000, 100_000)],
+            ..journal_ok()
+        },
+        // A task in flight lost, or run twice, across a journal recycle.
+        JournalEvidence {
+            inflight: vec![inflight("proxy overlapped", 40, 3, 39, Some(0))],
+            ..journal_ok()
+        },
+        JournalEvidence {
+            inflight: vec![inflight("split overlapped", 40, 3, 40, Some(1))],
             ..journal_ok()
         },
     ];

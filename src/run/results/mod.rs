@@ -158,6 +158,9 @@ pub struct Entry {
     pub recycle: Option<RecycleFigures>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateFigures>,
+    /// Tasks in flight across a recycle (state scenario).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inflight: Option<InflightFigures>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing: Option<RoutingFigures>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,6 +12,38 @@ pub struct StateFigures {
     pub books_after: u64,
 }
 
+/// Long tasks (`Prefer: respond-async`) in flight across one recycle
+/// (issue 19): accepted just before the recycle, counted after it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InflightFigures {
+    pub kind: String,
+    pub journal: bool,
+    pub rows_per_task: u64,
+    /// Posted before, during and just after the recycle.
+    pub tasks_sent: u64,
+    /// Answered 202 (the rest found no process to take them).
+    pub tasks_accepted: u64,
+    /// Of those, accepted before the recycle was triggered.
+    pub accepted_at_recycle: u64,
+    /// Accepted before the trigger and not done by the server's own count
+    /// (`GET /stats` `tasks.done`) then.
+    pub in_flight_at_recycle: u64,
+    /// Accepted tasks `GET /tasks/{id}` reads `done` after the recycle.
+    pub tasks_finished: u64,
+    /// Accepted tasks not finished: unknown to the server after the
+    /// recycle (404) or still not done at the deadline.
+    pub tasks_lost: u64,
+    /// Of the lost, the ones answered 404.
+    pub lost_unknown: u64,
+    /// Completions counted beyond one per finished task (`GET /stats`
+    /// `tasks.done` minus finished), when the count spans the recycle: with a
+    /// journal (it carries the count) or when the actors outlive the
+    /// recycle (split). `None`: the old process took its count with it.
+    pub tasks_run_twice: Option<u64>,
+    /// Unfinished tasks the new process resumed from the journal.
+    pub tasks_resumed: Option<u64>,
+}
+
 /// One restart from a journal (`variant` says which: `N events`,
 /// `N events + snapshot`, or `tasks after SIGKILL`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -5,6 +5,7 @@
 
 pub(super) mod coldstart;
 pub(super) mod crosscheck;
+pub(super) mod inflight;
 pub(super) mod latency;
 pub(super) mod link;
 pub(super) mod recovery;

@@ -1,16 +1,17 @@
 //! State ("Where are all my books?"): add books, recycle each way, count the
 //! books afterwards, per model, without a journal (state in memory only,
 //! claim C4) and with `--journal` (a fresh SQLite file per run in the output
-//! folder's `journals/`, claim C7).
+//! folder's `journals/`, claim C7). The overlapped and stop-start recycles
+//! also carry long tasks in flight, counted by [`super::inflight`].
 
-use hostlab_hosts::Model;
+use hostlab_hosts::{Model, Role};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 
-use super::recovery;
 use super::recycle::{KINDS, applies, crash_role, flags, trigger, wait_for_phase};
-use crate::run::results::{Entry, StateFigures};
+use super::{inflight, recovery};
+use crate::run::results::{Entry, InflightFigures, StateFigures};
 use crate::run::servers::{Http, PING_ONLY, Server, book_count, seed_books};
 use crate::run::{Ctx, Measurement};
 
@@ -66,9 +67,15 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 }
                 args.extend(journal_flags(kind));
                 let measurement = Measurement::new("state", &model).label(format!("{kind}{with}"));
+                // Overlapped and stop-start also carry tasks in flight
+                // (same server, same recycle: the books do not mind).
+                let tasks = inflight::KINDS.contains(kind) && ctx.plan.inflight_tasks > 0;
                 ctx.with_server(measurement, &args, async |ctx, server| {
-                    let (before, after) = recycle(ctx, server, kind).await?;
+                    let (before, after, tasks) = recycle(ctx, server, &model, kind, journal, tasks).await?;
                     ctx.push(entry(&model, kind, journal, ctx.plan.books, before, after));
+                    if let Some(figures) = tasks {
+                        ctx.push(inflight_entry(&model, figures));
+                    }
                     anyhow::Ok(())
                 })
                 .await?;
@@ -99,6 +106,20 @@ fn entry(model: &str, kind: &str, journal: bool, added: u64, before: u64, after:
     }
 }
 
+/// Tasks in flight across one recycle: the variant `tasks in flight, KIND`
+/// (`+ journal`).
+fn inflight_entry(model: &str, figures: InflightFigures) -> Entry {
+    let with = if figures.journal { " + journal" } else { "" };
+    Entry {
+        model: model.into(),
+        scenario: "state".into(),
+        variant: format!("tasks in flight, {}{with}", figures.kind),
+        repeat: 1,
+        inflight: Some(figures),
+        ..Entry::default()
+    }
+}
+
 /// A model without a process manager: stop the process, start a new one.
 async fn restart(ctx: &mut Ctx, model: &str, extra: &[String], journal: bool) -> anyhow::Result<Entry> {
     let before = ctx
@@ -115,12 +136,32 @@ async fn restart(ctx: &mut Ctx, model: &str, extra: &[String], journal: bool) ->
     Ok(entry(model, "process restart", journal, ctx.plan.books, before, after))
 }
 
-/// Seeds, recycles one way, waits until it is done, counts.
-async fn recycle(ctx: &Ctx, server: &Server, kind: &str) -> anyhow::Result<(u64, u64)> {
+/// Seeds (books, and with `tasks` long tasks right before the trigger),
+/// recycles one way, waits until it is done, counts.
+async fn recycle(
+    ctx: &Ctx,
+    server: &Server,
+    model: &str,
+    kind: &str,
+    journal: bool,
+    tasks: bool,
+) -> anyhow::Result<(u64, u64, Option<InflightFigures>)> {
     let http = &ctx.http;
     let admin = server.admin.clone().ok_or_else(|| anyhow!("no admin URL"))?;
     seed_books(http, &server.url, ctx.plan.books).await?;
     let before = book_count(http, &server.url).await?;
+    if tasks {
+        let posting = inflight::Posting::start(http, &server.url, ctx.plan.inflight_tasks).await?;
+        let at_recycle = posting.lead_in(http, &server.url).await?;
+        let triggered = trigger(http, &admin, kind).await;
+        let sent = posting.finish(at_recycle).await;
+        triggered?;
+        let after = book_count(&Http::new(), &server.url).await?;
+        // A journal carries the done count across; split's actors outlive a front recycle.
+        let spans = journal || model.parse().is_ok_and(|m: Model| m.roles().contains(&Role::Actors));
+        let figures = inflight::count(&server.url, &sent, kind, journal, spans).await?;
+        return Ok((before, after, Some(figures)));
+    }
     match kind {
         "idle-terminate" => wait_for_phase(http, &admin, "stopped").await?,
         "idle-suspend" => wait_for_phase(http, &admin, "suspended").await?,
@@ -132,7 +173,7 @@ async fn recycle(ctx: &Ctx, server: &Server, kind: &str) -> anyhow::Result<(u64,
             if kind == "actors-crash" {
                 // The fronts reconnect to a restarted actor service on their
                 // own (answering 503 until then): count once they do.
-                return Ok((before, count_when_answered(&server.url).await?));
+                return Ok((before, count_when_answered(&server.url).await?, None));
             }
         }
         _ => trigger(http, &admin, kind).await?,
@@ -141,7 +182,7 @@ async fn recycle(ctx: &Ctx, server: &Server, kind: &str) -> anyhow::Result<(u64,
     // worker that accepted it, and a suspended worker cannot be woken
     // through it (see docs/run.md); this scenario counts books, nothing else.
     let after = book_count(&Http::new(), &server.url).await?;
-    Ok((before, after))
+    Ok((before, after, None))
 }
 
 /// The book count once the server answers `GET /stats` again (at most 20 s).

@@ -18,6 +18,7 @@ mod matrix;
 mod recycle;
 mod scenarios;
 mod state;
+mod tradeoff;
 use cpu::*;
 use link::*;
 use load::*;
@@ -25,6 +26,7 @@ pub(crate) use matrix::*;
 pub(crate) use recycle::*;
 use scenarios::*;
 use state::*;
+use tradeoff::*;
 
 fn ms(us: f64) -> String {
     format!("{:.2}", us / 1e3)
@@ -130,7 +132,9 @@ pub(crate) fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow]
     link(&mut out, rows);
     latency(&mut out, rows, charts);
     recycle(&mut out, rows, charts);
+    tradeoff(&mut out, results);
     state(&mut out, rows, charts);
+    inflight(&mut out, results);
     recovery(&mut out, results);
     coldstart(&mut out, rows);
     routing(&mut out, rows);

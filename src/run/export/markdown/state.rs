@@ -34,6 +34,59 @@ pub(super) fn state(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
     charts_of(out, charts, "state");
 }
 
+/// Tasks in flight across a recycle (issue 19), beside C7's journal runs.
+pub(super) fn inflight(out: &mut String, results: &Results) {
+    let entries: Vec<_> = results
+        .entries
+        .iter()
+        .filter_map(|e| Some((e, e.inflight.as_ref()?)))
+        .collect();
+    if entries.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Tasks in flight across a recycle\n\n| model | recycle | journal | tasks sent | accepted | accepted before the recycle | of them unfinished then | finished | lost (of them unknown) | run twice | resumed |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (e, f) in entries {
+        let o = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} | {} |",
+            e.model,
+            f.kind,
+            if f.journal { "yes" } else { "no" },
+            f.tasks_sent,
+            f.tasks_accepted,
+            f.accepted_at_recycle,
+            f.in_flight_at_recycle,
+            f.tasks_finished,
+            f.tasks_lost,
+            f.lost_unknown,
+            o(f.tasks_run_twice),
+            o(f.tasks_resumed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nEach run: 4 clients post tasks of {} rows with `Prefer: respond-async`, all to one task actor, \
+         from just before the recycle (triggered once 10 were accepted) until it is done; a task answered \
+         otherwise than 202 is not accepted and not sent again. Unfinished then: accepted before the trigger \
+         minus the server's done count at the trigger. Afterwards every accepted task is looked up on the new \
+         process until it reads `done` (finished) or 404 (unknown), or 20 s pass; lost is accepted minus \
+         finished. Run twice is the server's done count (`GET /stats` `tasks.done`) minus finished, shown \
+         only where that count spans the recycle: with a journal (it carries the count) or on split (its \
+         actors outlive a front recycle); without either the old process took its count with it (`-`). \
+         Resumed: unfinished tasks the new process took over from the journal. Method: docs/run.md \
+         \"Tasks in flight\".\n",
+        results
+            .entries
+            .iter()
+            .find_map(|e| e.inflight.as_ref())
+            .map_or(0, |f| f.rows_per_task)
+    );
+}
+
 pub(super) fn recovery(out: &mut String, results: &Results) {
     let entries: Vec<_> = results
         .entries

@@ -246,3 +246,32 @@ fn namespaces_of_dead_hostlab_processes_are_swept() {
     // Not remove_own(): the other tests of this binary (same pid) have labs.
     Command::new("ip").args(["netns", "del", &ours]).status().unwrap();
 }
+
+#[test]
+fn every_server_binds_the_address_given_and_hostlab_load_reaches_it_from_another_host() {
+    let Some(lab) = lab("listen", &["gen", "server"]) else {
+        return;
+    };
+    let (generator, server) = (lab.host("gen"), lab.host("server"));
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["baseline", "edge", "edge-actix", "proxy", "inprocess", "split"] {
+        let (child, addr) = serve_in(server, model, &["--start-mode", "always-running"]);
+        let (status, body, _) = request(generator, "GET", &format!("http://{addr}/ping"), None);
+        assert_eq!(status, 200, "{model}: {body}");
+        // `hostlab load` from the generator's host to the server's address.
+        let json = dir.path().join(format!("{model}.json"));
+        let mut load = hostlab();
+        generator.enter(&mut load).unwrap();
+        load.args(["load", &format!("http://{addr}/ping"), "-n", "200", "-c", "4", "--json"])
+            .arg(&json);
+        let out = common::output(&mut load);
+        assert!(
+            out.status.success(),
+            "{model}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert_eq!(report["requests"]["ok"], 200, "{model}: {report}");
+        stop(child, model);
+    }
+}

@@ -74,6 +74,17 @@ fn serve_in(host: &Host, model: &str, args: &[&str]) -> (Running, SocketAddr) {
 /// (Null if none) and how long the answer took. Errors (no answer within
 /// 15 s, connection refused) are a status of 0.
 fn request(from: &Host, method: &str, url: &str, body: Option<Value>) -> (u16, Value, Duration) {
+    request_with(from, method, url, body, &[])
+}
+
+/// [`request`] with extra headers.
+fn request_with(
+    from: &Host,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value, Duration) {
     from.run_in(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -85,6 +96,9 @@ fn request(from: &Host, method: &str, url: &str, body: Option<Value>) -> (u16, V
                 .build()
                 .unwrap();
             let mut req = client.request(method.parse().unwrap(), url);
+            for (name, value) in headers {
+                req = req.header(*name, *value);
+            }
             if let Some(body) = body {
                 req = req.json(&body);
             }
@@ -274,4 +288,71 @@ fn every_server_binds_the_address_given_and_hostlab_load_reaches_it_from_another
         assert_eq!(report["requests"]["ok"], 200, "{model}: {report}");
         stop(child, model);
     }
+}
+
+#[test]
+fn two_fronts_on_two_hosts_share_one_actor_service_through_restarts_of_either() {
+    let Some(lab) = lab("two_fronts", &["gen", "front1", "front2", "actors"]) else {
+        return;
+    };
+    let generator = lab.host("gen");
+    let (actors, service) = serve_in(lab.host("actors"), "actors", &[]);
+    let service = service.to_string();
+    let front_args = ["--actors", service.as_str()];
+    let (front1, addr1) = serve_in(lab.host("front1"), "front", &front_args);
+    let (front2, addr2) = serve_in(lab.host("front2"), "front", &front_args);
+    let url = |addr: SocketAddr, path: &str| format!("http://{addr}{path}");
+    let book = json!({"title": "Solaris", "author": "Stanisław Lem"});
+    let key = [("Idempotency-Key", "order-7")];
+
+    let (status, first, _) = request_with(generator, "POST", &url(addr1, "/books"), Some(book.clone()), &key);
+    assert_eq!(status, 201, "{first}");
+    let task = json!({"id": "mh-1", "kind": "ledger", "rows": [
+        {"account": "4000-100", "debit_cents": 500, "credit_cents": 0},
+        {"account": "1000-200", "debit_cents": 0, "credit_cents": 500},
+    ]});
+    let (status, accepted, _) = request_with(
+        generator,
+        "POST",
+        &url(addr2, "/tasks"),
+        Some(task),
+        &[("Prefer", "respond-async")],
+    );
+    assert_eq!(status, 202, "{accepted}");
+
+    // Restart front 1 (a recycle on its own host): the state is in the service.
+    stop(front1, "front 1");
+    let (front1, addr1) = serve_in(lab.host("front1"), "front", &front_args);
+    for addr in [addr1, addr2] {
+        let (status, retry, _) = request_with(generator, "POST", &url(addr, "/books"), Some(book.clone()), &key);
+        assert_eq!((status, &retry), (200, &first), "an idempotent retry through {addr}");
+    }
+    let mut task_status = Value::Null;
+    let done = wait_for(Duration::from_secs(30), || {
+        let (status, record, _) = request(generator, "GET", &url(addr1, "/tasks/mh-1"), None);
+        task_status = record["status"].clone();
+        status == 200 && task_status == "done"
+    });
+    assert!(
+        done,
+        "task mh-1 accepted through front 2 is done, seen through front 1: {task_status}"
+    );
+
+    // Crash front 2: front 1 goes on serving the same state.
+    let pid2 = front2.pid();
+    drop(front2.stop_with(Signal::SIGKILL, Duration::from_secs(20)).unwrap());
+    assert!(!process_alive(pid2));
+    let (status, books, _) = request(generator, "GET", &url(addr1, "/books"), None);
+    assert_eq!(status, 200, "{books}");
+    assert_eq!(books.as_array().map(Vec::len), Some(1), "one book, not two: {books}");
+    let (front2, addr2) = serve_in(lab.host("front2"), "front", &front_args);
+    let (status, record, _) = request(generator, "GET", &url(addr2, "/tasks/mh-1"), None);
+    assert_eq!((status, &record["status"]), (200, &json!("done")), "{record}");
+
+    stop(front1, "front 1");
+    stop(front2, "front 2");
+    stop(actors, "the actor service");
+    let names = lab.namespaces().to_vec();
+    drop(lab);
+    assert!(names.iter().all(|n| !exists(n)), "namespaces left behind: {names:?}");
 }

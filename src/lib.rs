@@ -6,5 +6,6 @@
 pub mod cli;
 pub mod journal;
 pub mod load;
+pub mod netns;
 pub mod ready;
 pub mod run;

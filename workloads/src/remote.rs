@@ -12,7 +12,9 @@
 //! The front watches node-session events: when the session drops, the remote
 //! gateway ref is dropped at once (requests get 503 `backend_unavailable`),
 //! and a reconnect loop with backoff brings it back (ractor_cluster does not
-//! reconnect by itself).
+//! reconnect by itself). Both ends set TCP keep-alive and a user timeout on
+//! the link, so a cut without a reset (a veth down, a host gone) drops the
+//! session within [`LINK_DEAD_AFTER`] instead of the OS's 15 minutes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,8 +125,7 @@ pub async fn accept_into(listener: tokio::net::TcpListener, node: ActorRef<NodeS
                 continue;
             }
         };
-        // Without it, small request/reply messages wait for Nagle (ractor #389).
-        let _ = stream.set_nodelay(true);
+        tune_link(&stream);
         let Ok(local_addr) = stream.local_addr() else { continue };
         let opened = NodeServerMessage::ConnectionOpened {
             stream: Box::new(ractor_cluster::NetworkStream::Raw {
@@ -138,6 +139,55 @@ pub async fn accept_into(listener: tokio::net::TcpListener, node: ActorRef<NodeS
             return;
         }
     }
+}
+
+/// How long a link may go without an answer from the peer (keep-alive
+/// probes when idle, acknowledgements when data is waiting) before the
+/// kernel drops the connection and the session with it. Without it a link
+/// cut with no reset (a cable pulled, a veth set down, a host gone) leaves a
+/// session that looks up until the OS gives up, after about 15 minutes.
+pub const LINK_DEAD_AFTER: Duration = Duration::from_secs(4);
+
+/// Socket options of every node link, on both ends: no Nagle delay (small
+/// request/reply messages would wait for it, ractor #389), and a dead peer
+/// detected within [`LINK_DEAD_AFTER`] (TCP keep-alive every second when
+/// idle, `TCP_USER_TIMEOUT` when data is waiting).
+fn tune_link(stream: &tokio::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(1))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    if let Err(e) = socket
+        .set_tcp_keepalive(&keepalive)
+        .and_then(|()| socket.set_keepalive(true))
+        .and_then(|()| socket.set_tcp_user_timeout(Some(LINK_DEAD_AFTER)))
+    {
+        tracing::warn!("cannot set keep-alive on a node link ({e}); a link cut may go unnoticed for long");
+    }
+}
+
+/// Front side: open a node link to `service` (ractor_cluster's own
+/// `client_connect`, with [`tune_link`]'s socket options) and hand it to `node`.
+async fn client_connect(node: &ActorRef<NodeServerMessage>, service: SocketAddr) -> Result<(), String> {
+    let stream = tokio::net::TcpStream::connect(service)
+        .await
+        .map_err(|e| e.to_string())?;
+    tune_link(&stream);
+    let (peer_addr, local_addr) = (
+        stream.peer_addr().map_err(|e| e.to_string())?,
+        stream.local_addr().map_err(|e| e.to_string())?,
+    );
+    node.cast(NodeServerMessage::ConnectionOpened {
+        stream: Box::new(ractor_cluster::NetworkStream::Raw {
+            peer_addr,
+            local_addr,
+            stream,
+        }),
+        is_server: false,
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Front side: the link to the actor service's gateway.
@@ -236,11 +286,10 @@ async fn keep_linked(
 /// One connection attempt: open the session and wait until the service's
 /// gateway shows up in the process group.
 async fn link_once(node: &ActorRef<NodeServerMessage>, service: SocketAddr) -> Result<ActorRef<GatewayMsg>, String> {
-    let connect = ractor_cluster::client_connect(node, service);
+    let connect = client_connect(node, service);
     tokio::time::timeout(Duration::from_secs(2), connect)
         .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|_| "connect timed out".to_owned())??;
     for _ in 0..200 {
         let remote = ractor::pg::get_members(&GATEWAY_GROUP.to_owned())
             .into_iter()

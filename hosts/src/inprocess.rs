@@ -108,6 +108,11 @@ async fn start_on_demand(listener: std::net::TcpListener, manager: Manager) {
         }
         ready.clear_ready();
         if let Err(why) = manager.demand_and_wait().await {
+            // Offline (`app_offline`): the refusing front answers them with
+            // the page, not a failed-start error.
+            if manager.phase() == Phase::Offline {
+                continue;
+            }
             // Like ANCM's 502.5 page: the connections that asked for the app
             // get an answer saying it did not start, not silence.
             answer_waiting_connections(fd.get_ref(), &why).await;

@@ -215,8 +215,10 @@ impl Supervisor {
             r.child.signal(Signal::SIGCONT);
         }
         tracing::info!("app_offline file present: stopping the app");
-        self.stop_current().await;
-        self.set_phase(Phase::Offline);
+        // Straight from draining to offline: a `Stopped` phase in between
+        // would let a waiting request start the app on demand (and be
+        // refused as a failed start) instead of getting the page.
+        self.stop_current_into(Phase::Offline).await;
     }
 
     /// The `app_offline` file is gone: start the app again at once.
@@ -372,12 +374,17 @@ impl Supervisor {
 
     /// Drain and stop the running process, if any.
     async fn stop_current(&mut self) {
+        self.stop_current_into(Phase::Stopped).await;
+    }
+
+    /// Drain and stop the running app, then enter `phase`.
+    async fn stop_current_into(&mut self, phase: Phase) {
         if let Some(mut running) = self.running.take() {
             self.set_phase(Phase::Draining);
             self.shared.current.store(None);
             drain(&mut running, &self.hosting, self.shared.policy.shutdown_limit).await;
         }
-        self.set_phase(Phase::Stopped);
+        self.set_phase(phase);
     }
 
     /// Recycle now; `overlap` overrides the policy's for this recycle.

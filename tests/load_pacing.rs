@@ -166,10 +166,11 @@ fn latency_rows_never_exceed_their_offered_rate() {
     assert_eq!(rows.len(), 4, "{rows:?}");
     for e in rows {
         let load = &e["load"];
-        let offered = load["rate_per_sec"].as_f64().unwrap();
-        let achieved = load["requests_per_sec"].as_f64().unwrap();
-        let window = load["duration_s"].as_f64().unwrap();
-        let counted = load["requests"]["total"].as_u64().unwrap() as f64;
+        let number = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("a latency row without its load figures: {e}"));
+        let offered = number(&load["rate_per_sec"]);
+        let achieved = number(&load["requests_per_sec"]);
+        let window = number(&load["duration_s"]);
+        let counted = number(&load["requests"]["total"]);
         assert!(
             achieved <= offered,
             "{}: achieved {achieved} > offered {offered}",
@@ -180,7 +181,8 @@ fn latency_rows_never_exceed_their_offered_rate() {
             "{}: {counted} requests counted in a {window} s window at {offered} req/s",
             e["variant"]
         );
-        assert!(!load["latency_spectrum_us"].as_array().unwrap().is_empty());
+        let spectrum = load["latency_spectrum_us"].as_array();
+        assert!(spectrum.is_some_and(|s| !s.is_empty()), "a latency row without its spectrum: {e}");
     }
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(report.contains("offered req/s"), "{report}");

@@ -166,7 +166,10 @@ fn latency_rows_never_exceed_their_offered_rate() {
     assert_eq!(rows.len(), 4, "{rows:?}");
     for e in rows {
         let load = &e["load"];
-        let number = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("a latency row without its load figures: {e}"));
+        let number = |v: &Value| {
+            v.as_f64()
+                .unwrap_or_else(|| panic!("a latency row without its load figures: {e}"))
+        };
         let offered = number(&load["rate_per_sec"]);
         let achieved = number(&load["requests_per_sec"]);
         let window = number(&load["duration_s"]);
@@ -182,7 +185,10 @@ fn latency_rows_never_exceed_their_offered_rate() {
             e["variant"]
         );
         let spectrum = load["latency_spectrum_us"].as_array();
-        assert!(spectrum.is_some_and(|s| !s.is_empty()), "a latency row without its spectrum: {e}");
+        assert!(
+            spectrum.is_some_and(|s| !s.is_empty()),
+            "a latency row without its spectrum: {e}"
+        );
     }
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(report.contains("offered req/s"), "{report}");

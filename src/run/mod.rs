@@ -149,6 +149,8 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
         .context("cannot start the tokio runtime")?;
     let total_estimate: f64 = plan.scenarios.iter().map(|s| plan.estimate_s(*s)).sum();
     sweep_stale_scratch();
+    // Network namespaces a killed hostlab left behind (src/netns.rs).
+    crate::netns::sweep_stale();
     let tmp = scratch_dir();
     std::fs::create_dir_all(&tmp)?;
     let _scratch = Scratch(tmp.clone());
@@ -185,8 +187,9 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
     );
     ctx.save()?;
     // Ctrl-C or SIGTERM: remove the control groups of the server-bound
-    // mode and the scratch folder (the servers die by their parent-death
-    // signal), then exit as the signal would.
+    // mode, this process's network namespaces and the scratch folder (the
+    // servers die by their parent-death signal), then exit as the signal
+    // would.
     let scratch = tmp.clone();
     runtime.spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -198,6 +201,7 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
             _ = term.recv() => 143,
         };
         cpu::cgroup::remove_all();
+        crate::netns::remove_own();
         let _ = std::fs::remove_dir_all(&scratch);
         eprintln!("hostlab: interrupted");
         std::process::exit(code);

@@ -152,9 +152,21 @@ pub struct ServeArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub shutdown_limit: Option<Duration>,
     /// Address of the actor service (`serve front`; `serve split` sets it
-    /// itself). Both node servers must share `HOSTLAB_COOKIE`.
-    #[arg(long)]
-    pub actors: Option<SocketAddr>,
+    /// itself), or of its nodes in shard order, comma-separated (node I of M
+    /// started with `serve actors --shard I/M`). Given to `serve split`, the
+    /// split starts no actor service of its own. All node servers must share
+    /// `HOSTLAB_COOKIE`.
+    #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',')]
+    pub actors: Vec<SocketAddr>,
+    /// `serve actors`: this node is node I of a sharded actor service of M
+    /// nodes and owns the keys whose jump hash over M is I (books by id,
+    /// tasks by task id; docs/split.md "Sharding").
+    #[arg(long, value_name = "I/M", default_value = "0/1")]
+    pub shard: hostlab_workloads::hashing::Shard,
+    /// `serve split`: fronts accepting on the shared socket, each recycled
+    /// like an `inprocess` worker.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub fronts: u32,
     /// Persist the actors' state in an SQLite event journal at PATH (created
     /// if missing) and recover it at startup; unfinished accepted tasks
     /// resume. Without it the state lives in memory only. A damaged journal
@@ -414,6 +426,29 @@ impl ServeArgs {
                 STATELESS_PATHS.join(" or ")
             );
         }
+        if let Some(dup) = self
+            .actors
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| self.actors[..i].contains(a).then_some(a))
+        {
+            bail!("--actors lists {dup} twice: give each actor-service node once, in shard order");
+        }
+        if !self.actors.is_empty() && !matches!(self.model, Model::Front | Model::Split) {
+            bail!(
+                "--actors is for `serve front` and `serve split`, not `serve {}`",
+                self.model.name()
+            );
+        }
+        if self.shard.count > 1 && self.model != Model::Actors {
+            bail!(
+                "--shard is for `serve actors` (a node of a sharded actor service), not `serve {}`",
+                self.model.name()
+            );
+        }
+        if self.fronts > 1 && self.model != Model::Split {
+            bail!("--fronts is for `serve split`, not `serve {}`", self.model.name());
+        }
         let admin_token = self.admin_token.filter(|t| !t.is_empty());
         if let Some(admin) = self.admin
             && !admin.ip().is_loopback()
@@ -434,6 +469,8 @@ impl ServeArgs {
             admin_token,
             limits: self.limit_flags.limits(),
             actors: self.actors,
+            shard: self.shard,
+            fronts: self.fronts as usize,
             journal,
             inherited,
         })

@@ -54,8 +54,13 @@ pub struct ServeOptions {
     pub admin_token: Option<String>,
     /// Connection, header, body and upstream limits (docs/security.md).
     pub limits: limits::Limits,
-    /// The split model's actor service (`serve front --actors ADDR`).
-    pub actors: Option<SocketAddr>,
+    /// The split model's actor service (`serve front --actors ADDR`), or
+    /// its nodes in shard order; empty: none given.
+    pub actors: Vec<SocketAddr>,
+    /// `serve actors --shard I/M`: the part of the keys this node owns.
+    pub shard: hostlab_workloads::hashing::Shard,
+    /// `serve split --fronts N`: fronts on the shared socket.
+    pub fronts: usize,
     /// `--journal`: the processes that hold actors (edge, app, worker, the
     /// actor service) persist their state there and recover it at startup.
     pub journal: Option<JournalConfig>,
@@ -114,6 +119,7 @@ impl ServeOptions {
         config.routing = self.routing;
         config.mailbox = self.mailbox;
         config.journal = self.journal.clone();
+        config.shard = self.shard;
         config.body_read_timeout = self.limits.body_read_timeout;
         config.cold = hostlab_workloads::coldstart::ColdStartConfig {
             init_entries: self.policy.init_entries,
@@ -140,6 +146,10 @@ pub enum ServeError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Workload(#[from] hostlab_workloads::StartError),
+    /// A node of a sharded actor service serves another shard than its
+    /// place in `--actors`.
+    #[error("{0}")]
+    ShardMismatch(String),
     #[error("server failed: {0}")]
     Io(#[from] std::io::Error),
 }

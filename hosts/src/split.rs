@@ -35,12 +35,18 @@ pub(crate) fn serve_actors(options: ServeOptions) -> Result<(), ServeError> {
         // A restarted service may find its crashed predecessor's journal lock
         // still held for a moment: start_local_actors waits for it.
         let local = Arc::new(start_local_actors(&options.workload_config()).await?);
-        let (gateway, _) = ractor::Actor::spawn(None, Gateway, local.clone())
+        let (gateway, _) = ractor::Actor::spawn(None, Gateway, (local.clone(), options.shard))
             .await
             .map_err(hostlab_workloads::StartError::from)?;
-        let node = start_node("hostlab-actors")
-            .await
-            .map_err(hostlab_workloads::StartError::from)?;
+        // Each node's own name: ractor_cluster keeps one session per peer
+        // name, so a front linked to two nodes of one name would lose one.
+        let name = format!(
+            "hostlab-actors-{}of{}-{}",
+            options.shard.index,
+            options.shard.count,
+            std::process::id()
+        );
+        let node = start_node(&name).await.map_err(hostlab_workloads::StartError::from)?;
         let listener = TcpListener::from_std(bind_std(options.listen)?)?;
         let addr = listener.local_addr()?;
         signals::ignore_recycle_signal("actors");

@@ -38,9 +38,10 @@ pub(crate) fn serve(mut options: ServeOptions) -> Result<(), ServeError> {
     };
     shared.set_nonblocking(true)?;
     lifecycle::serve(options.model, || async move {
-        let workload = match options.actors {
-            Some(service) => split_front::connect(&options, service).await?,
-            None => Workload::start(options.workload_config()).await?,
+        let workload = if options.actors.is_empty() {
+            Workload::start(options.workload_config()).await?
+        } else {
+            split_front::connect(&options, &options.actors).await?
         };
         let router = app(workload.clone());
         let shared = TcpListener::from_std(shared)?;

@@ -415,7 +415,7 @@ async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
         Routing::Pool(_) => "pool",
         Routing::PerTask => "per-task",
     };
-    Ok(axum::Json(json!({
+    let mut body = json!({
         "books": s.books,
         "tasks": {
             "done": s.tasks_done,
@@ -449,8 +449,19 @@ async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
         },
         // Where the actors run: this process, or the split model's actor service.
         "rss_bytes": s.rss_bytes,
-    }))
-    .into_response())
+    });
+    // A front of a sharded actor service: each node's own counts.
+    if !s.shards.is_empty() {
+        body["shards"] = json!(
+            s.shards
+                .iter()
+                .map(|n| json!({
+                    "shard": n.shard, "books": n.books, "tasks_done": n.tasks_done, "live_actors": n.live_actors,
+                }))
+                .collect::<Vec<_>>()
+        );
+    }
+    Ok(axum::Json(body).into_response())
 }
 
 async fn not_found(req: Request<Body>) -> ApiError {

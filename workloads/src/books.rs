@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::{DurableState, Event};
 use crate::fifo;
+use crate::hashing::Shard;
 use crate::journal::{self, ActorJournal};
 use crate::mailbox::Job;
 
@@ -75,6 +76,9 @@ pub struct BookStoreArgs {
     pub journal: Option<ActorJournal>,
     /// The state the journal rebuilt (books, next id, idempotency keys).
     pub restored: Option<DurableState>,
+    /// The part of the book ids this store owns (a node of a sharded actor
+    /// service creates only ids that hash to its own shard).
+    pub shard: Shard,
 }
 
 pub struct BookStoreState {
@@ -84,6 +88,7 @@ pub struct BookStoreState {
     key_order: VecDeque<String>,
     limits: BookStoreLimits,
     journal: Option<ActorJournal>,
+    shard: Shard,
 }
 
 impl BookStoreState {
@@ -95,7 +100,23 @@ impl BookStoreState {
             key_order: VecDeque::new(),
             limits,
             journal: None,
+            shard: Shard::WHOLE,
         }
+    }
+
+    /// This store creates only ids that `shard` owns.
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// The next unused id this store owns (sequential for a whole store).
+    fn allocate_id(&mut self) -> u64 {
+        while !self.shard.owns_book(self.next_id) {
+            self.next_id += 1;
+        }
+        self.next_id += 1;
+        self.next_id - 1
     }
 
     /// The store as the journal rebuilt it.
@@ -129,12 +150,11 @@ impl BookStoreState {
             return Err(AddError::Full(self.limits.books));
         }
         let stored = Arc::new(Book {
-            id: self.next_id,
+            id: self.allocate_id(),
             title: book.title.clone(),
             author: book.author.clone(),
             year: book.year,
         });
-        self.next_id += 1;
         self.books.insert(stored.id, stored.clone());
         if let Some(key) = key {
             self.remember(key, book, stored.clone());
@@ -161,7 +181,8 @@ impl Actor for BookStore {
         let mut state = match args.restored {
             Some(restored) => BookStoreState::restore(args.limits, restored),
             None => BookStoreState::new(args.limits),
-        };
+        }
+        .with_shard(args.shard);
         state.journal = args.journal;
         Ok(state)
     }
@@ -229,6 +250,26 @@ mod tests {
             panic!()
         };
         assert_eq!((a.id, b.id), (1, 2));
+    }
+
+    #[test]
+    fn a_shard_creates_only_its_own_ids() {
+        for index in 0..3 {
+            let shard = Shard { index, count: 3 };
+            let mut s = BookStoreState::new(BookStoreLimits::default()).with_shard(shard);
+            let mut last = 0;
+            for i in 0..50 {
+                let Added::Created(b) = s.add(book(&format!("B{i}")), None).unwrap() else {
+                    panic!()
+                };
+                assert!(shard.owns_book(b.id), "{shard}: id {}", b.id);
+                assert!(b.id > last, "ids grow");
+                last = b.id;
+            }
+            // Every id below the last one that this shard owns was used.
+            let owned = (1..=last).filter(|&id| shard.owns_book(id)).count();
+            assert_eq!(owned, 50, "{shard}");
+        }
     }
 
     #[test]

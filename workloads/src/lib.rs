@@ -54,6 +54,9 @@ pub struct WorkloadConfig {
     pub body_read_timeout: Duration,
     /// Start-up work and first-hit costs (docs/policies.md "Cold start").
     pub cold: ColdStartConfig,
+    /// The part of the keys these actors own: node I of M of a sharded
+    /// actor service (`serve actors --shard I/M`); everything by default.
+    pub shard: hashing::Shard,
 }
 
 impl WorkloadConfig {
@@ -69,6 +72,7 @@ impl WorkloadConfig {
             recovery_wait: Duration::from_secs(5),
             body_read_timeout: Duration::from_secs(30),
             cold: ColdStartConfig::default(),
+            shard: hashing::Shard::WHOLE,
         }
     }
 }
@@ -317,6 +321,7 @@ pub async fn start_actors(
         limits: config.books,
         journal: journal.clone().map(ActorJournal::new),
         restored: restored_books,
+        shard: config.shard,
     };
     let (store, _) = ractor::Actor::spawn(None, BookStore, store_args).await?;
     let tasks = TaskRouter::start(

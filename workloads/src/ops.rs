@@ -92,6 +92,66 @@ pub struct Stats {
     pub rss_bytes: Option<u64>,
     /// Set with `--journal`.
     pub journal: Option<JournalStats>,
+    /// A front of a sharded actor service: each node's own figures, in
+    /// shard order (empty for a single node or local actors).
+    pub shards: Vec<ShardStats>,
+}
+
+/// One node's part of a sharded service's `/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardStats {
+    pub shard: u32,
+    pub books: usize,
+    pub tasks_done: u64,
+    pub live_actors: u64,
+}
+
+impl Stats {
+    /// The figures of a sharded service from each node's, in shard order:
+    /// counts and memory are summed, journal counters summed (the largest
+    /// batch and recovery time are the largest), journal paths joined.
+    pub fn merge(nodes: Vec<Stats>) -> Stats {
+        let shards = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ShardStats {
+                shard: i as u32,
+                books: s.books,
+                tasks_done: s.tasks_done,
+                live_actors: s.live_actors,
+            })
+            .collect();
+        let mut nodes = nodes.into_iter();
+        let mut total = nodes.next().expect("a service has at least one node");
+        for s in nodes {
+            total.books += s.books;
+            total.tasks_done += s.tasks_done;
+            total.tasks_rejected_overloaded += s.tasks_rejected_overloaded;
+            total.live_actors += s.live_actors;
+            total.rss_bytes = match (total.rss_bytes, s.rss_bytes) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+            total.journal = match (total.journal.take(), s.journal) {
+                (Some(mut a), Some(b)) => {
+                    a.path = format!("{}, {}", a.path, b.path);
+                    a.events_appended += b.events_appended;
+                    a.commits += b.commits;
+                    a.largest_batch = a.largest_batch.max(b.largest_batch);
+                    a.last_seq += b.last_seq;
+                    a.snapshots += b.snapshots;
+                    a.recovery.events_replayed += b.recovery.events_replayed;
+                    a.recovery.tasks_resumed += b.recovery.tasks_resumed;
+                    a.recovery.micros = a.recovery.micros.max(b.recovery.micros);
+                    a.error = a.error.or(b.error);
+                    Some(a)
+                }
+                (a, b) => a.or(b),
+            };
+        }
+        total.shards = shards;
+        total
+    }
 }
 
 /// The actors of this process, behind bounded mailboxes.
@@ -148,6 +208,7 @@ impl LocalActors {
                         live_actors: c.live_actors.load(Ordering::Relaxed),
                         rss_bytes: crate::rss_bytes("self"),
                         journal: self.journal.as_ref().map(Journal::stats),
+                        shards: Vec::new(),
                     })
                 }
             })

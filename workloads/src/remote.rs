@@ -12,12 +12,20 @@
 //! The front watches node-session events: when the session drops, the remote
 //! gateway ref is dropped at once (requests get 503 `backend_unavailable`),
 //! and a reconnect loop with backoff brings it back (ractor_cluster does not
-//! reconnect by itself). Both ends set TCP keep-alive and a user timeout on
+//! reconnect by itself).
+//!
+//! A sharded service is M such nodes, node I started with `--shard I/M`.
+//! The front links to each (one node server, one session per node), checks
+//! that the node at place K of its list serves shard K/M, and routes each
+//! operation by the jump hash of its key (`hashing.rs`); list and stats go
+//! to every node and are merged. A node that is down makes only its own
+//! shard's operations (and the whole-store ones) answer 503. Both ends set TCP keep-alive and a user timeout on
 //! the link, so a cut without a reset (a veth down, a host gone) drops the
 //! session within [`LINK_DEAD_AFTER`] instead of the OS's 15 minutes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -26,9 +34,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, BytesConvertable, RpcReplyPort
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage, RactorClusterMessage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
+use tokio::sync::broadcast;
 
-use crate::ops::{LocalActors, Op, Refusal, Reply};
+use crate::hashing::{Shard, shard_of_book, shard_of_key};
+use crate::ops::{LocalActors, Op, Refusal, Reply, Stats};
 
 /// Process group the actor service's gateway joins.
 pub const GATEWAY_GROUP: &str = "hostlab.gateway";
@@ -63,32 +72,42 @@ impl<T: Serialize + DeserializeOwned> BytesConvertable for Wire<T> {
 pub enum GatewayMsg {
     #[rpc]
     Execute(Wire<Op>, RpcReplyPort<Wire<Reply>>),
+    /// Which shard this node serves (the front checks it at link time).
+    #[rpc]
+    Shard(Wire<()>, RpcReplyPort<Wire<Shard>>),
 }
 
-/// Service side: runs remote operations on the local actors.
+/// Service side: runs remote operations on the local actors of one node,
+/// which serves the given shard.
 pub struct Gateway;
 
 impl Actor for Gateway {
     type Msg = GatewayMsg;
-    type State = Arc<LocalActors>;
-    type Arguments = Arc<LocalActors>;
+    type State = (Arc<LocalActors>, Shard);
+    type Arguments = (Arc<LocalActors>, Shard);
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        local: Arc<LocalActors>,
+        args: (Arc<LocalActors>, Shard),
     ) -> Result<Self::State, ActorProcessingErr> {
         ractor::pg::join(GATEWAY_GROUP.to_owned(), vec![myself.get_cell()]);
-        Ok(local)
+        Ok(args)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         message: Self::Msg,
-        local: &mut Self::State,
+        (local, shard): &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let GatewayMsg::Execute(Wire(op), reply) = message;
+        let (op, reply) = match message {
+            GatewayMsg::Execute(Wire(op), reply) => (op, reply),
+            GatewayMsg::Shard(_, reply) => {
+                let _ = reply.send(Wire(Some(*shard)));
+                return Ok(());
+            }
+        };
         let local = local.clone();
         // One task per call: a slow task must not hold up the next call.
         tokio::spawn(async move {
@@ -170,7 +189,7 @@ fn tune_link(stream: &tokio::net::TcpStream) {
 
 /// Front side: open a node link to `service` (ractor_cluster's own
 /// `client_connect`, with [`tune_link`]'s socket options) and hand it to `node`.
-async fn client_connect(node: &ActorRef<NodeServerMessage>, service: SocketAddr) -> Result<(), String> {
+async fn client_connect(node: &ActorRef<NodeServerMessage>, service: SocketAddr) -> Result<SocketAddr, String> {
     let stream = tokio::net::TcpStream::connect(service)
         .await
         .map_err(|e| e.to_string())?;
@@ -187,95 +206,266 @@ async fn client_connect(node: &ActorRef<NodeServerMessage>, service: SocketAddr)
         }),
         is_server: false,
     })
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok(peer_addr)
 }
 
-/// Front side: the link to the actor service's gateway.
+/// Front side: the links to the actor service's nodes, in shard order (one
+/// node for an unsharded service), and the routing of each operation.
 pub struct RemoteActors {
-    gateway: Arc<ArcSwapOption<ActorRef<GatewayMsg>>>,
+    links: Vec<Arc<ShardLink>>,
     timeout: Duration,
+    /// Round-robin position for `POST /books` without an idempotency key.
+    next: AtomicUsize,
 }
 
-/// Node-session events the front reacts to.
-struct SessionEvents(mpsc::UnboundedSender<()>);
-
-impl NodeEventSubscription for SessionEvents {
-    fn node_session_opened(&self, _: ractor_cluster::node::NodeServerSessionInformation) {}
-    fn node_session_disconnected(&self, _: ractor_cluster::node::NodeServerSessionInformation) {
-        let _ = self.0.send(());
-    }
-    fn node_session_authenticated(&self, _: ractor_cluster::node::NodeServerSessionInformation) {}
+/// The link to one node: node `shard.index` of `shard.count`.
+struct ShardLink {
+    shard: Shard,
+    addr: SocketAddr,
+    gateway: ArcSwapOption<ActorRef<GatewayMsg>>,
+    /// Set while the node at `addr` says it serves another shard.
+    mismatch: ArcSwapOption<String>,
 }
 
-impl RemoteActors {
-    /// Connect to the actor service at `service` and keep reconnecting,
-    /// with backoff, whenever the session drops. Returns at once; until the
-    /// first session is up, operations answer 503 `backend_unavailable`.
-    pub async fn connect(service: SocketAddr, timeout: Duration) -> Result<RemoteActors, ractor::SpawnErr> {
-        let node = start_node(&format!("hostlab-front-{}", std::process::id())).await?;
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let _ = node.cast(NodeServerMessage::SubscribeToEvents {
-            id: "hostlab-front".into(),
-            subscription: Box::new(SessionEvents(events_tx)),
-        });
-        let gateway = Arc::new(ArcSwapOption::empty());
-        tokio::spawn(keep_linked(node, service, gateway.clone(), events));
-        Ok(RemoteActors { gateway, timeout })
+impl ShardLink {
+    /// How error messages name this node.
+    fn name(&self) -> String {
+        if self.shard.count == 1 {
+            "the actor service".to_owned()
+        } else {
+            format!("actor node {} (shard {})", self.addr, self.shard)
+        }
     }
 
-    /// Whether a session to the actor service is up.
-    pub fn is_linked(&self) -> bool {
-        self.gateway.load().is_some()
+    fn unreachable(&self) -> Reply {
+        if let Some(mismatch) = self.mismatch.load_full() {
+            return Reply::Refused(Refusal::Unreachable((*mismatch).clone()));
+        }
+        Reply::Refused(Refusal::Unreachable(format!("no session to {}", self.name())))
     }
 
-    /// Send one operation to the actor service and wait (at most the
-    /// timeout) for its reply.
-    pub async fn execute(&self, op: Op) -> Reply {
+    /// Send one operation to this node and wait (at most `timeout`) for its reply.
+    async fn call(&self, op: Op, timeout: Duration) -> Reply {
         let Some(gateway) = self.gateway.load_full() else {
-            return Reply::Refused(Refusal::Unreachable("no session to the actor service".into()));
+            return self.unreachable();
         };
         match gateway
-            .call(|reply| GatewayMsg::Execute(Wire(Some(op)), reply), Some(self.timeout))
+            .call(|reply| GatewayMsg::Execute(Wire(Some(op)), reply), Some(timeout))
             .await
         {
             Ok(CallResult::Success(Wire(Some(reply)))) => reply,
-            Ok(CallResult::Success(Wire(None))) => Reply::Refused(Refusal::Unreachable(
-                "the actor service sent a reply this front cannot read".into(),
-            )),
+            Ok(CallResult::Success(Wire(None))) => Reply::Refused(Refusal::Unreachable(format!(
+                "{} sent a reply this front cannot read",
+                self.name()
+            ))),
             Ok(CallResult::Timeout) => Reply::Refused(Refusal::Unreachable(format!(
-                "no reply from the actor service within {:?}",
-                self.timeout
+                "no reply from {} within {timeout:?}",
+                self.name()
             ))),
             Ok(CallResult::SenderError) | Err(_) => {
-                Reply::Refused(Refusal::Unreachable("the session to the actor service dropped".into()))
+                Reply::Refused(Refusal::Unreachable(format!("the session to {} dropped", self.name())))
             }
         }
     }
 }
 
-/// Connect, find the gateway, wait for the session to drop, repeat.
+/// Node-session events the front reacts to, from its node server.
+#[derive(Clone)]
+enum SessionEvent {
+    Opened {
+        node_id: u64,
+        peer_addr: String,
+        session: ractor::ActorCell,
+    },
+    Down {
+        node_id: u64,
+    },
+}
+
+struct SessionEvents(broadcast::Sender<SessionEvent>);
+
+impl NodeEventSubscription for SessionEvents {
+    fn node_session_opened(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
+        let _ = self.0.send(SessionEvent::Opened {
+            node_id: ses.node_id,
+            peer_addr: ses.peer_addr,
+            session: ses.actor.get_cell(),
+        });
+    }
+    fn node_session_disconnected(&self, ses: ractor_cluster::node::NodeServerSessionInformation) {
+        let _ = self.0.send(SessionEvent::Down { node_id: ses.node_id });
+    }
+    fn node_session_authenticated(&self, _: ractor_cluster::node::NodeServerSessionInformation) {}
+}
+
+impl RemoteActors {
+    /// Connect to the actor service's nodes at `nodes` (node K of M at
+    /// `nodes[K]`; one address for an unsharded service) and keep
+    /// reconnecting, with backoff, whenever a session drops. Returns at
+    /// once; until a node's session is up, operations on its shard answer
+    /// 503 `backend_unavailable`. A node that says it serves another shard
+    /// than its place in the list is not used ([`Self::mismatch`]).
+    pub async fn connect(nodes: &[SocketAddr], timeout: Duration) -> Result<RemoteActors, ractor::SpawnErr> {
+        assert!(!nodes.is_empty(), "a front needs at least one actor-service node");
+        let node = start_node(&format!("hostlab-front-{}", std::process::id())).await?;
+        let (events_tx, _) = broadcast::channel(1024);
+        let _ = node.cast(NodeServerMessage::SubscribeToEvents {
+            id: "hostlab-front".into(),
+            subscription: Box::new(SessionEvents(events_tx.clone())),
+        });
+        let count = nodes.len() as u32;
+        let links: Vec<Arc<ShardLink>> = nodes
+            .iter()
+            .enumerate()
+            .map(|(index, &addr)| {
+                Arc::new(ShardLink {
+                    shard: Shard {
+                        index: index as u32,
+                        count,
+                    },
+                    addr,
+                    gateway: ArcSwapOption::empty(),
+                    mismatch: ArcSwapOption::empty(),
+                })
+            })
+            .collect();
+        for link in &links {
+            tokio::spawn(keep_linked(node.clone(), link.clone(), events_tx.subscribe()));
+        }
+        Ok(RemoteActors {
+            links,
+            timeout,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Whether a session to every node is up.
+    pub fn is_linked(&self) -> bool {
+        self.links.iter().all(|l| l.gateway.load().is_some())
+    }
+
+    /// Why a node is refused: it serves another shard than its place in
+    /// the `--actors` list.
+    pub fn mismatch(&self) -> Option<String> {
+        self.links
+            .iter()
+            .find_map(|l| l.mismatch.load_full())
+            .map(|m| (*m).clone())
+    }
+
+    /// Node (shard index) that owns `op`; `None` for whole-store operations.
+    fn route(&self, op: &Op) -> Option<usize> {
+        let m = self.links.len() as u32;
+        let shard = match op {
+            Op::ListBooks | Op::Stats => return None,
+            Op::AddBook {
+                idempotency_key: Some(key),
+                ..
+            } => shard_of_key(key, m),
+            // No key: no retry to keep together; spread the adds over the
+            // nodes that are up.
+            Op::AddBook {
+                idempotency_key: None, ..
+            } => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                let n = self.links.len();
+                return (0..n)
+                    .map(|i| (start + i) % n)
+                    .find(|&k| self.links[k].gateway.load().is_some())
+                    .or(Some(start % n));
+            }
+            Op::GetBook(id) | Op::DeleteBook(id) => shard_of_book(*id, m),
+            Op::RunTask(task) | Op::AcceptTask(task) => shard_of_key(&task.id, m),
+            Op::GetTask(id) => shard_of_key(id, m),
+        };
+        Some(shard as usize)
+    }
+
+    /// Send one operation to the node that owns it, or to every node and
+    /// merge the replies (list, stats), and wait (at most the timeout).
+    pub async fn execute(&self, op: Op) -> Reply {
+        if let Some(k) = self.route(&op) {
+            return self.links[k].call(op, self.timeout).await;
+        }
+        if self.links.len() == 1 {
+            return self.links[0].call(op, self.timeout).await;
+        }
+        let mut calls = tokio::task::JoinSet::new();
+        for (k, link) in self.links.iter().enumerate() {
+            let (link, op, timeout) = (link.clone(), op.clone(), self.timeout);
+            calls.spawn(async move { (k, link.call(op, timeout).await) });
+        }
+        let mut replies: Vec<Option<Reply>> = vec![None; self.links.len()];
+        while let Some(joined) = calls.join_next().await {
+            if let Ok((k, reply)) = joined {
+                replies[k] = Some(reply);
+            }
+        }
+        merge(replies)
+    }
+}
+
+/// One reply for a whole-store operation from every node's, in shard
+/// order: the first refusal, else the books of all nodes by id or the
+/// summed stats.
+fn merge(replies: Vec<Option<Reply>>) -> Reply {
+    let mut books = Vec::new();
+    let mut stats = Vec::new();
+    for (k, reply) in replies.into_iter().enumerate() {
+        match reply {
+            Some(Reply::Books(b)) => books.extend(b),
+            Some(Reply::Stats(s)) => stats.push(s),
+            Some(refused @ Reply::Refused(_)) => return refused,
+            Some(other) => {
+                return Reply::Refused(Refusal::Unreachable(format!(
+                    "shard {k} answered a whole-store operation with {other:?}"
+                )));
+            }
+            None => return Reply::Refused(Refusal::Unreachable(format!("the call to shard {k} failed"))),
+        }
+    }
+    if stats.is_empty() {
+        books.sort_by_key(|b| b.id);
+        Reply::Books(books)
+    } else {
+        Reply::Stats(Stats::merge(stats))
+    }
+}
+
+/// Connect, find the node's gateway, check its shard, wait for the session
+/// to drop, repeat.
 async fn keep_linked(
     node: ActorRef<NodeServerMessage>,
-    service: SocketAddr,
-    gateway: Arc<ArcSwapOption<ActorRef<GatewayMsg>>>,
-    mut disconnected: mpsc::UnboundedReceiver<()>,
+    link: Arc<ShardLink>,
+    mut events: broadcast::Receiver<SessionEvent>,
 ) {
     let mut backoff = Duration::from_millis(50);
+    let name = link.name();
     loop {
-        match link_once(&node, service).await {
-            Ok(found) => {
-                tracing::info!("linked to the actor service at {service}");
-                gateway.store(Some(Arc::new(found)));
+        match link_once(&node, &link, &mut events).await {
+            Ok((found, node_id)) => {
+                tracing::info!("linked to {name}");
+                link.mismatch.store(None);
+                link.gateway.store(Some(Arc::new(found)));
                 backoff = Duration::from_millis(50);
-                while disconnected.try_recv().is_ok() {}
-                if disconnected.recv().await.is_none() {
-                    return;
+                loop {
+                    match events.recv().await {
+                        Ok(SessionEvent::Down { node_id: down }) if down == node_id => break,
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
                 }
-                gateway.store(None);
-                tracing::warn!("lost the session to the actor service at {service}; reconnecting");
+                link.gateway.store(None);
+                tracing::warn!("lost the session to {name}; reconnecting");
             }
-            Err(e) => {
-                tracing::debug!("actor service at {service} not reachable yet: {e}");
+            Err(LinkError::Mismatch(message)) => {
+                tracing::error!("{message}");
+                link.mismatch.store(Some(Arc::new(message)));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(LinkError::Other(e)) => {
+                tracing::debug!("{name} not reachable yet: {e}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
@@ -283,23 +473,99 @@ async fn keep_linked(
     }
 }
 
-/// One connection attempt: open the session and wait until the service's
-/// gateway shows up in the process group.
-async fn link_once(node: &ActorRef<NodeServerMessage>, service: SocketAddr) -> Result<ActorRef<GatewayMsg>, String> {
-    let connect = client_connect(node, service);
-    tokio::time::timeout(Duration::from_secs(2), connect)
+enum LinkError {
+    /// The node serves another shard than its place in the list.
+    Mismatch(String),
+    Other(String),
+}
+
+impl From<String> for LinkError {
+    fn from(e: String) -> Self {
+        LinkError::Other(e)
+    }
+}
+
+/// One connection attempt: open the session, wait until the node's gateway
+/// shows up in the process group, and ask it which shard it serves.
+async fn link_once(
+    node: &ActorRef<NodeServerMessage>,
+    link: &ShardLink,
+    events: &mut broadcast::Receiver<SessionEvent>,
+) -> Result<(ActorRef<GatewayMsg>, u64), LinkError> {
+    let connect = client_connect(node, link.addr);
+    let peer = tokio::time::timeout(Duration::from_secs(2), connect)
         .await
-        .map_err(|_| "connect timed out".to_owned())??;
+        .map_err(|_| "connect timed out".to_owned())??
+        .to_string();
+    // The node server names the session it opened for our stream.
+    let opened = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match events.recv().await {
+                Ok(SessionEvent::Opened {
+                    node_id,
+                    peer_addr,
+                    session,
+                }) if peer_addr == peer => return Some((node_id, session)),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some((node_id, session))) = opened else {
+        return Err(LinkError::Other(
+            "the node server opened no session for the link".into(),
+        ));
+    };
+    let result = find_gateway(node_id, link).await;
+    if result.is_err() {
+        session.stop(None);
+    }
+    result.map(|gateway| (gateway, node_id))
+}
+
+/// The gateway of session `node_id`, once it serves `link`'s shard.
+async fn find_gateway(node_id: u64, link: &ShardLink) -> Result<ActorRef<GatewayMsg>, LinkError> {
+    let mut found = None;
     for _ in 0..200 {
-        let remote = ractor::pg::get_members(&GATEWAY_GROUP.to_owned())
+        found = ractor::pg::get_members(&GATEWAY_GROUP.to_owned())
             .into_iter()
-            .find(|cell| !cell.get_id().is_local());
-        if let Some(cell) = remote {
-            return Ok(ActorRef::from(cell));
+            .find(|cell| cell.get_id().node() == node_id);
+        if found.is_some() {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    Err("the actor service's gateway did not appear within 2 s".into())
+    let Some(cell) = found else {
+        return Err(LinkError::Other(format!(
+            "the gateway of {} did not appear within 2 s",
+            link.name()
+        )));
+    };
+    let gateway = ActorRef::<GatewayMsg>::from(cell);
+    let served = match gateway
+        .call(
+            |reply| GatewayMsg::Shard(Wire(Some(())), reply),
+            Some(Duration::from_secs(2)),
+        )
+        .await
+    {
+        Ok(CallResult::Success(Wire(Some(shard)))) => shard,
+        _ => {
+            return Err(LinkError::Other(format!(
+                "{} did not say which shard it serves",
+                link.name()
+            )));
+        }
+    };
+    if served != link.shard {
+        return Err(LinkError::Mismatch(format!(
+            "the actor node at {} serves shard {served}, but it is number {} of {} in --actors (it must serve {}); \
+             list the nodes in shard order, node I of M started with --shard I/M",
+            link.addr, link.shard.index, link.shard.count, link.shard
+        )));
+    }
+    Ok(gateway)
 }
 
 #[cfg(test)]

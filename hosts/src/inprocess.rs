@@ -31,15 +31,22 @@ use crate::{Model, ServeError, ServeOptions, admin, bind_std, signals};
 /// `hostlab serve inprocess`: the supervisor.
 pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
     lifecycle::serve(options.model, || async {
-        SocketOwner::start(&options, options.child_args(Model::Worker), None).await
+        SocketOwner::start(&options, options.child_args(Model::Worker), None, 1).await
     })
 }
 
 /// The supervisor process of a model whose workers share its socket: the
 /// shared socket, its workers' manager, the admin endpoint; used by `inprocess` (workers host the actors) and `split`
 /// (workers are fronts of the actor service).
+///
+/// `split --fronts N` runs N workers on the one socket, each under a
+/// manager of its own (started, warmed, restarted and recycled like the
+/// single worker); SIGHUP recycles all of them at once, each overlapped. The
+/// admin endpoint and on-demand start speak for the first one.
 pub(crate) struct SocketOwner {
     pub manager: Manager,
+    /// The managers of the further workers (`split --fronts N`, N > 1).
+    pub others: Vec<Manager>,
     addresses: (SocketAddr, Option<SocketAddr>),
 }
 
@@ -50,7 +57,7 @@ impl Server for SocketOwner {
 
     async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         shutdown.await;
-        self.manager.shutdown().await;
+        self.shutdown().await;
         Ok(())
     }
 }
@@ -58,18 +65,31 @@ impl Server for SocketOwner {
 impl SocketOwner {
     /// Bind, start the manager (and the first worker with always-running),
     /// and serve the admin endpoint.
+    /// With `workers` > 1, the further workers get managers of their own.
     pub(crate) async fn start(
         options: &ServeOptions,
         worker_args: Vec<String>,
         actors_pid: Option<Arc<std::sync::atomic::AtomicU32>>,
+        workers: usize,
     ) -> Result<SocketOwner, ServeError> {
         let listener = bind_std(options.listen)?;
         let addr = listener.local_addr()?;
         let hosting = Hosting::InProcess {
             listener: listener.try_clone()?,
-            worker_args,
+            worker_args: worker_args.clone(),
         };
         let manager = Manager::start(hosting, options.policy.clone()).await;
+        let mut others = Vec::new();
+        for _ in 1..workers {
+            let hosting = Hosting::InProcess {
+                listener: listener.try_clone()?,
+                worker_args: worker_args.clone(),
+            };
+            let other = Manager::start(hosting, options.policy.clone()).await;
+            signals::recycle_on_sighup(other.clone());
+            tokio::spawn(start_on_demand(listener.try_clone()?, other.clone()));
+            others.push(other);
+        }
         let admin_addr = match options.admin {
             Some(a) => Some(admin::serve(a, options.admin_token.clone(), manager.clone(), None, actors_pid).await?),
             None => None,
@@ -79,8 +99,19 @@ impl SocketOwner {
         tokio::spawn(refuse_while_failed(listener, manager.clone(), options.limits));
         Ok(SocketOwner {
             manager,
+            others,
             addresses: (addr, admin_addr),
         })
+    }
+
+    /// Drain and stop every worker, all at once.
+    pub(crate) async fn shutdown(&self) {
+        let mut stops = tokio::task::JoinSet::new();
+        for manager in std::iter::once(&self.manager).chain(&self.others) {
+            let manager = manager.clone();
+            stops.spawn(async move { manager.shutdown().await });
+        }
+        while stops.join_next().await.is_some() {}
     }
 }
 

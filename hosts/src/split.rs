@@ -10,7 +10,12 @@
 //! - `hostlab serve split`: both. The fronts run under the process manager,
 //!   so they recycle exactly like `inprocess` workers; the actor service is a
 //!   separate child that front recycles never touch, restarted on the same
-//!   address only when it crashes.
+//!   address only when it crashes. `--fronts N` runs N fronts on the shared
+//!   socket (each under a manager of its own; SIGHUP recycles all at once,
+//!   each overlapped); `--actors LIST` points them at external (sharded)
+//!   nodes, and then split starts no actor service.
+//! - `hostlab serve actors --shard I/M`: node I of a sharded actor service of
+//!   M nodes (`hashing.rs`'s [`Shard`](hostlab_workloads::hashing::Shard)).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -88,6 +93,18 @@ impl Server for ActorService {
 /// `hostlab serve split`.
 pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
     lifecycle::serve(options.model, || async {
+        let mut front_args = options.child_args(Model::Front);
+        // External nodes (`--actors LIST`): no actor service of our own.
+        if !options.actors.is_empty() {
+            let list: Vec<String> = options.actors.iter().map(ToString::to_string).collect();
+            front_args.extend(["--actors".into(), list.join(",")]);
+            let fronts = SocketOwner::start(&options, front_args, None, options.fronts).await?;
+            return Ok(Split {
+                fronts,
+                service: None,
+                shutdown_limit: options.policy.shutdown_limit,
+            });
+        }
         let mut service_args: Vec<String> = options.child_args(Model::Actors);
         let limit = options.policy.startup_limit;
         let mut service = ChildProcess::start(ChildSpec::new(service_args.clone(), limit))
@@ -103,9 +120,8 @@ pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
         let actors_pid = Arc::new(AtomicU32::new(service.pid));
         let stopping = Arc::new(AtomicBool::new(false));
 
-        let mut front_args = options.child_args(Model::Front);
         front_args.extend(["--actors".into(), service_addr.to_string()]);
-        let fronts = SocketOwner::start(&options, front_args, Some(actors_pid.clone())).await?;
+        let fronts = SocketOwner::start(&options, front_args, Some(actors_pid.clone()), options.fronts).await?;
 
         let keeper = {
             let (actors_pid, stopping) = (actors_pid.clone(), stopping.clone());
@@ -124,20 +140,28 @@ pub(crate) fn serve(options: ServeOptions) -> Result<(), ServeError> {
         };
         Ok(Split {
             fronts,
-            actors_pid,
-            stopping,
-            keeper,
+            service: Some(ServiceKeeper {
+                actors_pid,
+                stopping,
+                keeper,
+            }),
             shutdown_limit: options.policy.shutdown_limit,
         })
     })
 }
 
-/// A started `split`: the fronts' supervisor and the actor service's keeper.
-struct Split {
-    fronts: SocketOwner,
+/// The actor service `split` started and restarts when it crashes.
+struct ServiceKeeper {
     actors_pid: Arc<AtomicU32>,
     stopping: Arc<AtomicBool>,
     keeper: tokio::task::JoinHandle<ChildProcess>,
+}
+
+/// A started `split`: the fronts' supervisor and the actor service's keeper
+/// (none when the fronts use external nodes).
+struct Split {
+    fronts: SocketOwner,
+    service: Option<ServiceKeeper>,
     shutdown_limit: Duration,
 }
 
@@ -149,16 +173,17 @@ impl Server for Split {
     async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         shutdown.await;
         // Fronts first (they drain their requests), then the state holder.
-        self.fronts.manager.shutdown().await;
-        self.stopping.store(true, Ordering::SeqCst);
-        let pid = self.actors_pid.load(Ordering::Relaxed);
+        self.fronts.shutdown().await;
+        let Some(keeper) = self.service else { return Ok(()) };
+        keeper.stopping.store(true, Ordering::SeqCst);
+        let pid = keeper.actors_pid.load(Ordering::Relaxed);
         if pid != 0 {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
         }
-        if let Ok(Ok(mut service)) = tokio::time::timeout(self.shutdown_limit, self.keeper).await {
+        if let Ok(Ok(mut service)) = tokio::time::timeout(self.shutdown_limit, keeper.keeper).await {
             service.stop(self.shutdown_limit).await;
         }
         Ok(())

@@ -356,3 +356,54 @@ fn two_fronts_on_two_hosts_share_one_actor_service_through_restarts_of_either() 
     drop(lab);
     assert!(names.iter().all(|n| !exists(n)), "namespaces left behind: {names:?}");
 }
+
+#[test]
+fn a_killed_actor_node_on_its_own_host_takes_only_its_shard_down() {
+    use hostlab_workloads::hashing::shard_of_book;
+    let Some(lab) = lab("shard_kill", &["gen", "front", "node0", "node1"]) else {
+        return;
+    };
+    let generator = lab.host("gen");
+    let (node0, a0) = serve_in(lab.host("node0"), "actors", &["--shard", "0/2"]);
+    let (node1, a1) = serve_in(lab.host("node1"), "actors", &["--shard", "1/2"]);
+    let (front, addr) = serve_in(lab.host("front"), "front", &["--actors", &format!("{a0},{a1}")]);
+    let url = |path: &str| format!("http://{addr}{path}");
+
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let book = json!({"title": format!("Book {i}"), "author": "A"});
+        let (status, created, _) = request(generator, "POST", &url("/books"), Some(book));
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_u64().unwrap());
+    }
+    let on = |k: u32| ids.iter().copied().filter(move |&id| shard_of_book(id, 2) == k);
+    assert!(on(0).count() > 0 && on(1).count() > 0, "books on both hosts: {ids:?}");
+    let (status, stats, _) = request(generator, "GET", &url("/stats"), None);
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["shards"][1]["books"], on(1).count(), "{stats}");
+
+    let pid1 = node1.pid();
+    drop(node1.stop_with(Signal::SIGKILL, Duration::from_secs(20)).unwrap());
+    let one = on(1).next().unwrap();
+    let mut last = (0, Value::Null, Duration::ZERO);
+    let fast_503 = wait_for(Duration::from_secs(20), || {
+        last = request(generator, "GET", &url(&format!("/books/{one}")), None);
+        last.0 == 503 && last.1["error"]["code"] == "backend_unavailable" && last.2 < Duration::from_millis(500)
+    });
+    assert!(fast_503, "shard 1 gave no fast 503 after its node was killed: {last:?}");
+    for id in on(0) {
+        let (status, body, _) = request(generator, "GET", &url(&format!("/books/{id}")), None);
+        assert_eq!(status, 200, "shard 0 keeps answering: {body}");
+    }
+
+    stop(front, "the front");
+    let pid0 = node0.pid();
+    stop(node0, "actor node 0");
+    let names = lab.namespaces().to_vec();
+    drop(lab);
+    assert!(names.iter().all(|n| !exists(n)), "namespaces left behind: {names:?}");
+    assert!(
+        !process_alive(pid0) && !process_alive(pid1),
+        "an actor node was left behind"
+    );
+}

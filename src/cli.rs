@@ -440,6 +440,12 @@ impl ServeArgs {
                 self.model.name()
             );
         }
+        if !self.actors.is_empty() && self.model == Model::Split && self.journal.is_some() {
+            bail!(
+                "--journal with `serve split --actors`: split starts no actor service then; give each \
+                 external node its own --journal"
+            );
+        }
         if self.shard.count > 1 && self.model != Model::Actors {
             bail!(
                 "--shard is for `serve actors` (a node of a sharded actor service), not `serve {}`",

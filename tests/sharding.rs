@@ -174,7 +174,9 @@ async fn a_node_in_the_wrong_place_is_refused() {
 
 #[test]
 fn bad_shard_and_actors_values_exit_2() {
-    let cases: [(&[&str], &str); 7] = [
+    let journal = std::env::temp_dir().join(format!("hostlab-sharding-unused-{}.db", std::process::id()));
+    let journal = journal.to_str().unwrap();
+    let cases: [(&[&str], &str); 8] = [
         (&["serve", "actors", "--shard", "2/2"], "below M"),
         (&["serve", "actors", "--shard", "one/2"], "not a shard"),
         (&["serve", "actors", "--shard", "0/0"], "must be 1 to"),
@@ -185,6 +187,10 @@ fn bad_shard_and_actors_values_exit_2() {
             &["serve", "inprocess", "--fronts", "2"],
             "--fronts is for `serve split`",
         ),
+        (
+            &["serve", "split", "--actors", "127.0.0.1:1", "--journal", journal],
+            "give each external node its own --journal",
+        ),
     ];
     for (args, expected) in cases {
         let out = run_hostlab(args);
@@ -192,6 +198,10 @@ fn bad_shard_and_actors_values_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+    assert!(
+        !std::path::Path::new(journal).exists(),
+        "a refused command creates no journal"
+    );
 }
 
 /// Pids of `pid`'s children running `hostlab serve front`.

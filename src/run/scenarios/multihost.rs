@@ -40,7 +40,7 @@ const SCENARIO: &str = "multihost";
 const MODEL: &str = "split";
 
 /// The configurations, (fronts, actor nodes), in run order.
-pub(crate) const CONFIGURATIONS: [(u32, u32); 3] = [(1, 1), (2, 1), (1, 2)];
+pub(crate) const CONFIGURATIONS: [(u32, u32); 4] = [(1, 1), (2, 1), (1, 2), (2, 2)];
 /// Every host a configuration may use (the namespaces of `--hosts netns`).
 const HOSTS: [&str; 5] = ["gen", "front1", "front2", "node0", "node1"];
 

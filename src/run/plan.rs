@@ -351,9 +351,10 @@ impl RunPlan {
     /// Seconds of the `multihost` scenario on each kind of host it runs on
     /// (loopback, and namespaces with `--hosts netns`): per configuration,
     /// about 3 s to start the processes and seed books, then the repeats
-    /// (each a load run with its warm-up plus 0.5 s to start and stop the
-    /// `hostlab load` children); and the node kill, about 10 s (steady
-    /// load, the kill, the pause, the restart and the recovery).
+    /// and one `GET /ping` run (each a load run with its warm-up plus 0.5 s
+    /// to start and stop the `hostlab load` children); and the node kill,
+    /// about 10 s (steady load, the kill, the pause, the restart and the
+    /// recovery).
     fn multihost_estimate_s(&self) -> f64 {
         use super::scenarios::multihost::CONFIGURATIONS;
         let kinds = match self.hosts {
@@ -362,7 +363,7 @@ impl RunPlan {
         };
         let per_run = (self.duration + self.warmup).as_secs_f64() + 0.5;
         let configs = CONFIGURATIONS.len() as f64;
-        kinds * (configs * (3.0 + self.repeats as f64 * per_run) + 10.0)
+        kinds * (configs * (3.0 + (self.repeats as f64 + 1.0) * per_run) + 10.0)
     }
 
     /// Seconds of one model's recycle scenario: every run (the control

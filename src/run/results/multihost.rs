@@ -10,9 +10,10 @@ pub struct MultihostFigures {
     pub hosts_mode: String,
     pub fronts: u32,
     pub actor_nodes: u32,
-    /// The request, e.g. `GET /books/{id}`.
+    /// `GET /books/{id}` (through the front to the actors) or `GET /ping`
+    /// (the front alone).
     pub request: String,
-    /// The book ids loaded (one `hostlab load` per front and id).
+    /// The book ids loaded (one `hostlab load` per front and id; none for `/ping`).
     pub book_ids: Vec<String>,
     /// Closed-loop connections in all (split evenly over the load runs).
     pub connections: usize,

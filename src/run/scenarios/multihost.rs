@@ -487,8 +487,33 @@ fn spread(ids: &[String]) -> Vec<String> {
     ids.iter().step_by(step).take(IDS_PER_FRONT).cloned().collect()
 }
 
-/// One configuration: start it, seed books, then `repeats` load runs; one
-/// entry each.
+/// What a configuration's load runs request.
+enum Request {
+    /// `GET /books/{id}` over these ids: through the front to the actors.
+    Books(Vec<String>),
+    /// `GET /ping`: answered by the front alone (its own cost).
+    Ping,
+}
+
+impl Request {
+    fn name(&self) -> &'static str {
+        match self {
+            Request::Books(_) => "GET /books/{id}",
+            Request::Ping => "GET /ping",
+        }
+    }
+
+    /// (file-name label, path) of each load run per front.
+    fn paths(&self) -> Vec<(String, String)> {
+        match self {
+            Request::Books(ids) => ids.iter().map(|id| (id.clone(), format!("/books/{id}"))).collect(),
+            Request::Ping => vec![("ping".into(), "/ping".into())],
+        }
+    }
+}
+
+/// One configuration: start it, seed books, then `repeats` load runs of
+/// `GET /books/{id}` and one of `GET /ping`; one entry each.
 async fn configuration(ctx: &mut Ctx, hosts: &Hosts, fronts: u32, nodes: u32) -> anyhow::Result<Vec<Entry>> {
     let cluster = Cluster::start(ctx, hosts, fronts, nodes, false).await?;
     let outcome = async {
@@ -505,7 +530,8 @@ async fn configuration(ctx: &mut Ctx, hosts: &Hosts, fronts: u32, nodes: u32) ->
                     ctx.plan.repeats
                 ),
             );
-            let figures = load_run(ctx, hosts, &cluster, &ids, fronts, nodes, repeat).await?;
+            let books = Request::Books(ids.clone());
+            let figures = load_run(ctx, hosts, &cluster, &books, fronts, nodes, repeat).await?;
             entries.push(Entry {
                 model: MODEL.into(),
                 scenario: SCENARIO.into(),
@@ -515,6 +541,25 @@ async fn configuration(ctx: &mut Ctx, hosts: &Hosts, fronts: u32, nodes: u32) ->
                 ..Entry::default()
             });
         }
+        // The front's own cost: `GET /ping` never reaches the actors.
+        ctx.console.step(
+            SCENARIO,
+            MODEL,
+            &format!("{}: {} GET /ping", hosts.mode.name(), configuration_name(fronts, nodes)),
+        );
+        let figures = load_run(ctx, hosts, &cluster, &Request::Ping, fronts, nodes, 1).await?;
+        entries.push(Entry {
+            model: MODEL.into(),
+            scenario: SCENARIO.into(),
+            variant: format!(
+                "{}: {}, GET /ping",
+                hosts.mode.name(),
+                configuration_name(fronts, nodes)
+            ),
+            repeat: 1,
+            multihost: Some(figures),
+            ..Entry::default()
+        });
         anyhow::Ok(entries)
     }
     .await;
@@ -522,27 +567,28 @@ async fn configuration(ctx: &mut Ctx, hosts: &Hosts, fronts: u32, nodes: u32) ->
     outcome
 }
 
-/// One load run: a `hostlab load` per front and book id, all at once in
-/// the generator's host, the servers' CPU counted over the measured phase.
+/// One load run: a `hostlab load` per front and path, all at once in the
+/// generator's host, the servers' CPU counted over the measured phase.
 async fn load_run(
     ctx: &Ctx,
     hosts: &Hosts,
     cluster: &Cluster,
-    ids: &[String],
+    request: &Request,
     fronts: u32,
     nodes: u32,
     repeat: u32,
 ) -> anyhow::Result<MultihostFigures> {
     let gen_place = hosts.place("gen");
-    let streams = cluster.fronts.len() * ids.len();
+    let paths = request.paths();
+    let streams = cluster.fronts.len() * paths.len();
     let connections = (ctx.plan.connections / streams).max(1);
     let (duration, warmup) = (ctx.plan.duration, ctx.plan.warmup);
     let mut loads = Vec::new();
     for front in &cluster.fronts {
-        for id in ids {
-            let url = format!("http://{}/books/{id}", front.addr);
+        for (label, path) in &paths {
+            let url = format!("http://{}{path}", front.addr);
             let stem = format!(
-                "multihost-{}-{fronts}f{nodes}n-{repeat}-{}-{id}",
+                "multihost-{}-{fronts}f{nodes}n-{repeat}-{}-{label}",
                 hosts.mode.name(),
                 front.host
             );
@@ -604,7 +650,11 @@ async fn load_run(
     figures.hosts_mode = hosts.mode.name().into();
     figures.fronts = fronts;
     figures.actor_nodes = nodes;
-    figures.book_ids = ids.to_vec();
+    figures.request = request.name().into();
+    figures.book_ids = match request {
+        Request::Books(ids) => ids.clone(),
+        Request::Ping => Vec::new(),
+    };
     figures.connections = connections * streams;
     figures.duration_s = duration.as_secs_f64();
     if figures.requests.ok == 0 {
@@ -703,7 +753,6 @@ fn figures_of(
         });
     }
     Ok(MultihostFigures {
-        request: "GET /books/{id}".into(),
         requests_per_sec,
         requests,
         hosts: host_rows,

@@ -232,3 +232,73 @@ fn hosts_takes_local_or_netns_only() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--hosts") && help.contains("multihost"), "{help}");
 }
+
+/// The direct children of `pid` now.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+#[test]
+fn ctrl_c_inside_the_namespaces_removes_them_and_stops_every_process() {
+    if !(root() && has_ip()) {
+        println!("SKIP multihost_run::ctrl_c: needs root and `ip`");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = hostlab();
+    command
+        .args([
+            "run",
+            "--scenarios",
+            "multihost",
+            "--duration",
+            "5s",
+            "--repeats",
+            "1",
+            "--models",
+            "split",
+            "--hosts",
+            "netns",
+            "--out",
+        ])
+        .arg(dir.path());
+    let running = ready::spawn(&mut command).unwrap_or_else(|e| panic!("{e}"));
+    let pid = running.pid();
+    // Wait until servers run inside the namespaces.
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let kids = children(pid);
+        let in_netns = kids
+            .iter()
+            .any(|k| std::fs::read_to_string(format!("/proc/{k}/cmdline")).is_ok_and(|c| c.contains("10.213.")));
+        if in_netns && !namespaces_of(pid).is_empty() {
+            seen = kids;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!seen.is_empty(), "the run never started servers in namespaces");
+    running.signal(nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = running
+        .wait_within(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(namespaces_of(pid), Vec::<String>::new(), "namespaces left behind");
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        seen.iter().all(|&k| !process_alive(k))
+    });
+    assert!(gone, "processes left behind: {seen:?}");
+}

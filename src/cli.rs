@@ -492,7 +492,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
     /// Comma-separated scenarios to include (default: all but the opt-in
-    /// `soak`, which runs only when named here).
+    /// `multihost` and `soak`, which run only when named here).
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<crate::run::plan::Scenario>,
     /// Measured duration of each load run (e.g. 10s); also the length of
@@ -517,6 +517,34 @@ pub struct RunArgs {
     /// group can be made (docs/run.md "Server-bound mode").
     #[arg(long, value_name = "F", value_parser = parse_quota)]
     pub server_cpu_quota: Option<Quota>,
+    /// Where the roles of the opt-in `multihost` scenario run: `local`
+    /// (every process on 127.0.0.1) or `netns` (the load generator, each
+    /// front and each actor node in a network namespace of its own, joined
+    /// by veths; needs root and `ip`, else that part is recorded as skipped
+    /// and the run goes on). `netns` also runs the loopback comparison.
+    /// Every other scenario runs on this host's loopback either way
+    /// (docs/multihost.md).
+    #[arg(long, value_enum, default_value_t = HostsMode::Local, value_name = "local|netns")]
+    pub hosts: HostsMode,
+}
+
+/// `--hosts`: where the `multihost` scenario puts its roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostsMode {
+    /// Every role on this host's loopback (127.0.0.1).
+    Local,
+    /// One network namespace per role (Linux, root, iproute2's `ip`).
+    Netns,
+}
+
+impl HostsMode {
+    /// The name on the command line and in results.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostsMode::Local => "local",
+            HostsMode::Netns => "netns",
+        }
+    }
 }
 
 /// `--server-cpu-quota`: cores, or off.

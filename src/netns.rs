@@ -33,6 +33,14 @@ pub const PREFIX: &str = "hostlab-";
 pub const SUBNET: &str = "10.213.0.0/16";
 /// Where `ip netns` keeps its namespaces (one bind-mounted file each).
 const NETNS_DIR: &str = "/run/netns";
+/// Names the `ip` program to use instead of the one on PATH (tests point
+/// it at a missing file to see the skip path on a machine that has `ip`).
+pub const IP_ENV: &str = "HOSTLAB_IP";
+
+/// The `ip` program: `$HOSTLAB_IP`, or `ip` from PATH.
+fn ip_program() -> std::ffi::OsString {
+    std::env::var_os(IP_ENV).unwrap_or_else(|| "ip".into())
+}
 
 /// Labs made by this process so far (part of each namespace's name).
 static LABS: AtomicU32 = AtomicU32::new(0);
@@ -53,9 +61,15 @@ pub enum NetnsError {
 /// Why namespaces cannot be used here, or `None` if they can (`ip`
 /// present, and a probe namespace could be made and removed, which needs root).
 pub fn unavailable() -> Option<String> {
-    match Command::new("ip").arg("-V").output() {
+    let program = ip_program();
+    match Command::new(&program).arg("-V").output() {
         Ok(o) if o.status.success() => {}
-        Ok(_) | Err(_) => return Some("`ip` (iproute2) was not found".into()),
+        Ok(_) | Err(_) => {
+            return Some(format!(
+                "`{}` (iproute2) was not found or does not run",
+                program.to_string_lossy()
+            ));
+        }
     }
     let probe = format!(
         "{PREFIX}{}-{}-probe",
@@ -73,10 +87,13 @@ pub fn unavailable() -> Option<String> {
 
 /// Runs `ip ARGS`; an error carries its stderr.
 fn ip(args: &[&str]) -> Result<String, NetnsError> {
-    let out = Command::new("ip").args(args).output().map_err(|e| NetnsError::Ip {
-        args: args.join(" "),
-        stderr: e.to_string(),
-    })?;
+    let out = Command::new(ip_program())
+        .args(args)
+        .output()
+        .map_err(|e| NetnsError::Ip {
+            args: args.join(" "),
+            stderr: e.to_string(),
+        })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -231,6 +248,22 @@ impl Host {
             });
         }
         Ok(())
+    }
+
+    /// Start `f` on a thread of its own inside this host's namespace (every
+    /// socket `f` opens belongs to it) and return at once; the thread's
+    /// result is `Err` when it could not enter the namespace.
+    pub fn spawn_in<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<std::io::Result<T>>> {
+        let netns = File::open(Path::new(NETNS_DIR).join(&self.netns))?;
+        std::thread::Builder::new()
+            .name(format!("netns-{}", self.role))
+            .spawn(move || {
+                nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
+                Ok(f())
+            })
     }
 
     /// Run `f` on a thread of its own inside this host's namespace (every

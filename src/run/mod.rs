@@ -81,6 +81,7 @@ pub fn recycle_plan(args: crate::cli::RecycleArgs) -> anyhow::Result<RunPlan> {
         client_cpus: args.client_cpus,
         server_cpus: args.server_cpus,
         server_cpu_quota: Some(crate::cli::Quota::Off),
+        hosts: crate::cli::HostsMode::Local,
     })?;
     plan.recycle_kinds = vec![kind.to_string()];
     plan.recycle_rate = args.rate;

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 
 use super::results::Skipped;
 use super::servers::{run_models, unavailable};
-use crate::cli::{Quota, RunArgs};
+use crate::cli::{HostsMode, Quota, RunArgs};
 use crate::load::{allowed_cpus, parse_cpu_list};
 use hostlab_hosts::Model;
 
@@ -30,15 +30,18 @@ pub enum Scenario {
     Routing,
     #[value(alias = "cross-check")]
     Crosscheck,
+    // Opt-in: split with its roles on separate hosts (see `opt_in`).
+    Multihost,
     // Opt-in: 10 minutes per model (see `opt_in`).
     Soak,
 }
 
 impl Scenario {
     /// Runs only when `--scenarios` names it (after the default ones): the
-    /// soak lasts 10 minutes per model.
+    /// soak lasts 10 minutes per model, and `multihost` starts its own
+    /// processes on several hosts (network namespaces with `--hosts netns`).
     pub fn opt_in(self) -> bool {
-        self == Scenario::Soak
+        matches!(self, Scenario::Soak | Scenario::Multihost)
     }
 
     /// Every scenario, in run order.
@@ -133,6 +136,8 @@ pub struct RunPlan {
     /// the claim ratios: at least 3 repeats, shorter ones with `--quick`.
     pub claim_repeats: u32,
     pub claim_duration: Duration,
+    /// `--hosts`: where the `multihost` scenario puts its roles.
+    pub hosts: HostsMode,
     pub out: PathBuf,
 }
 
@@ -276,6 +281,7 @@ impl RunPlan {
             } else {
                 duration
             },
+            hosts: args.hosts,
             out,
         })
     }
@@ -337,8 +343,27 @@ impl RunPlan {
             Scenario::Routing => 8.0,
             Scenario::Crosscheck => 2.0 * (self.duration.as_secs_f64() + 0.5),
             Scenario::Soak => recyclers.len() as f64 * (self.soak_duration.as_secs_f64() + per_run + 2.0),
+            Scenario::Multihost => self.multihost_estimate_s(),
             Scenario::Link => 0.0,
         }
+    }
+
+    /// Seconds of the `multihost` scenario on each kind of host it runs on
+    /// (loopback, and namespaces with `--hosts netns`): per configuration,
+    /// about 3 s to start the processes and seed books, then the repeats
+    /// and one `GET /ping` run (each a load run with its warm-up plus 0.5 s
+    /// to start and stop the `hostlab load` children); and the node kill,
+    /// about 10 s (steady load, the kill, the pause, the restart and the
+    /// recovery).
+    fn multihost_estimate_s(&self) -> f64 {
+        use super::scenarios::multihost::CONFIGURATIONS;
+        let kinds = match self.hosts {
+            HostsMode::Local => 1.0,
+            HostsMode::Netns => 2.0,
+        };
+        let per_run = (self.duration + self.warmup).as_secs_f64() + 0.5;
+        let configs = CONFIGURATIONS.len() as f64;
+        kinds * (configs * (3.0 + (self.repeats as f64 + 1.0) * per_run) + 10.0)
     }
 
     /// Seconds of one model's recycle scenario: every run (the control
@@ -415,7 +440,12 @@ mod tests {
         assert_eq!(names.last().map(String::as_str), Some("soak"));
         assert_eq!(Scenario::Crosscheck.to_string(), "crosscheck");
         let all = plan(&["--models", "edge"]).unwrap();
-        assert_eq!(all.scenarios.len(), Scenario::all().count() - 1, "all but soak");
+        assert_eq!(
+            all.scenarios.len(),
+            Scenario::all().count() - 2,
+            "all but multihost and soak"
+        );
+        assert!(!all.scenarios.contains(&Scenario::Multihost));
     }
 
     #[test]
@@ -479,6 +509,20 @@ mod tests {
         // The default run: 3 repeats at 50% and one at the light level.
         let p = plan(&["--models", "proxy"]).unwrap();
         assert!((p.recycle_estimate_s("proxy") - 4.0 * (10.0 * 6.8 + 2.0 * 2.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn multihost_runs_only_when_named_and_hosts_is_checked() {
+        let quick = plan(&["--quick", "--models", "split"]).unwrap();
+        assert!(!quick.scenarios.contains(&Scenario::Multihost));
+        assert_eq!(quick.hosts, HostsMode::Local);
+        let netns = plan(&["--models", "split", "--scenarios", "multihost", "--hosts", "netns"]).unwrap();
+        assert_eq!(netns.scenarios, [Scenario::Multihost]);
+        assert_eq!(netns.hosts, HostsMode::Netns);
+        let local = plan(&["--models", "split", "--scenarios", "multihost"]).unwrap();
+        assert!(netns.estimate_s(Scenario::Multihost) > local.estimate_s(Scenario::Multihost));
+        let bad = plan(&["--hosts", "bogus"]).unwrap_err().to_string();
+        assert!(bad.contains("bogus") && bad.contains("netns"), "{bad}");
     }
 
     #[test]

@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 use crate::load::{LoadReport, TimelineRow};
 
 mod load;
+mod multihost;
 mod recycle;
 mod soak;
 mod state;
 pub(super) use load::*;
+pub(super) use multihost::*;
 pub(super) use recycle::*;
 pub(super) use soak::*;
 pub(super) use state::*;
@@ -177,6 +179,12 @@ pub struct Entry {
     pub cpu_cap: Option<CapFigures>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkFigures>,
+    /// Split with its roles on separate hosts (scenario `multihost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multihost: Option<MultihostFigures>,
+    /// An actor node killed under load (scenario `multihost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_kill: Option<NodeKillFigures>,
 }
 
 #[cfg(test)]

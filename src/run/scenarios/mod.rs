@@ -8,6 +8,7 @@ pub(super) mod crosscheck;
 pub(super) mod inflight;
 pub(super) mod latency;
 pub(super) mod link;
+pub(super) mod multihost;
 pub(super) mod recovery;
 pub(super) mod recycle;
 pub(super) mod routing;
@@ -42,6 +43,7 @@ pub(super) async fn run_all(ctx: &mut Ctx) -> anyhow::Result<()> {
             Scenario::Routing => routing::run(ctx).await,
             Scenario::Crosscheck => crosscheck::run(ctx).await,
             Scenario::Recovery => recovery::run(ctx).await,
+            Scenario::Multihost => multihost::run(ctx).await,
             Scenario::Soak => soak::run(ctx).await,
         };
         ctx.console.end_scenario();

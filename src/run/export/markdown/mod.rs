@@ -15,6 +15,7 @@ mod cpu;
 mod link;
 mod load;
 mod matrix;
+mod multihost;
 mod recycle;
 mod scenarios;
 mod state;
@@ -23,6 +24,7 @@ use cpu::*;
 use link::*;
 use load::*;
 pub(crate) use matrix::*;
+use multihost::*;
 pub(crate) use recycle::*;
 use scenarios::*;
 use state::*;
@@ -140,6 +142,7 @@ pub(crate) fn render(results: &Results, rows: &[SummaryRow], claims: &[ClaimRow]
     routing(&mut out, rows);
     crosscheck(&mut out, rows);
     soak(&mut out, results, rows);
+    multihost(&mut out, results);
     if !results.skipped.is_empty() {
         let _ = writeln!(out, "## Not measured\n");
         for k in &results.skipped {

@@ -64,8 +64,10 @@ pub(super) fn latency(out: &mut String, rows: &[SummaryRow], charts: &[Chart]) {
          is **overloaded** when the server did not keep up: requests failed, or the connection wait's p99 \
          is over 10% of the latency p50 (its latency is then queueing, not service). It is **generator \
          late** when the generator's own lag p99 is over 10% of the latency p50: part of its latency is \
-         then the generator's. `conns` is the run's connection count (rate x 20 ms, in steps of 64 from \
-         64 to 1024: enough to cover a 20 ms stall of a CPU-capped server).\n\n\
+         then the generator's. `conns` is the run's connection count: rate x 20 ms (in steps of 64 from \
+         64 to 1024: enough to cover a 20 ms stall of a CPU-capped server), but at most the capacity run's \
+         connections plus those the rate keeps busy at the capacity run's latency, so that a server never \
+         meets many more connections than its capacity was measured with.\n\n\
          | rate | model | offered req/s | achieved req/s | conns | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | service p50 ms | send lag p99 us | conn. wait p99 us | generator lag p99 us | errors (timeouts) | state |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );

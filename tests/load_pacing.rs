@@ -195,3 +195,32 @@ fn latency_rows_never_exceed_their_offered_rate() {
     assert!(report.contains("% of capacity"), "{report}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A generator that cannot keep the rate (far past its own capacity, as
+/// at 75% of it on a busy machine) still ends: a slot it could not hand to
+/// a connection within the timeout of its scheduled start is a timeout at
+/// once, so the run lasts about its window plus the timeout, and every
+/// slot of the window still gets exactly one outcome. The bound is loose
+/// (a busy machine, a debug build).
+#[test]
+fn an_overloaded_generator_still_ends_and_counts_every_slot() {
+    let addr = delayed_server(Duration::ZERO);
+    let dir = temp_dir("overload");
+    let url = format!("http://{addr}/");
+    let started = std::time::Instant::now();
+    let j = load(
+        &[&url, "-r", "500000", "-c", "32", "-d", "1s", "--timeout", "500ms"],
+        &dir,
+    );
+    let took = started.elapsed();
+    let total = j["requests"]["total"].as_u64().unwrap();
+    assert_eq!(total, 500_000, "every slot of the window has an outcome: {j}");
+    assert!(j["requests"]["errors"]["timeout"].as_u64().unwrap() > 0, "{j}");
+    let elapsed = j["elapsed_s"].as_f64().unwrap();
+    assert!(
+        elapsed < 1.5 + 8.0,
+        "the run took {elapsed} s for a 1 s window and a 0.5 s timeout"
+    );
+    assert!(took < Duration::from_secs(30), "hostlab load took {took:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -178,6 +178,17 @@ pub(super) fn idle_queue(
     mpsc::channel(schedule.plan.connections.max(1))
 }
 
+/// Most due slots the pacer hands out in a row, when it is behind, before
+/// it yields to the runtime once. A yielded task runs again only after the
+/// worker thread has polled the I/O driver, which tokio does once every 61
+/// task polls or when its queue runs empty: yielding after every slot let a
+/// pacer that had fallen behind (a burst of responses, a preemption) hand
+/// out one slot per such round, each round as long as the slot interval at
+/// 100k req/s, so it never caught up and the send lag came in millisecond
+/// bursts (docs/load.md, "Catching up"). Bounded, so that the connections,
+/// the collector and the run's end still get the thread while it catches up.
+pub(super) const CATCH_UP_BURST: usize = 64;
+
 /// The open-loop pacer, one per run (as wrk2 paces per thread rather than
 /// per connection): claims each slot in order, waits until it is due with
 /// one timer ([`Pacer`]), then hands it to the connection that has been
@@ -185,15 +196,49 @@ pub(super) fn idle_queue(
 /// one to free up, and the wait shows as send lag; the slot records it as
 /// its connection wait, apart from the pacer's own lateness. Idle
 /// connections cost nothing meanwhile: no timer and no task wake-up each.
-pub(super) async fn pace(schedule: Arc<Schedule>, mut idle: mpsc::Receiver<oneshot::Sender<Slot>>) {
+/// When it is behind it hands out up to [`CATCH_UP_BURST`] due slots per
+/// turn; a slot it could not hand over within the timeout of its scheduled
+/// start is a timeout at once (it would be one on any connection), so the
+/// run ends within its window plus the timeout even when the generator
+/// cannot keep the rate.
+pub(super) async fn pace(
+    schedule: Arc<Schedule>,
+    mut idle: mpsc::Receiver<oneshot::Sender<Slot>>,
+    records: mpsc::Sender<Record>,
+) {
     let mut pacer = Pacer::new(schedule.plan.pacing_lead);
     let mut idle_waits = IdleWaits::default();
+    // Slots handed out since the pacer last let the runtime run the others.
+    let mut in_a_row = 0;
     while let Some(mut slot) = schedule.claim() {
         if let Some(due) = slot.due {
+            let now = Instant::now();
+            if due > now || in_a_row >= CATCH_UP_BURST {
+                // On time: let the connection just handed a slot send before
+                // the pacer arms its timer for this one (two system calls
+                // that would otherwise come first). Behind: once per burst.
+                tokio::task::yield_now().await;
+                in_a_row = 0;
+            }
             if due >= schedule.warmup_end {
                 schedule.waits.start_counting();
             }
             pacer.wait_until(due, &schedule.waits).await;
+            let now = Instant::now();
+            if now >= due + schedule.plan.timeout {
+                let record = Record {
+                    scheduled: due,
+                    sent: None,
+                    handed: None,
+                    connection_wait: idle_waits.since(due),
+                    done: now,
+                    outcome: Outcome::Timeout,
+                };
+                if records.send(record).await.is_err() {
+                    return; // the collector is gone
+                }
+                continue;
+            }
         }
         loop {
             let connection = match idle.try_recv() {
@@ -206,6 +251,7 @@ pub(super) async fn pace(schedule: Arc<Schedule>, mut idle: mpsc::Receiver<onesh
                         return;
                     };
                     idle_waits.push(from, Instant::now());
+                    in_a_row = 0;
                     connection
                 }
             };
@@ -217,9 +263,7 @@ pub(super) async fn pace(schedule: Arc<Schedule>, mut idle: mpsc::Receiver<onesh
                 Err(back) => slot = back,
             }
         }
-        // Let the connection send before the pacer arms its timer for the
-        // next slot (two system calls that would otherwise come first).
-        tokio::task::yield_now().await;
+        in_a_row += 1;
     }
     // Dropping `idle` (and the waiting connections' senders) ends them.
 }
@@ -237,6 +281,22 @@ pub(super) async fn worker(schedule: Arc<Schedule>, slots: Slots, records: mpsc:
     let mut timer = pin!(tokio::time::sleep_until((Instant::now() + plan.timeout).into()));
     while let Some(slot) = slots.next(&schedule).await {
         let scheduled = slot.due.unwrap_or(slot.claimed);
+        if slot.due.is_some() && Instant::now() >= scheduled + plan.timeout {
+            // Reached this connection after its timeout (the generator fell
+            // behind): a timeout without sending, the connection kept.
+            let record = Record {
+                scheduled,
+                sent: None,
+                handed: slot.handed,
+                connection_wait: slot.connection_wait,
+                done: Instant::now(),
+                outcome: Outcome::Timeout,
+            };
+            if records.send(record).await.is_err() {
+                break;
+            }
+            continue;
+        }
         let mut sent = None;
         // The timeout runs from the scheduled start: a request the generator
         // could not even send within it has timed out for its user too.
@@ -361,7 +421,8 @@ mod tests {
             Duration::ZERO,
         ));
         let (idle, queue) = idle_queue(&s);
-        let pacer = tokio::spawn(pace(s.clone(), queue));
+        let (records, _keep) = mpsc::channel(16);
+        let pacer = tokio::spawn(pace(s.clone(), queue, records));
         let slots = Slots::Paced(idle);
         let mut connections = Vec::new();
         for _ in 0..3 {

@@ -37,7 +37,10 @@ pub use cpu::{allowed as allowed_cpus, pin as pin_cpus};
 #[allow(unused_imports)]
 pub use plan::{LoadPlan, Pacing, PlanError, Stop, Target, parse_cpu_list, parse_target};
 #[allow(unused_imports)]
-pub use report::{Environment, ErrorCounts, Generator, LoadReport, PhaseReport, Requests, SendLag, schedule_kept};
+pub use report::{
+    Environment, ErrorCounts, Generator, LATE_SEND_SHARE_OF_P50, LoadReport, PhaseReport, Requests, SendLag,
+    schedule_kept,
+};
 #[allow(unused_imports)]
 pub use runner::{LoadError, run};
 #[allow(unused_imports)]
@@ -167,7 +170,10 @@ pub fn main(args: LoadArgs) -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
-        .enable_all()
+        // No signal or process driver: they cost a check at every park
+        // (about 1% of the generator's CPU at 93k req/s, `perf record`).
+        .enable_io()
+        .enable_time()
         .build()
         .context("cannot start the tokio runtime")?;
     let show_progress = !args.no_progress && std::io::stdout().is_terminal();

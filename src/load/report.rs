@@ -326,7 +326,7 @@ const RUN_QUEUE_WAIT_NOTE_PERCENT: f64 = 0.1;
 const CPU_BUSY_SHARE: f64 = 0.9;
 /// Open loop: a send-lag p99 above this share of the latency p50 means the
 /// generator's own lateness is a visible part of the latency it reports.
-pub(super) const LATE_SEND_SHARE_OF_P50: f64 = 0.10;
+pub const LATE_SEND_SHARE_OF_P50: f64 = 0.10;
 
 /// Whether an open-loop schedule was kept: the send-lag p99 is at most
 /// [`LATE_SEND_SHARE_OF_P50`] of the latency p50. With no successful

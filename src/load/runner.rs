@@ -52,7 +52,7 @@ pub async fn run(plan: &LoadPlan, live: Option<Arc<Live>>) -> Result<LoadReport,
         Pacing::Closed => Slots::Claim,
         Pacing::Fixed { .. } => {
             let (idle, queue) = idle_queue(&schedule);
-            workers.spawn(pace(schedule.clone(), queue));
+            workers.spawn(pace(schedule.clone(), queue, tx.clone()));
             Slots::Paced(idle)
         }
     };

@@ -38,18 +38,30 @@ use crate::run::{Ctx, Measurement};
 /// latency tail where it belongs. Both count from the scheduled start.
 const STALL_COVER: Duration = Duration::from_millis(20);
 /// Fewest and most connections of an open-loop run. More than needed cost
-/// little: idle connections wait for the one pacer without a timer or a
-/// wake-up of their own (docs/load.md).
+/// the generator little (idle connections wait for the one pacer without a
+/// timer or a wake-up of their own, docs/load.md), but they cost the server
+/// (see [`connections_for`]).
 const MIN_CONNECTIONS: usize = 64;
 const MAX_CONNECTIONS: usize = 1024;
 
-/// Connections for an open-loop run at `rate`: rate x [`STALL_COVER`] in
-/// steps of 64, within [`MIN_CONNECTIONS`]..=[`MAX_CONNECTIONS`].
-pub(crate) fn connections_for(rate: f64) -> usize {
+/// Connections for an open-loop run at `rate` against a server whose
+/// capacity `capacity` was measured with `capacity_connections` (closed
+/// loop): rate x [`STALL_COVER`] in steps of 64 within
+/// [`MIN_CONNECTIONS`]..=[`MAX_CONNECTIONS`], but never more than the
+/// capacity run's connections plus those the rate keeps busy at the
+/// capacity run's latency (Little's law: `capacity_connections` x rate /
+/// capacity). Every connection costs a server something (a socket, a task,
+/// fewer requests per wake-up): the reference run offered 75% of a
+/// 64-connection capacity over 448 connections, and every model fell
+/// behind. Capped, a server meets at most about twice the connections its
+/// capacity was measured with, so "75% of capacity" means that.
+pub(crate) fn connections_for(rate: f64, capacity: f64, capacity_connections: usize) -> usize {
     let needed = (rate.max(0.0) * STALL_COVER.as_secs_f64()).ceil() as usize;
-    needed
+    let cover = needed
         .next_multiple_of(MIN_CONNECTIONS)
-        .clamp(MIN_CONNECTIONS, MAX_CONNECTIONS)
+        .clamp(MIN_CONNECTIONS, MAX_CONNECTIONS);
+    let busy_at_rate = (capacity_connections as f64 * rate / capacity.max(1.0)).ceil() as usize;
+    cover.min((capacity_connections + busy_at_rate).max(MIN_CONNECTIONS))
 }
 
 /// Share of the slowest model's capacity the common rate stays below.
@@ -176,7 +188,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                     );
                     let plan = open(
                         load_plan(&server.url, Method::GET, "/ping", None)?,
-                        connections_for(*rate),
+                        connections_for(*rate, capacity, ctx.plan.connections),
                         *rate,
                         ctx.plan.latency_duration,
                         Duration::from_millis(500),
@@ -268,11 +280,17 @@ mod tests {
     }
 
     #[test]
-    fn connections_cover_a_stall_at_the_rate() {
-        assert_eq!(connections_for(500.0), 64);
-        assert_eq!(connections_for(3_300.0), 128);
-        assert_eq!(connections_for(22_000.0), 448);
-        assert_eq!(connections_for(200_000.0), 1024);
+    fn connections_cover_a_stall_at_the_rate_within_the_capacity_runs_count() {
+        // A fast server at a low rate: the stall cover (at least 64).
+        assert_eq!(connections_for(500.0, 200_000.0, 64), 64);
+        // The stall cover (rate x 20 ms = 66, in steps of 64: 128) is
+        // capped at 64 + 64 x 3,300 / 200,000.
+        assert_eq!(connections_for(3_300.0, 200_000.0, 64), 66);
+        // Far beyond the capacity run's connections: capped at 64 + 64 x f.
+        assert_eq!(connections_for(22_000.0, 29_000.0, 64), 64 + 49);
+        assert_eq!(connections_for(200_000.0, 400_000.0, 64), 96);
+        assert_eq!(connections_for(200_000.0, 200_000.0, 1024), 1024);
+        assert_eq!(connections_for(7_250.0, 29_000.0, 64), 80);
     }
 
     #[test]

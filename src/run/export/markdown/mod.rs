@@ -181,13 +181,7 @@ fn warnings(out: &mut String, results: &Results, rows: &[SummaryRow]) {
             ));
         }
         if r.scenario == "latency" {
-            for e in &r.entries {
-                for msg in e.load.iter().flat_map(|l| l.warnings.iter()) {
-                    if msg.contains("sent late") {
-                        w.push(format!("latency / {} / {}: {msg}", r.model, r.variant));
-                    }
-                }
-            }
+            w.extend(late_sends(r));
         }
     }
     if !w.is_empty() {

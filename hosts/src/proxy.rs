@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -40,22 +41,36 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// switch. The upstream side is [`crate::relay`]: the request is written and
 /// its response read by the client connection's own task, in the future
 /// hyper polls for this request and in the response body it streams.
+///
+/// It is cloned for every request (by `oneshot` in the pipeline and in
+/// [`tower::Service::call`]), so its state sits behind one `Arc`: a clone
+/// is one reference count, not a clone of the manager's command channel.
 #[derive(Clone)]
-pub(crate) struct Upstream {
+pub(crate) struct Upstream(Arc<UpstreamState>);
+
+pub(crate) struct UpstreamState {
     manager: Manager,
     /// The kept upstream connection, between requests.
     slot: Slot,
     limits: Limits,
 }
 
+impl std::ops::Deref for Upstream {
+    type Target = UpstreamState;
+
+    fn deref(&self) -> &UpstreamState {
+        &self.0
+    }
+}
+
 impl Upstream {
     /// A fresh upstream slot for one client connection.
     pub(crate) fn for_client_connection(manager: Manager, limits: Limits) -> Upstream {
-        Upstream {
+        Upstream(Arc::new(UpstreamState {
             manager,
             slot: Slot::default(),
             limits,
-        }
+        }))
     }
 
     async fn forward(self, req: Request<Body>) -> Response<Body> {

@@ -869,6 +869,15 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_app_that_closes_without_answering_is_an_error_not_a_hang() {
+        let (addr, _) = fake_app(|_, _, _| None).await;
+        let slot = Slot::default();
+        let failed = roundtrip(addr, &slot, get("/a")).await.unwrap_err();
+        assert!(failed.contains("before it answered"), "{failed}");
+        assert!(slot.lock().unwrap().is_none());
+    }
+
+    #[tokio::test]
     async fn a_kept_connection_the_app_closed_is_replaced_before_sending() {
         let (addr, accepted) = fake_app(|_, _, _| {
             Some(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok".to_vec())

@@ -21,6 +21,7 @@ pub mod manager;
 mod model;
 pub mod policy;
 mod proxy;
+mod relay;
 pub mod signals;
 mod split;
 mod split_front;

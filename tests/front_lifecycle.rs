@@ -167,6 +167,12 @@ mod cases {
             200
         );
         front.wait_status("the suspend", |s| s["phase"] == "suspended").await;
+        // The stop takes effect when each thread next leaves the kernel: on
+        // a busy machine the state may read R for a moment after the signal.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while process_state(pid) != Some('T') && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(process_state(pid), Some('T'), "the app is stopped (SIGSTOP)");
         let thawed = tokio::time::timeout(Duration::from_secs(10), client.get(front.server.url("/healthz")).send())
             .await

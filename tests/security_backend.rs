@@ -53,6 +53,13 @@ async fn a_frozen_upstream_gets_an_answer_within_the_upstream_timeout() {
         let s: Value = json_answer(client.get(format!("{admin}/status"))).await;
         let pid = Pid::from_raw(s["pids"][pid_key].as_u64().unwrap() as i32);
         kill(pid, Signal::SIGSTOP).unwrap();
+        // Every thread must have stopped before the first frozen request:
+        // a thread still running could answer it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid.as_raw() as u32) {
+            assert!(Instant::now() < deadline, "{model}: SIGSTOP did not stop pid {pid}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         for _ in 0..2 {
             let started = Instant::now();
             let r = client
@@ -73,6 +80,19 @@ async fn a_frozen_upstream_gets_an_answer_within_the_upstream_timeout() {
         books_served("after the upstream thawed").await;
         server.stop();
     }
+}
+
+/// Whether every thread of `pid` is in state T (stopped).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit(')').next()?.trim_start().chars().next())
+            == Some('T')
+    })
 }
 
 /// Well past what the actors can take: heavy 5,000-row tasks from 16

@@ -61,6 +61,9 @@ const STOP_LIMIT: Duration = Duration::from_secs(10);
 const STEADY_BEFORE_KILL: Duration = Duration::from_secs(1);
 const KILL_PAUSE: Duration = Duration::from_secs(1);
 const RECOVERY_LIMIT: Duration = Duration::from_secs(20);
+/// Actor nodes of the node kill (one front): the last, node 1, is killed,
+/// and node 0's shard must keep answering.
+const KILL_NODES: u32 = 2;
 /// Probe loops of the node kill, and the longest one probe waits.
 const PROBES: usize = 4;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -157,7 +160,6 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     if ctx.plan.hosts == HostsMode::Netns {
         modes.push(HostsMode::Netns);
     }
-    let shards = shard_support();
     for mode in modes {
         let hosts = match mode {
             HostsMode::Local => Hosts { mode, lab: None },
@@ -182,12 +184,6 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
         };
         for (fronts, nodes) in CONFIGURATIONS {
             let label = format!("{}: {}", mode.name(), configuration_name(fronts, nodes));
-            if nodes > 1
-                && let Err(why) = &shards
-            {
-                ctx.skip(Some(MODEL), SCENARIO, format!("{label}: {why}"));
-                continue;
-            }
             ctx.console.step(SCENARIO, MODEL, &label);
             match configuration(ctx, &hosts, fronts, nodes).await {
                 Ok(entries) => entries.into_iter().for_each(|e| ctx.push(e)),
@@ -195,12 +191,10 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             }
             ctx.save()?;
         }
-        // The kill: one front and two nodes (one while the build has no
-        // sharding: the only node is killed).
-        let nodes = if shards.is_ok() { 2 } else { 1 };
-        let label = format!("{}: node kill, {}", mode.name(), configuration_name(1, nodes));
+        // The kill: one front and two nodes, node 1 killed.
+        let label = format!("{}: node kill, {}", mode.name(), configuration_name(1, KILL_NODES));
         ctx.console.step(SCENARIO, MODEL, &label);
-        match node_kill(ctx, &hosts, nodes, shards.as_ref().err()).await {
+        match node_kill(ctx, &hosts, KILL_NODES).await {
             Ok(entry) => ctx.push(entry),
             Err(e) => ctx.fail(MODEL, SCENARIO, e.context(label)),
         }
@@ -218,24 +212,6 @@ fn configuration_name(fronts: u32, nodes: u32) -> String {
         if fronts == 1 { "" } else { "s" },
         if nodes == 1 { "" } else { "s" }
     )
-}
-
-/// Whether `serve actors` takes `--shard I/M` (the sharded actor service),
-/// from its `--help`; `Err` says why the M = 2 configurations cannot run.
-fn shard_support() -> Result<(), String> {
-    let help = std::env::current_exe()
-        .and_then(|exe| std::process::Command::new(exe).args(["serve", "--help"]).output())
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    if help.contains("--shard") {
-        Ok(())
-    } else {
-        Err(
-            "two actor nodes need `hostlab serve actors --shard I/M` (the sharded actor service), \
-             which this build does not have"
-                .into(),
-        )
-    }
 }
 
 /// A server this scenario started (killed when dropped, e.g. on an error).
@@ -952,7 +928,7 @@ fn analyse(probes: &[Probe], ids: usize, kill_at_ms: f64, restart_at_ms: f64) ->
 /// The node kill under load: `nodes` actor nodes with journals behind one
 /// front, probe loops from the generator's host, node `nodes - 1` SIGKILLed
 /// and restarted on its address after `KILL_PAUSE`.
-async fn node_kill(ctx: &mut Ctx, hosts: &Hosts, nodes: u32, no_shards: Option<&String>) -> anyhow::Result<Entry> {
+async fn node_kill(ctx: &mut Ctx, hosts: &Hosts, nodes: u32) -> anyhow::Result<Entry> {
     let mut cluster = Cluster::start(ctx, hosts, 1, nodes, true).await?;
     let outcome = async {
         let front = cluster.fronts[0].addr;
@@ -1029,7 +1005,6 @@ async fn node_kill(ctx: &mut Ctx, hosts: &Hosts, nodes: u32, no_shards: Option<&
             recovery_limit_ms: RECOVERY_LIMIT.as_secs_f64() * 1e3,
             other_shard_kept_answering: (nodes > 1).then_some(a.other_failed == 0),
             other_shard_failed: a.other_failed,
-            note: no_shards.map(|why| format!("one node only, killed and restarted: {why}")),
         };
         anyhow::Ok(Entry {
             model: MODEL.into(),

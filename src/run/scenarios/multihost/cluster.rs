@@ -12,6 +12,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use hostlab_workloads::hashing::shard_of_book;
+
 use super::{Hosts, Place, STARTUP_LIMIT};
 use crate::run::Ctx;
 use crate::run::servers::Http;
@@ -271,10 +273,34 @@ pub(super) async fn seed(hosts: &Hosts, front: SocketAddr, n: usize) -> anyhow::
         .await
 }
 
-/// `IDS_PER_FRONT` ids spread evenly over the seeded ones.
-pub(super) fn spread(ids: &[String]) -> Vec<String> {
-    let step = (ids.len() / IDS_PER_FRONT).max(1);
-    ids.iter().step_by(step).take(IDS_PER_FRONT).cloned().collect()
+/// `IDS_PER_FRONT` of the seeded ids, taken in turn from each of the
+/// `nodes` shards (by the front's placement, `shard_of_book`), so that the
+/// load reaches every node: seeding without a key goes to the nodes in
+/// turn, so every other id is on the same shard.
+pub(super) fn spread(ids: &[String], nodes: u32) -> anyhow::Result<Vec<String>> {
+    let mut shards: Vec<Vec<&String>> = vec![Vec::new(); nodes as usize];
+    for id in ids {
+        let n: u64 = id.parse().with_context(|| format!("book id {id:?} is not a number"))?;
+        shards[shard_of_book(n, nodes) as usize].push(id);
+    }
+    if let Some(empty) = shards.iter().position(Vec::is_empty) {
+        bail!("none of the {} seeded books is on shard {empty}/{nodes}", ids.len());
+    }
+    let per_shard = IDS_PER_FRONT.div_ceil(nodes as usize);
+    let mut out = Vec::with_capacity(IDS_PER_FRONT);
+    for round in 0..per_shard {
+        for shard in &shards {
+            // Spread evenly over the shard's own ids.
+            let step = (shard.len() / per_shard).max(1);
+            if let Some(id) = shard.get(round * step)
+                && out.len() < IDS_PER_FRONT
+                && !out.contains(*id)
+            {
+                out.push((*id).clone());
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -287,6 +313,19 @@ mod tests {
         assert_eq!(ready_addr(line), Some("10.213.2.2:40111".parse().unwrap()));
         assert_eq!(ready_addr("hostlab ready model=front"), None);
         let ids: Vec<String> = (1..=16).map(|i| i.to_string()).collect();
-        assert_eq!(spread(&ids), ["1", "5", "9", "13"]);
+        assert_eq!(spread(&ids, 1).unwrap(), ["1", "5", "9", "13"]);
+        // Two nodes: two ids of each shard.
+        let two = spread(&ids, 2).unwrap();
+        assert_eq!(two.len(), IDS_PER_FRONT);
+        for shard in 0..2 {
+            let on = two.iter().filter(|id| shard_of_book(id.parse().unwrap(), 2) == shard);
+            assert_eq!(on.count(), 2, "{two:?}");
+        }
+        // Every other id, as seeded in turn on two nodes, all on shard 0.
+        let one_shard: Vec<String> = (1..=200u64)
+            .filter(|&i| shard_of_book(i, 2) == 0)
+            .map(|i| i.to_string())
+            .collect();
+        assert!(spread(&one_shard, 2).unwrap_err().to_string().contains("shard 1/2"));
     }
 }

@@ -43,7 +43,7 @@ impl Request {
 pub(super) async fn configuration(ctx: &mut Ctx, hosts: &Hosts, fronts: u32, nodes: u32) -> anyhow::Result<Vec<Entry>> {
     let cluster = Cluster::start(ctx, hosts, fronts, nodes, false).await?;
     let outcome = async {
-        let ids = spread(&seed(hosts, cluster.fronts[0].addr, BOOKS).await?);
+        let ids = spread(&seed(hosts, cluster.fronts[0].addr, BOOKS).await?, nodes)?;
         let mut entries = Vec::new();
         for repeat in 1..=ctx.plan.repeats {
             ctx.console.step(

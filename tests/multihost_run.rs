@@ -99,10 +99,18 @@ fn check_per_host(results: &Value, mode: &str, address_prefix: &str) {
     let books = configs.iter().filter(|m| m["request"] == "GET /books/{id}").count();
     let pings = configs.iter().filter(|m| m["request"] == "GET /ping").count();
     assert!(
-        books >= 2 && pings == books,
-        "{mode}: 1 + 1 and 2 + 1 at least, each with its GET /ping run: {}",
+        books == 4 && pings == books,
+        "{mode}: 1 + 1, 2 + 1, 1 + 2 and 2 + 2, each with its GET /ping run: {}",
         results["skipped"]
     );
+    for (fronts, nodes) in [(1, 1), (2, 1), (1, 2), (2, 2)] {
+        assert!(
+            configs
+                .iter()
+                .any(|m| m["fronts"] == fronts && m["actor_nodes"] == nodes && m["request"] == "GET /books/{id}"),
+            "{mode}: no {fronts} + {nodes} configuration"
+        );
+    }
     for m in &configs {
         let hosts = m["hosts"].as_array().unwrap();
         let fronts = m["fronts"].as_u64().unwrap() as usize;
@@ -136,6 +144,16 @@ fn check_per_host(results: &Value, mode: &str, address_prefix: &str) {
         assert_eq!(fronts_seen.len(), fronts, "{m}");
     }
     let kill = node_kill(results, mode).unwrap_or_else(|| panic!("{mode}: no node kill: {}", results["skipped"]));
+    assert_eq!(kill["actor_nodes"], 2, "{mode}: the kill runs on two nodes: {kill}");
+    assert_eq!(kill["killed"], "node1", "{mode}: node 1 of 2 is killed: {kill}");
+    assert!(
+        !kill["other_ids"].as_array().unwrap().is_empty(),
+        "{mode}: node 0's ids kept answering: {kill}"
+    );
+    assert_eq!(
+        kill["other_shard_kept_answering"], true,
+        "{mode}: shard 0 kept answering while node 1 was down: {kill}"
+    );
     assert!(
         !kill["killed_shard_ids"].as_array().unwrap().is_empty(),
         "{mode}: the killed node's ids failed: {kill}"

@@ -108,7 +108,4 @@ pub struct NodeKillFigures {
     pub other_shard_kept_answering: Option<bool>,
     /// Failed requests to the other shard in that time.
     pub other_shard_failed: u64,
-    /// Why the kill ran on fewer nodes than planned, if it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
 }

@@ -106,12 +106,6 @@ pub(super) fn multihost(out: &mut String, results: &Results) {
             );
         }
         out.push('\n');
-        for k in &kills {
-            if let Some(note) = &k.note {
-                let _ = writeln!(out, "- {}: {note}", k.hosts_mode);
-            }
-        }
-        out.push('\n');
     }
 }
 

@@ -292,6 +292,16 @@ struct OwnExecutable {
     arg0: PathBuf,
 }
 
+/// A command that runs this process's own image (see [`own_executable`]),
+/// for callers that start hostlab children themselves.
+pub fn own_command() -> std::io::Result<std::process::Command> {
+    use std::os::unix::process::CommandExt;
+    let exe = own_executable()?;
+    let mut command = std::process::Command::new(&exe.program);
+    command.arg0(&exe.arg0);
+    Ok(command)
+}
+
 /// The running image, even when its file was replaced since we started.
 ///
 /// [`std::env::current_exe`] is a path: when the binary is rebuilt or

@@ -46,8 +46,8 @@ pub(super) fn child_command(
     cpus: &[usize],
     log: &Path,
 ) -> anyhow::Result<tokio::process::Command> {
-    let exe = std::env::current_exe().context("cannot find the hostlab binary")?;
-    let mut command = std::process::Command::new(exe);
+    // The running image, even if the binary was rebuilt during the run.
+    let mut command = hostlab_hosts::child::own_command().context("cannot find the hostlab binary")?;
     command.args(args);
     place.enter(&mut command).context("cannot enter the host's namespace")?;
     let mut set = nix::sched::CpuSet::new();

@@ -390,31 +390,11 @@ pub async fn serve<S>(
     listener: TcpListener,
     state: Arc<FrontState>,
     new_service: impl Fn(SocketAddr) -> S,
-    drain: watch::Receiver<bool>,
-    limit: Duration,
-) where
-    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    let new_connection = move |peer| (new_service(peer), std::future::pending::<Infallible>());
-    serve_with(listener, state, new_connection, drain, limit).await;
-}
-
-/// [`serve`], with a companion future per connection: `new_connection`
-/// returns the connection's service and a future that is polled in the
-/// connection's own task for as long as the connection is served (and
-/// dropped with it; it never completes). The proxy drives its upstream connection there, so a
-/// forwarded request never crosses to another task (docs/proxy.md).
-pub async fn serve_with<S, D>(
-    listener: TcpListener,
-    state: Arc<FrontState>,
-    new_connection: impl Fn(SocketAddr) -> (S, D),
     mut drain: watch::Receiver<bool>,
     limit: Duration,
 ) where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
-    D: std::future::Future<Output = Infallible> + Send + 'static,
 {
     let closed = Arc::new(Notify::new());
     loop {
@@ -437,7 +417,7 @@ pub async fn serve_with<S, D>(
         let _ = tcp.set_nodelay(true);
         // One inner service per connection: the proxy keeps its upstream
         // connection there (HTTP/1 requests on a connection are sequential).
-        let (inner, companion) = new_connection(peer);
+        let inner = new_service(peer);
         let (state, closed) = (state.clone(), closed.clone());
         let mut drain = drain.clone();
         let mut close_idle = state.close_idle.subscribe();
@@ -474,20 +454,7 @@ pub async fn serve_with<S, D>(
                     }
                 }
             };
-            tokio::pin!(serving, companion);
-            // The companion is polled before the connection (what it received,
-            // e.g. an upstream response, is passed on in this same wake-up)
-            // and after it (what the connection handed it, e.g. a request to
-            // forward, goes out in this same wake-up too).
-            let result = std::future::poll_fn(|cx| {
-                let Poll::Pending = companion.as_mut().poll(cx);
-                if let Poll::Ready(result) = serving.as_mut().poll(cx) {
-                    return Poll::Ready(result);
-                }
-                let Poll::Pending = companion.as_mut().poll(cx);
-                Poll::Pending
-            })
-            .await;
+            let result = serving.await;
             if let Err(e) = result {
                 tracing::debug!("connection from {peer}: {e}");
             }

@@ -7,7 +7,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,11 +15,12 @@ use tokio::net::TcpListener;
 
 use common::{Server, hostlab};
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hostlab-pacing-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch folder, removed when dropped (also when an assertion fails).
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hostlab-pacing-test-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// `hostlab load ARGS --json FILE`; the parsed JSON.
@@ -86,9 +86,10 @@ fn lag(j: &Value, key: &str) -> u64 {
 #[test]
 fn send_lag_is_a_distribution_and_cpu_per_request_is_reported() {
     let server = Server::start("edge", &[]);
-    let dir = temp_dir("lag");
+    let scratch = temp_dir("lag");
+    let dir = scratch.path();
     let url = server.url("/ping");
-    let j = load(&[&url, "-r", "400", "-c", "8", "-d", "1s", "--warmup", "200ms"], &dir);
+    let j = load(&[&url, "-r", "400", "-c", "8", "-d", "1s", "--warmup", "200ms"], dir);
     let (p50, p99, max) = (lag(&j, "p50"), lag(&j, "p99"), lag(&j, "max"));
     assert!(p50 <= p99 && p99 <= max, "send lag p50 {p50} <= p99 {p99} <= max {max}");
     assert_eq!(j["generator"]["max_send_lag_us"].as_u64(), Some(max));
@@ -102,10 +103,9 @@ fn send_lag_is_a_distribution_and_cpu_per_request_is_reported() {
     assert!(spectrum.len() > 10, "{spectrum:?}");
 
     // Closed loop: a request is due when sent, so no lag at all.
-    let j = load(&[&url, "-c", "4", "-n", "200"], &dir);
+    let j = load(&[&url, "-c", "4", "-n", "200"], dir);
     assert_eq!((lag(&j, "p50"), lag(&j, "p99"), lag(&j, "max")), (0, 0, 0));
     assert!(j["generator"]["cpu_us_per_request"].as_f64().unwrap() > 0.0);
-    let _ = std::fs::remove_dir_all(&dir);
     server.stop();
 }
 
@@ -116,9 +116,10 @@ fn send_lag_is_a_distribution_and_cpu_per_request_is_reported() {
 #[test]
 fn only_requests_scheduled_in_the_window_count() {
     let addr = delayed_server(Duration::from_millis(40));
-    let dir = temp_dir("window");
+    let scratch = temp_dir("window");
+    let dir = scratch.path();
     let url = format!("http://{addr}/");
-    let j = load(&[&url, "-r", "250", "-c", "32", "-d", "1s", "--warmup", "500ms"], &dir);
+    let j = load(&[&url, "-r", "250", "-c", "32", "-d", "1s", "--warmup", "500ms"], dir);
     let total = j["requests"]["total"].as_u64().unwrap();
     assert!(total <= 250, "{total} requests counted in a 1 s window at 250 req/s");
     assert!(total >= 200, "{total} requests: most of the window's slots are counted");
@@ -127,12 +128,12 @@ fn only_requests_scheduled_in_the_window_count() {
     let warm = j["warmup"]["requests"]["total"].as_u64().unwrap();
     assert!(warm <= 125, "{warm} warm-up requests at 250 req/s over 0.5 s");
     assert!(warm >= 100, "{warm}: late warm-up answers stay in the warm-up");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn latency_rows_never_exceed_their_offered_rate() {
-    let dir = temp_dir("run");
+    let scratch = temp_dir("run");
+    let dir = scratch.path();
     let out = hostlab()
         .args([
             "run",
@@ -193,7 +194,6 @@ fn latency_rows_never_exceed_their_offered_rate() {
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(report.contains("offered req/s"), "{report}");
     assert!(report.contains("% of capacity"), "{report}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A generator that cannot keep the rate (far past its own capacity, as
@@ -205,12 +205,13 @@ fn latency_rows_never_exceed_their_offered_rate() {
 #[test]
 fn an_overloaded_generator_still_ends_and_counts_every_slot() {
     let addr = delayed_server(Duration::ZERO);
-    let dir = temp_dir("overload");
+    let scratch = temp_dir("overload");
+    let dir = scratch.path();
     let url = format!("http://{addr}/");
     let started = std::time::Instant::now();
     let j = load(
         &[&url, "-r", "500000", "-c", "32", "-d", "1s", "--timeout", "500ms"],
-        &dir,
+        dir,
     );
     let took = started.elapsed();
     let total = j["requests"]["total"].as_u64().unwrap();
@@ -222,5 +223,4 @@ fn an_overloaded_generator_still_ends_and_counts_every_slot() {
         "the run took {elapsed} s for a 1 s window and a 0.5 s timeout"
     );
     assert!(took < Duration::from_secs(30), "hostlab load took {took:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,6 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -46,11 +45,7 @@ pub enum ChildError {
 /// (`PR_SET_PDEATHSIG`), so a killed test run leaves no process behind.
 pub fn command(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    #[allow(unsafe_code)]
-    unsafe {
-        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
-    }
+    hostlab_hosts::child::tie_to_parent(&mut cmd, Signal::SIGKILL, &[]).expect("no CPU set to build");
     cmd
 }
 

@@ -96,31 +96,11 @@ impl ChildProcess {
             }])
             .expect("one mapping cannot collide");
         }
-        let cpu_set = match &spec.cpus {
-            Some(cpus) => {
-                let mut set = nix::sched::CpuSet::new();
-                for &cpu in cpus {
-                    set.set(cpu).map_err(|e| ChildError::Spawn {
-                        command: command_text.clone(),
-                        source: std::io::Error::other(format!("CPU {cpu}: {e}")),
-                    })?;
-                }
-                Some(set)
-            }
-            None => None,
-        };
-        // SAFETY: prctl and sched_setaffinity are async-signal-safe and touch
-        // no parent memory (the CPU set was built before the fork).
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-                if let Some(set) = &cpu_set {
-                    nix::sched::sched_setaffinity(Pid::from_raw(0), set).map_err(std::io::Error::from)?;
-                }
-                Ok(())
-            });
-        }
+        let cpus = spec.cpus.as_deref().unwrap_or_default();
+        tie_to_parent(cmd.as_std_mut(), Signal::SIGKILL, cpus).map_err(|e| ChildError::Spawn {
+            command: command_text.clone(),
+            source: std::io::Error::other(format!("CPUs {cpus:?}: {e}")),
+        })?;
         let started = Instant::now();
         let mut process = cmd.spawn().map_err(|source| ChildError::Spawn {
             command: command_text.clone(),
@@ -290,6 +270,36 @@ struct OwnExecutable {
     /// The child's `argv[0]`: the executable's path as we were started from
     /// it, whichever file `program` is.
     arg0: PathBuf,
+}
+
+/// Ties `command`'s process to the thread that spawns it: it gets `signal`
+/// when that thread exits (`PR_SET_PDEATHSIG`, so a killed hostlab leaves no
+/// process behind), and runs only on `cpus` (all CPUs when empty). The CPU
+/// set is built here, before the fork.
+pub fn tie_to_parent(command: &mut std::process::Command, signal: Signal, cpus: &[usize]) -> nix::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let set = if cpus.is_empty() {
+        None
+    } else {
+        let mut set = nix::sched::CpuSet::new();
+        for &cpu in cpus {
+            set.set(cpu)?;
+        }
+        Some(set)
+    };
+    // SAFETY: prctl and sched_setaffinity are async-signal-safe and touch no
+    // memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from)?;
+            if let Some(set) = &set {
+                nix::sched::sched_setaffinity(Pid::from_raw(0), set).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    Ok(())
 }
 
 /// A command that runs this process's own image (see [`own_executable`]),

@@ -253,21 +253,9 @@ impl Nginx {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        let mut set = nix::sched::CpuSet::new();
-        for &cpu in cpus {
-            set.set(cpu)?;
-        }
-        // SAFETY: prctl and sched_setaffinity are async-signal-safe and touch
-        // no parent memory. SIGTERM (not SIGKILL) on parent death, so the
-        // nginx master still stops its worker.
-        #[allow(unsafe_code)]
-        unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
-                nix::sched::sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
+        // SIGTERM (not SIGKILL) on parent death, so the nginx master still
+        // stops its worker.
+        hostlab_hosts::child::tie_to_parent(cmd.as_std_mut(), Signal::SIGTERM, cpus)?;
         let process = cmd.spawn().context("cannot start nginx")?;
         let nginx = Nginx {
             url: format!("http://127.0.0.1:{port}"),

@@ -50,21 +50,9 @@ pub(super) fn child_command(
     let mut command = hostlab_hosts::child::own_command().context("cannot find the hostlab binary")?;
     command.args(args);
     place.enter(&mut command).context("cannot enter the host's namespace")?;
-    let mut set = nix::sched::CpuSet::new();
-    for &cpu in cpus {
-        set.set(cpu)?;
-    }
-    // SAFETY: prctl and sched_setaffinity are async-signal-safe and touch no
-    // memory of the parent.
-    #[allow(unsafe_code)]
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            nix::sched::sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
+    // SIGKILL when the run dies: the run's main thread spawns these and
+    // lives for the whole run.
+    hostlab_hosts::child::tie_to_parent(&mut command, Signal::SIGKILL, cpus)?;
     let stderr = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     command.stdin(Stdio::null()).stderr(stderr);
     let mut command = tokio::process::Command::from(command);

@@ -45,6 +45,7 @@ pub use report::{
 pub use runner::{LoadError, run};
 #[allow(unused_imports)]
 pub use stats::{LatencySummary, Outcome, SpectrumPoint};
+pub(crate) use wire::classify_io;
 
 /// Raw arguments of `hostlab load` (DESIGN.md "Command line"), boxed so the
 /// CLI's subcommand enum stays small.

@@ -126,16 +126,38 @@ impl ErrorCounts {
     }
 }
 
+impl ErrorCounts {
+    /// Counts `n` requests with `outcome` (`Ok` is no error and counts nowhere).
+    pub fn add(&mut self, outcome: Outcome, n: u64) {
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::Status4xx => self.status_4xx += n,
+            Outcome::Status5xx => self.status_5xx += n,
+            Outcome::Refused => self.refused += n,
+            Outcome::Reset => self.reset += n,
+            Outcome::Timeout => self.timeout += n,
+            Outcome::Io => self.io += n,
+        }
+    }
+
+    /// Adds every class of `other`.
+    pub fn merge(&mut self, other: &ErrorCounts) {
+        self.status_4xx += other.status_4xx;
+        self.status_5xx += other.status_5xx;
+        self.refused += other.refused;
+        self.reset += other.reset;
+        self.timeout += other.timeout;
+        self.io += other.io;
+    }
+}
+
 impl From<&OutcomeCounts> for ErrorCounts {
     fn from(c: &OutcomeCounts) -> Self {
-        ErrorCounts {
-            status_4xx: c.get(Outcome::Status4xx),
-            status_5xx: c.get(Outcome::Status5xx),
-            refused: c.get(Outcome::Refused),
-            reset: c.get(Outcome::Reset),
-            timeout: c.get(Outcome::Timeout),
-            io: c.get(Outcome::Io),
+        let mut errors = ErrorCounts::default();
+        for outcome in Outcome::ALL {
+            errors.add(outcome, c.get(outcome));
         }
+        errors
     }
 }
 

@@ -71,7 +71,7 @@ pub(super) struct Response {
 }
 
 /// Outcome of a failed socket operation.
-pub(super) fn classify_io(e: &io::Error) -> Outcome {
+pub(crate) fn classify_io(e: &io::Error) -> Outcome {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => Outcome::Refused,
         io::ErrorKind::ConnectionReset

@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use super::cluster::{Cluster, Serving, seed};
 use super::{BOOKS, Hosts, MODEL, SCENARIO, configuration_name, join};
+use crate::load::{Outcome, classify_io};
 use crate::run::Ctx;
 use crate::run::results::{Entry, ErrorClasses, NodeKillFigures, RequestCounts};
 use crate::run::servers::Http;
@@ -27,32 +28,6 @@ pub(super) const KILL_NODES: u32 = 2;
 /// Probe loops of the node kill, and the longest one probe waits.
 const PROBES: usize = 4;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What one probe request got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Ok,
-    Status4xx,
-    Status5xx,
-    Refused,
-    Reset,
-    Timeout,
-    Io,
-}
-
-impl Outcome {
-    fn add_to(self, errors: &mut ErrorClasses) {
-        match self {
-            Outcome::Ok => {}
-            Outcome::Status4xx => errors.status_4xx += 1,
-            Outcome::Status5xx => errors.status_5xx += 1,
-            Outcome::Refused => errors.refused += 1,
-            Outcome::Reset => errors.reset += 1,
-            Outcome::Timeout => errors.timeout += 1,
-            Outcome::Io => errors.io += 1,
-        }
-    }
-}
 
 /// One probe request of the node kill: when it was sent and answered
 /// (ms from the probes' start), which book id, and what it got.
@@ -106,19 +81,12 @@ async fn probe_loops(front: SocketAddr, ids: Vec<String>, shared: Arc<Probing>) 
                 let sent_ms = shared.ms();
                 let outcome = match tokio::time::timeout(PROBE_TIMEOUT, http.get(&url)).await {
                     Err(_) => Outcome::Timeout,
-                    Ok(Ok((200..=299, _))) => Outcome::Ok,
-                    Ok(Ok((400..=499, _))) => Outcome::Status4xx,
-                    Ok(Ok(_)) => Outcome::Status5xx,
-                    Ok(Err(e)) => {
-                        let text = format!("{e:#}").to_lowercase();
-                        if text.contains("refused") {
-                            Outcome::Refused
-                        } else if text.contains("reset") {
-                            Outcome::Reset
-                        } else {
-                            Outcome::Io
-                        }
-                    }
+                    Ok(Ok((status, _))) => Outcome::of_code(status),
+                    // The load generator's classes, from the socket error under the client's.
+                    Ok(Err(e)) => e
+                        .chain()
+                        .find_map(|cause| cause.downcast_ref::<std::io::Error>())
+                        .map_or(Outcome::Io, classify_io),
                 };
                 let done_ms = shared.ms();
                 let kill_at = shared.kill_at_ms.load(Ordering::Relaxed) as f64;
@@ -176,7 +144,7 @@ fn analyse(probes: &[Probe], ids: usize, kill_at_ms: f64, restart_at_ms: f64) ->
         if p.outcome == Outcome::Ok {
             out.requests.ok += 1;
         } else {
-            p.outcome.add_to(&mut out.requests.errors);
+            out.requests.errors.add(p.outcome, 1);
         }
         if p.sent_ms >= kill_at_ms && p.sent_ms < restart_at_ms {
             if p.outcome == Outcome::Ok {
@@ -198,7 +166,7 @@ fn analyse(probes: &[Probe], ids: usize, kill_at_ms: f64, restart_at_ms: f64) ->
     let outage_end = recovered_at.unwrap_or(f64::INFINITY);
     for p in probes {
         if p.outcome != Outcome::Ok && p.sent_ms >= kill_at_ms && p.sent_ms <= outage_end {
-            p.outcome.add_to(&mut out.failed_during_outage);
+            out.failed_during_outage.add(p.outcome, 1);
             if !out.killed[p.id] {
                 out.other_failed += 1;
             }

@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use super::cluster::{Cluster, child_command, log_tail, seed, spread};
 use super::{BOOKS, Hosts, MODEL, Place, SCENARIO, STARTUP_LIMIT, configuration_name};
 use crate::run::Ctx;
-use crate::run::results::{Entry, ErrorClasses, HostFigures, Latency, MultihostFigures, RequestCounts, StreamFigures};
+use crate::run::results::{Entry, HostFigures, Latency, MultihostFigures, RequestCounts, StreamFigures};
 use crate::run::servers::cpu_time;
 
 /// What a configuration's load runs request.
@@ -235,7 +235,7 @@ fn figures_of(
         s.iter().fold(RequestCounts::default(), |mut acc, s| {
             acc.ok += s.requests.ok;
             acc.total += s.requests.total;
-            add_errors(&mut acc.errors, &s.requests.errors);
+            acc.errors.merge(&s.requests.errors);
             acc
         })
     };
@@ -285,13 +285,4 @@ fn figures_of(
         streams,
         ..MultihostFigures::default()
     })
-}
-
-fn add_errors(to: &mut ErrorClasses, from: &ErrorClasses) {
-    to.status_4xx += from.status_4xx;
-    to.status_5xx += from.status_5xx;
-    to.refused += from.refused;
-    to.reset += from.reset;
-    to.timeout += from.timeout;
-    to.io += from.io;
 }

@@ -27,9 +27,9 @@ fn has_ip() -> bool {
     Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success())
 }
 
-/// `hostlab run --scenarios multihost --duration 1s --repeats 1 --models
-/// split --out DIR ARGS`, with `env` set; its output and pid.
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, u32) {
+/// `hostlab run --scenarios multihost --duration DURATION --repeats 1
+/// --models split --out DIR ARGS`.
+fn run_command(dir: &Path, duration: &str, args: &[&str]) -> Command {
     let mut command = hostlab();
     command
         .args([
@@ -37,7 +37,7 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, u32) {
             "--scenarios",
             "multihost",
             "--duration",
-            "1s",
+            duration,
             "--repeats",
             "1",
             "--models",
@@ -46,6 +46,12 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, u32) {
         ])
         .arg(dir)
         .args(args);
+    command
+}
+
+/// [`run_command`] for 1 s, with `env` set; its output and pid.
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, u32) {
+    let mut command = run_command(dir, "1s", args);
     for (k, v) in env {
         command.env(k, v);
     }
@@ -274,23 +280,7 @@ fn ctrl_c_inside_the_namespaces_removes_them_and_stops_every_process() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut command = hostlab();
-    command
-        .args([
-            "run",
-            "--scenarios",
-            "multihost",
-            "--duration",
-            "5s",
-            "--repeats",
-            "1",
-            "--models",
-            "split",
-            "--hosts",
-            "netns",
-            "--out",
-        ])
-        .arg(dir.path());
+    let mut command = run_command(dir.path(), "5s", &["--hosts", "netns"]);
     let running = ready::spawn(&mut command).unwrap_or_else(|e| panic!("{e}"));
     let pid = running.pid();
     // Wait until servers run inside the namespaces.

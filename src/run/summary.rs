@@ -276,14 +276,23 @@ fn row((scenario, model, variant): (String, String, String), entries: Vec<Entry>
     let spread =
         |f: &dyn Fn(&super::results::LoadFigures) -> f64| Spread::of(&loads.iter().map(|l| f(l)).collect::<Vec<_>>());
     let detail = detail(&entries);
+    // Multihost rows carry their figures in `multihost` / `node_kill`, not `load`.
+    let multihost: Vec<_> = entries.iter().filter_map(|e| e.multihost.as_ref()).collect();
+    let other_errors: u64 = multihost.iter().map(|m| m.requests.errors.total()).sum::<u64>()
+        + entries
+            .iter()
+            .filter_map(|e| e.node_kill.as_ref())
+            .map(|k| k.requests.errors.total())
+            .sum::<u64>();
     SummaryRow {
         repeats: entries.len(),
-        rps: spread(&|l| l.requests_per_sec),
+        rps: spread(&|l| l.requests_per_sec)
+            .or_else(|| Spread::of(&multihost.iter().map(|m| m.requests_per_sec).collect::<Vec<_>>())),
         p50_us: spread(&|l| l.latency_us.p50 as f64),
         p99_us: spread(&|l| l.latency_us.p99 as f64),
         p99_9_us: spread(&|l| l.latency_us.p99_9 as f64),
         max_us: spread(&|l| l.latency_us.max as f64),
-        errors: loads.iter().map(|l| l.requests.errors.total()).sum(),
+        errors: loads.iter().map(|l| l.requests.errors.total()).sum::<u64>() + other_errors,
         generator_limited: loads
             .iter()
             .any(|l| l.mode == "closed" && generator_limited(l.generator_cpu_percent, l.generator_cpus)),
@@ -362,6 +371,26 @@ fn detail(entries: &[Entry]) -> String {
             links[0].in_flight,
             show(rt),
             links[0].calls_in_flight
+        );
+    }
+    if let Some(m) = &e.multihost {
+        let per_request: f64 = m.hosts.iter().map(|h| h.cpu_us_per_request).sum();
+        return format!(
+            "{}: {:.0} req/s, {per_request:.1} CPU µs per request on all hosts, {} errors",
+            m.request,
+            m.requests_per_sec,
+            m.requests.errors.total()
+        );
+    }
+    if let Some(k) = &e.node_kill {
+        return format!(
+            "{} killed: {} failed during the outage, recovery {}, other shard kept answering: {}",
+            k.killed,
+            k.failed_during_outage.total(),
+            k.recovery_ms
+                .map_or("none within the limit".into(), |r| format!("{r:.0} ms")),
+            k.other_shard_kept_answering
+                .map_or("-", |b| if b { "yes" } else { "no" })
         );
     }
     if let Some(c) = &e.crosscheck {

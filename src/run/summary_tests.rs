@@ -150,3 +150,64 @@ fn recycle_rows_are_medians_of_the_exact_figures() {
         .unwrap();
     assert_eq!(k.window_p99_text(), "-");
 }
+
+#[test]
+fn multihost_rows_carry_their_rate_errors_and_figures() {
+    use crate::run::results::{ErrorClasses, HostFigures, MultihostFigures, NodeKillFigures, RequestCounts};
+    let counts = |ok, s5| RequestCounts {
+        ok,
+        errors: ErrorClasses {
+            status_5xx: s5,
+            ..ErrorClasses::default()
+        },
+        total: ok + s5,
+    };
+    let host = |cpu_us_per_request| HostFigures {
+        cpu_us_per_request,
+        ..HostFigures::default()
+    };
+    let config = Entry {
+        model: "split".into(),
+        scenario: "multihost".into(),
+        variant: "local: 1 front + 1 node".into(),
+        repeat: 1,
+        multihost: Some(MultihostFigures {
+            request: "GET /books/{id}".into(),
+            requests_per_sec: 1234.0,
+            requests: counts(5000, 2),
+            hosts: vec![host(10.0), host(20.5)],
+            ..MultihostFigures::default()
+        }),
+        ..Entry::default()
+    };
+    let kill = Entry {
+        model: "split".into(),
+        scenario: "multihost".into(),
+        variant: "local: node kill, 1 front + 2 nodes".into(),
+        repeat: 1,
+        node_kill: Some(NodeKillFigures {
+            killed: "node1".into(),
+            requests: counts(900, 40),
+            failed_during_outage: ErrorClasses {
+                status_5xx: 40,
+                ..ErrorClasses::default()
+            },
+            recovery_ms: Some(575.0),
+            other_shard_kept_answering: Some(true),
+            ..NodeKillFigures::default()
+        }),
+        ..Entry::default()
+    };
+    let rows = summarize(&results(vec![config, kill]));
+    assert_eq!(rows[0].rps.map(|s| s.median), Some(1234.0));
+    assert_eq!(rows[0].errors, 2);
+    assert!(rows[0].detail.contains("30.5 CPU µs per request"), "{}", rows[0].detail);
+    assert!(rows[1].rps.is_none());
+    assert_eq!(rows[1].errors, 40);
+    assert!(
+        rows[1].detail.contains("40 failed during the outage, recovery 575 ms"),
+        "{}",
+        rows[1].detail
+    );
+    assert!(rows[1].detail.contains("kept answering: yes"), "{}", rows[1].detail);
+}

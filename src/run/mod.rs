@@ -238,12 +238,10 @@ pub fn execute(plan: RunPlan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `hostlab link-sink`: the receiving process of the `link` scenario.
+/// `hostlab link-sink`: the receiving process of the `link` scenario, on
+/// the runtime the actor service (every server process) runs on.
 pub fn link_sink(listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
+    let runtime = hostlab_hosts::server_runtime().context("cannot start the tokio runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await

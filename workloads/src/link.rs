@@ -20,7 +20,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{NodeServerMessage, RactorClusterMessage};
 
-use crate::remote::{accept_into, start_node};
+use crate::remote::{accept_into, client_connect, start_node};
 
 /// Process group the sink joins.
 pub const LINK_GROUP: &str = "hostlab.link";
@@ -97,10 +97,11 @@ impl LinkSender {
         let node = start_node(&format!("hostlab-link-sender-{}", std::process::id()))
             .await
             .map_err(|e| format!("cannot start the node server: {e}"))?;
-        tokio::time::timeout(Duration::from_secs(5), ractor_cluster::client_connect(&node, addr))
+        // The front's own connect: the same socket options and read buffer.
+        tokio::time::timeout(Duration::from_secs(5), client_connect(&node, addr))
             .await
             .map_err(|_| format!("connecting to the link sink at {addr} timed out"))?
-            .map_err(|e| format!("cannot connect to the link sink at {addr}: {e:?}"))?;
+            .map_err(|e| format!("cannot connect to the link sink at {addr}: {e}"))?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let remote = ractor::pg::get_members(&LINK_GROUP.to_owned())

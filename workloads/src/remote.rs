@@ -145,13 +145,8 @@ pub async fn accept_into(listener: tokio::net::TcpListener, node: ActorRef<NodeS
             }
         };
         tune_link(&stream);
-        let Ok(local_addr) = stream.local_addr() else { continue };
-        let opened = NodeServerMessage::ConnectionOpened {
-            stream: Box::new(ractor_cluster::NetworkStream::Raw {
-                peer_addr,
-                local_addr,
-                stream,
-            }),
+        let opened = NodeServerMessage::ConnectionOpenedExternal {
+            stream: Box::new(BufferedLink { stream, peer_addr }),
             is_server: true,
         };
         if node.cast(opened).is_err() {
@@ -187,23 +182,56 @@ fn tune_link(stream: &tokio::net::TcpStream) {
     }
 }
 
-/// Front side: open a node link to `service` (ractor_cluster's own
-/// `client_connect`, with [`tune_link`]'s socket options) and hand it to `node`.
-async fn client_connect(node: &ActorRef<NodeServerMessage>, service: SocketAddr) -> Result<SocketAddr, String> {
+/// Size of a link's read buffer: one `read` takes in every frame waiting
+/// on the socket (64 calls in flight are about 6 KB of small frames).
+const LINK_READ_BUFFER: usize = 64 * 1024;
+
+/// A node link as ractor_cluster's session sees it: the TCP stream with a
+/// read buffer in front. ractor_cluster reads each frame with two unbuffered
+/// reads from a raw stream (its 8-byte length, then the body), two `recvfrom`
+/// calls per message; through this buffer one call takes in every frame that
+/// is waiting. Framing, authentication and sessions are ractor_cluster's
+/// own, unchanged: it takes the stream as an external transport.
+struct BufferedLink {
+    stream: tokio::net::TcpStream,
+    peer_addr: SocketAddr,
+}
+
+impl ractor_cluster::ClusterBidiStream for BufferedLink {
+    fn split(self: Box<Self>) -> (ractor_cluster::BoxRead, ractor_cluster::BoxWrite) {
+        let (read, write) = self.stream.into_split();
+        (
+            Box::new(tokio::io::BufReader::with_capacity(LINK_READ_BUFFER, read)),
+            Box::new(write),
+        )
+    }
+
+    /// The peer's address: the node server names the session's peer with
+    /// it (`NodeServerSessionInformation::peer_addr`), as for a raw stream.
+    fn peer_label(&self) -> Option<String> {
+        Some(self.peer_addr.to_string())
+    }
+
+    fn local_label(&self) -> Option<String> {
+        self.stream.local_addr().ok().map(|a| a.to_string())
+    }
+}
+
+/// Front side: open a node link to `service` (as ractor_cluster's own
+/// `client_connect` does, with [`tune_link`]'s socket options and a
+/// [`BufferedLink`]) and hand it to `node`. Returns the peer's address,
+/// which names the session in node-session events.
+pub(crate) async fn client_connect(
+    node: &ActorRef<NodeServerMessage>,
+    service: SocketAddr,
+) -> Result<SocketAddr, String> {
     let stream = tokio::net::TcpStream::connect(service)
         .await
         .map_err(|e| e.to_string())?;
     tune_link(&stream);
-    let (peer_addr, local_addr) = (
-        stream.peer_addr().map_err(|e| e.to_string())?,
-        stream.local_addr().map_err(|e| e.to_string())?,
-    );
-    node.cast(NodeServerMessage::ConnectionOpened {
-        stream: Box::new(ractor_cluster::NetworkStream::Raw {
-            peer_addr,
-            local_addr,
-            stream,
-        }),
+    let peer_addr = stream.peer_addr().map_err(|e| e.to_string())?;
+    node.cast(NodeServerMessage::ConnectionOpenedExternal {
+        stream: Box::new(BufferedLink { stream, peer_addr }),
         is_server: false,
     })
     .map_err(|e| e.to_string())?;

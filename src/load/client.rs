@@ -40,6 +40,12 @@ pub(super) struct Schedule {
     /// Time the workers spent yielding until their slots were due (the CPU
     /// price of precise pacing), counted from the measured phase on.
     waits: WaitClock,
+    /// Open loop: slots the pacer has handed to a connection whose task
+    /// has not run yet to take them. While one is pending, a connection is
+    /// "busy" only because the generator has not got round to it, so the
+    /// pacer's wait for an idle connection is the generator's lag, not the
+    /// server's ([`pace`]).
+    pending: AtomicU64,
 }
 
 /// One request a worker has claimed.
@@ -73,6 +79,7 @@ impl Schedule {
             start,
             next_slot: AtomicU64::new(0),
             measured_slots: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
         }
     }
 
@@ -162,7 +169,9 @@ impl Slots {
             Slots::Paced(idle) => {
                 let (give, take) = oneshot::channel();
                 idle.send(give).await.ok()?;
-                take.await.ok()
+                let slot = take.await.ok()?;
+                schedule.pending.fetch_sub(1, Ordering::Relaxed);
+                Some(slot)
             }
         }
     }
@@ -245,12 +254,22 @@ pub(super) async fn pace(
                 Ok(connection) => connection,
                 Err(TryRecvError::Disconnected) => return, // every connection is gone
                 Err(TryRecvError::Empty) => {
-                    // Every connection is busy: the server has not answered.
+                    // Every connection is busy. If each holds a request it
+                    // has sent, the server has not answered: the wait is
+                    // connection wait. If some connection still holds a
+                    // slot its task has not taken yet (the pacer, catching
+                    // up, handed out slots faster than the connections
+                    // could run), the wait is the generator's own lag, and
+                    // all of it is counted so (conservatively: the part
+                    // after those were sent may be the server's).
+                    let generator_behind = schedule.pending.load(Ordering::Relaxed) > 0;
                     let from = Instant::now();
                     let Some(connection) = idle.recv().await else {
                         return;
                     };
-                    idle_waits.push(from, Instant::now());
+                    if !generator_behind {
+                        idle_waits.push(from, Instant::now());
+                    }
                     in_a_row = 0;
                     connection
                 }
@@ -258,9 +277,13 @@ pub(super) async fn pace(
             slot.handed = Some(Instant::now());
             slot.connection_wait = slot.due.map_or(Duration::ZERO, |due| idle_waits.since(due));
             // A connection that went away returns the slot to the next one.
+            schedule.pending.fetch_add(1, Ordering::Relaxed);
             match connection.send(slot) {
                 Ok(()) => break,
-                Err(back) => slot = back,
+                Err(back) => {
+                    schedule.pending.fetch_sub(1, Ordering::Relaxed);
+                    slot = back;
+                }
             }
         }
         in_a_row += 1;
@@ -445,6 +468,48 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 100, "2000/s for 50 ms, each slot once");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_connections_the_generator_has_not_run_is_not_connection_wait() {
+        // No server: two connections that each take 1 ms of the runtime's
+        // only thread per slot (the generator's own work). At 10,000 slots
+        // a second the pacer falls behind and finds no idle connection
+        // while the other one holds a slot its task has not taken yet: the
+        // generator's lag, never the server's connection wait.
+        let s = Arc::new(schedule(
+            Pacing::Fixed { per_sec: 10_000.0 },
+            Stop::Count(20),
+            Duration::ZERO,
+        ));
+        let (idle, queue) = idle_queue(&s);
+        let (records, _keep) = mpsc::channel(16);
+        let slots = Slots::Paced(idle);
+        let mut connections = Vec::new();
+        for _ in 0..2 {
+            let (slots, s) = (slots.clone(), s.clone());
+            connections.push(tokio::spawn(async move {
+                let mut waits = Vec::new();
+                while let Some(slot) = slots.next(&s).await {
+                    std::thread::sleep(Duration::from_millis(1));
+                    waits.push(slot.connection_wait);
+                }
+                waits
+            }));
+        }
+        drop(slots);
+        // Both connections wait idle before the pacer starts.
+        while queue.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        tokio::spawn(pace(s.clone(), queue, records)).await.unwrap();
+        let mut waits = Vec::new();
+        for c in connections {
+            waits.extend(c.await.unwrap());
+        }
+        assert_eq!(waits.len(), 20, "every slot handed out once");
+        assert!(waits.iter().all(Duration::is_zero), "{waits:?}");
+        assert_eq!(s.pending.load(Ordering::Relaxed), 0, "every handed slot taken");
     }
 
     #[test]

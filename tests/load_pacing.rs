@@ -15,6 +15,17 @@ use tokio::net::TcpListener;
 
 use common::{Server, hostlab};
 
+/// Held by the tests that saturate a CPU (the 500,000 req/s overload run)
+/// and by those that need their server answered within the load's timeout:
+/// run side by side on a busy 2-core machine, the overload run starved a
+/// debug `serve edge` long enough for every request of the send-lag test
+/// to time out.
+static CPU_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cpu_heavy() -> std::sync::MutexGuard<'static, ()> {
+    CPU_HEAVY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A scratch folder, removed when dropped (also when an assertion fails).
 fn temp_dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -85,6 +96,7 @@ fn lag(j: &Value, key: &str) -> u64 {
 
 #[test]
 fn send_lag_is_a_distribution_and_cpu_per_request_is_reported() {
+    let _heavy = cpu_heavy();
     let server = Server::start("edge", &[]);
     let scratch = temp_dir("lag");
     let dir = scratch.path();
@@ -132,6 +144,7 @@ fn only_requests_scheduled_in_the_window_count() {
 
 #[test]
 fn latency_rows_never_exceed_their_offered_rate() {
+    let _heavy = cpu_heavy();
     let scratch = temp_dir("run");
     let dir = scratch.path();
     let out = hostlab()
@@ -204,6 +217,7 @@ fn latency_rows_never_exceed_their_offered_rate() {
 /// (a busy machine, a debug build).
 #[test]
 fn an_overloaded_generator_still_ends_and_counts_every_slot() {
+    let _heavy = cpu_heavy();
     let addr = delayed_server(Duration::ZERO);
     let scratch = temp_dir("overload");
     let dir = scratch.path();

@@ -239,7 +239,19 @@ async fn a_client_close_and_a_slow_partial_head_end_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn draining_closes_fast_path_connections() {
-    let front = Front::start("proxy", &["--start-mode", "always-running"]);
+    // Timeouts far beyond the answer deadline: only the drain can close the
+    // idle connection within it.
+    let front = Front::start(
+        "proxy",
+        &[
+            "--start-mode",
+            "always-running",
+            "--header-read-timeout",
+            "300s",
+            "--shutdown-limit",
+            "120s",
+        ],
+    );
     let mut idle = Client::connect(&front).await;
     idle.send(get("/ping").as_bytes()).await;
     assert_eq!(idle.answer().await.status, 200);

@@ -28,13 +28,18 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::front::{CloseWhenIdle, ConnectionHandler, FrontState, Handoff, Pipelined};
-use crate::limits::{DEFAULT_PROXY_UPSTREAM_TIMEOUT, MAX_HEAD_BYTES, MAX_URI_BYTES};
+#[cfg(doc)]
+use crate::limits::MAX_HEAD_BYTES;
+use crate::limits::{DEFAULT_PROXY_UPSTREAM_TIMEOUT, MAX_URI_BYTES};
 use crate::proxy::Upstream;
 use crate::relay::{self, Connection, Framing};
 
 /// Most headers in one request head (hyper's server default); more go to
 /// hyper, which refuses them.
 const MAX_HEADERS: usize = 100;
+/// Largest request head the fast path serves; larger ones (up to the
+/// limit, [`MAX_HEAD_BYTES`], and beyond it) go to hyper, which decides.
+const MAX_HEAD: usize = 16 * 1024;
 /// Largest request body the fast path relays, and only when it came with
 /// its head; larger or later bodies go to hyper, which streams them.
 const MAX_BUFFERED_BODY: usize = 64 * 1024;
@@ -154,7 +159,7 @@ impl FastPath {
                 if !self.buf.is_empty() {
                     match self.prepare() {
                         Prepared::Request(plain) => break plain,
-                        Prepared::Partial if self.buf.len() <= MAX_HEAD_BYTES => {}
+                        Prepared::Partial if self.buf.len() <= MAX_HEAD => {}
                         _ => return Next::Fallback,
                     }
                 } else if idle.is_set() {
@@ -360,9 +365,9 @@ fn prepare(buf: &[u8], out: &mut Vec<u8>, request_id: &mut Vec<u8>, state: &Fron
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut storage);
     let head_len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
         Ok(httparse::Status::Partial) => return Prepared::Partial,
-        Err(_) => return Prepared::Fallback,
+        Ok(httparse::Status::Complete(_)) | Err(_) => return Prepared::Fallback,
     };
     let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
         return Prepared::Fallback;
@@ -651,6 +656,7 @@ mod tests {
             b"GET http://x/ping HTTP/1.1\r\n\r\n",
             b"GET /ping HTTP/1.1\r\nHost : x\r\n\r\n",
             b"GET /ping HTTP/1.1\r\nHost: x\r\n",
+            format!("GET /ping HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "b".repeat(MAX_HEAD)).as_bytes(),
         ] {
             assert!(for_app(request).is_none(), "{}", String::from_utf8_lossy(request));
         }

@@ -473,9 +473,25 @@ pub(crate) fn poll_read_buf(tcp: &TcpStream, cx: &mut Context<'_>, buf: &mut Byt
     }
     loop {
         ready!(tcp.poll_read_ready(cx))?;
-        match tcp.try_read_buf(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            read => return Poll::Ready(read),
+        let spare = buf.capacity() - buf.len();
+        let mut read = None;
+        let outcome = tcp.try_io(tokio::io::Interest::READABLE, || {
+            let n = tcp.try_read_buf(buf)?;
+            read = Some(n);
+            // A short read drained the socket: clear its readiness (the
+            // event seen before the read, so a later one is not lost), as
+            // tokio's own `poll_read` does; else the next read of this
+            // connection is a `recvfrom` that fails with EAGAIN first.
+            if n > 0 && n < spare {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        match (read, outcome) {
+            (Some(n), _) => return Poll::Ready(Ok(n)),
+            (None, Err(e)) if e.kind() != std::io::ErrorKind::WouldBlock => return Poll::Ready(Err(e)),
+            (None, _) => continue,
         }
     }
 }

@@ -439,13 +439,20 @@ impl CloseWhenIdle {
 #[derive(Default)]
 struct OpenConnections {
     next: u64,
-    open: std::collections::HashMap<u64, Arc<CloseWhenIdle>>,
+    /// Each open connection's flag, with the close-idle count when it
+    /// opened: a request to close idle connections made before a connection
+    /// opened does not close it.
+    open: std::collections::HashMap<u64, (u64, Arc<CloseWhenIdle>)>,
 }
 
 impl OpenConnections {
-    fn close_all_when_idle(&self) {
-        for flag in self.open.values() {
-            flag.set();
+    /// Flag the connections that opened before close-idle count `before`
+    /// (`u64::MAX`: all of them).
+    fn close_when_idle(&self, before: u64) {
+        for (opened, flag) in self.open.values() {
+            if *opened < before {
+                flag.set();
+            }
         }
     }
 }
@@ -591,11 +598,12 @@ pub async fn serve_with<H>(
                         if changed.is_err() {
                             return;
                         }
-                        connections.lock().expect("not poisoned").close_all_when_idle();
+                        let now = *close_idle.borrow_and_update();
+                        connections.lock().expect("not poisoned").close_when_idle(now);
                     }
                     () = async { let _ = drain.wait_for(|d| *d).await; } => {
                         tokio::time::sleep(IDLE_GRACE.min(limit)).await;
-                        connections.lock().expect("not poisoned").close_all_when_idle();
+                        connections.lock().expect("not poisoned").close_when_idle(u64::MAX);
                         return;
                     }
                 }
@@ -629,7 +637,8 @@ pub async fn serve_with<H>(
             let mut connections = connections.lock().expect("not poisoned");
             let key = connections.next;
             connections.next += 1;
-            connections.open.insert(key, idle.clone());
+            let opened = *state.close_idle.borrow();
+            connections.open.insert(key, (opened, idle.clone()));
             key
         };
         let connections = connections.clone();

@@ -13,6 +13,7 @@
 //! socket), and returns when every connection is closed or the limit passed.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,7 +26,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 
@@ -125,6 +126,19 @@ impl FrontState {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        self.gate.limits()
+    }
+
+    /// A new request id (as [`FrontState::next_request_id`] makes it),
+    /// written into `out`: for the proxy's fast path, which writes heads
+    /// as bytes.
+    pub(crate) fn write_request_id(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
+        write!(out, "{}-{n:x}", self.id_prefix).expect("writing to a Vec does not fail");
     }
 
     /// A new request id, `<pid hex>-<counter hex>`: written on the stack
@@ -383,6 +397,164 @@ impl DrainSignal {
     }
 }
 
+/// "Close this connection once it is idle": set for every open connection
+/// by the server's one watcher task, after the drain grace period or on
+/// [`FrontState::close_idle_connections`]. Checking it is one atomic load
+/// and, when the connection task waits, one waker registration: no lock,
+/// where the two `watch` receivers each connection polled before took one
+/// on every wake-up of its task.
+#[derive(Default)]
+pub struct CloseWhenIdle {
+    set: AtomicBool,
+    waker: futures_util::task::AtomicWaker,
+}
+
+impl CloseWhenIdle {
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    fn set(&self) {
+        self.set.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once the flag is set; wakes the task that polled it last.
+    pub fn poll_set(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.is_set() {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.is_set() { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    pub async fn wait(&self) {
+        std::future::poll_fn(|cx| self.poll_set(cx)).await
+    }
+}
+
+/// The open connections of one [`serve_with`] loop, for the watcher task
+/// that tells them to close when idle. Touched once when a connection
+/// opens and once when it closes, never per request.
+#[derive(Default)]
+struct OpenConnections {
+    next: u64,
+    /// Each open connection's flag, with the close-idle count when it
+    /// opened: a request to close idle connections made before a connection
+    /// opened does not close it.
+    open: std::collections::HashMap<u64, (u64, Arc<CloseWhenIdle>)>,
+}
+
+impl OpenConnections {
+    /// Flag the connections that opened before close-idle count `before`
+    /// (`u64::MAX`: all of them).
+    fn close_when_idle(&self, before: u64) {
+        for (opened, flag) in self.open.values() {
+            if *opened < before {
+                flag.set();
+            }
+        }
+    }
+}
+
+/// How a server takes each accepted connection. [`serve`] hands every
+/// connection to hyper at once; `proxy` first serves it on its own fast
+/// path (`fastpath.rs`) and hands it to hyper only for a request it does
+/// not serve itself.
+pub trait ConnectionHandler: Send + 'static {
+    /// The service hyper serves the connection with, if it gets it.
+    type Service: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static;
+
+    /// Serve `tcp` for as long as this handler can; `idle` says when the
+    /// connection should close once idle (drain, idle suspend).
+    fn take(self, tcp: TcpStream, idle: Arc<CloseWhenIdle>) -> impl Future<Output = Handoff<Self::Service>> + Send;
+}
+
+/// What a [`ConnectionHandler`] did with its connection.
+pub enum Handoff<S> {
+    /// It served the connection until it closed.
+    Closed,
+    /// hyper serves the rest of the connection with `service`, starting
+    /// with the bytes `read` already taken from `tcp`.
+    Hyper {
+        service: S,
+        tcp: TcpStream,
+        read: bytes::Bytes,
+    },
+}
+
+/// The plain [`ConnectionHandler`]: hyper from the first byte.
+struct HyperOnly<S>(S);
+
+impl<S> ConnectionHandler for HyperOnly<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Service = S;
+
+    async fn take(self, tcp: TcpStream, _idle: Arc<CloseWhenIdle>) -> Handoff<S> {
+        Handoff::Hyper {
+            service: self.0,
+            tcp,
+            read: bytes::Bytes::new(),
+        }
+    }
+}
+
+/// A stream that first yields bytes already read from it (by a
+/// [`ConnectionHandler`] that then handed the connection to hyper).
+pub struct Rewind<T> {
+    read: bytes::Bytes,
+    inner: T,
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Rewind<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            let part = self.read.split_to(n);
+            buf.put_slice(&part);
+            return Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Rewind<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Accept connections on `listener` and serve each with a service from
 /// `new_service` (called once per connection with the client's address),
 /// until `drain` fires; then drain (see the module docs) for at most `limit`.
@@ -390,13 +562,54 @@ pub async fn serve<S>(
     listener: TcpListener,
     state: Arc<FrontState>,
     new_service: impl Fn(SocketAddr) -> S,
-    mut drain: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
     limit: Duration,
 ) where
     S: tower::Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
+    serve_with(listener, state, move |peer| HyperOnly(new_service(peer)), drain, limit).await;
+}
+
+/// [`serve`], with each connection taken by a [`ConnectionHandler`] from
+/// `new_connection` first.
+pub async fn serve_with<H>(
+    listener: TcpListener,
+    state: Arc<FrontState>,
+    new_connection: impl Fn(SocketAddr) -> H,
+    mut drain: watch::Receiver<bool>,
+    limit: Duration,
+) where
+    H: ConnectionHandler,
+    <H::Service as tower::Service<Request<Body>>>::Future: Send,
+{
     let closed = Arc::new(Notify::new());
+    let connections = Arc::new(std::sync::Mutex::new(OpenConnections::default()));
+    // One watcher per server flips the flags of the open connections: after
+    // the drain grace period (every request in it got `Connection: close`),
+    // or when told to close idle connections.
+    let watcher = tokio::spawn({
+        let (connections, mut drain) = (connections.clone(), drain.clone());
+        let mut close_idle = state.close_idle.subscribe();
+        async move {
+            loop {
+                tokio::select! {
+                    changed = close_idle.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let now = *close_idle.borrow_and_update();
+                        connections.lock().expect("not poisoned").close_when_idle(now);
+                    }
+                    () = async { let _ = drain.wait_for(|d| *d).await; } => {
+                        tokio::time::sleep(IDLE_GRACE.min(limit)).await;
+                        connections.lock().expect("not poisoned").close_when_idle(u64::MAX);
+                        return;
+                    }
+                }
+            }
+        }
+    });
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -415,49 +628,56 @@ pub async fn serve<S>(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        // One inner service per connection: the proxy keeps its upstream
+        // One handler per connection: the proxy keeps its upstream
         // connection there (HTTP/1 requests on a connection are sequential).
-        let inner = new_service(peer);
+        let handler = new_connection(peer);
         let (state, closed) = (state.clone(), closed.clone());
-        let mut drain = drain.clone();
-        let mut close_idle = state.close_idle.subscribe();
+        let idle = Arc::new(CloseWhenIdle::default());
+        let key = {
+            let mut connections = connections.lock().expect("not poisoned");
+            let key = connections.next;
+            connections.next += 1;
+            let opened = *state.close_idle.borrow();
+            connections.open.insert(key, (opened, idle.clone()));
+            key
+        };
+        let connections = connections.clone();
         state.counters.connections_open.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let (tcp, ambiguous) = FramingSniffer::new(tcp);
-            let service = hyper::service::service_fn({
-                let state = state.clone();
-                move |req| handle(state.clone(), ambiguous.clone(), inner.clone(), req)
-            });
-            let conn = state
-                .gate
-                .limits()
-                .http1_builder()
-                .serve_connection(TokioIo::new(tcp), service);
-            let serving = async {
-                tokio::pin!(conn);
-                tokio::select! {
-                    result = conn.as_mut() => result,
-                    _ = async {
-                        tokio::select! {
-                            _ = async {
-                                let _ = drain.wait_for(|d| *d).await;
-                                tokio::time::sleep(IDLE_GRACE.min(limit)).await;
-                            } => {}
-                            _ = close_idle.changed() => {}
+            let result = match handler.take(tcp, idle.clone()).await {
+                Handoff::Closed => Ok(()),
+                Handoff::Hyper {
+                    service: inner,
+                    tcp,
+                    read,
+                } => {
+                    let (tcp, ambiguous) = FramingSniffer::new(Rewind { read, inner: tcp });
+                    let service = hyper::service::service_fn({
+                        let state = state.clone();
+                        move |req| handle(state.clone(), ambiguous.clone(), inner.clone(), req)
+                    });
+                    let conn = state
+                        .gate
+                        .limits()
+                        .http1_builder()
+                        .serve_connection(TokioIo::new(tcp), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        result = conn.as_mut() => result,
+                        () = idle.wait() => {
+                            // Draining and still open after the grace period,
+                            // or told to close idle connections: close it once
+                            // it is idle.
+                            conn.as_mut().graceful_shutdown();
+                            conn.await
                         }
-                    } => {
-                        // Draining and still open after the grace period (every
-                        // request in it got `Connection: close`), or told to
-                        // close idle connections: close it once it is idle.
-                        conn.as_mut().graceful_shutdown();
-                        conn.await
                     }
                 }
             };
-            let result = serving.await;
             if let Err(e) = result {
                 tracing::debug!("connection from {peer}: {e}");
             }
+            connections.lock().expect("not poisoned").open.remove(&key);
             state.counters.connections_open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
             closed.notify_waiters();
@@ -480,6 +700,7 @@ pub async fn serve<S>(
             open()
         );
     }
+    watcher.abort();
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod admin;
 mod baseline;
 pub mod child;
 mod edge;
+mod fastpath;
 pub mod front;
 mod inprocess;
 mod lifecycle;

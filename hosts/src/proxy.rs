@@ -49,10 +49,10 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Upstream(Arc<UpstreamState>);
 
 pub(crate) struct UpstreamState {
-    manager: Manager,
+    pub(crate) manager: Manager,
     /// The kept upstream connection, between requests.
-    slot: Slot,
-    limits: Limits,
+    pub(crate) slot: Slot,
+    pub(crate) limits: Limits,
 }
 
 impl std::ops::Deref for Upstream {
@@ -93,20 +93,8 @@ impl Upstream {
         drop(guard);
         match sent {
             Ok(Ok(response)) => response,
-            Ok(Err(e)) => ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "bad_gateway",
-                format!("the app process did not answer: {e}; it may have crashed, retry"),
-            )
-            .upstream()
-            .into_response(),
-            Err(_) => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "gateway_timeout",
-                format!("the app sent no response within {timeout:?} (--upstream-timeout)"),
-            )
-            .upstream()
-            .into_response(),
+            Ok(Err(e)) => bad_gateway(&e),
+            Err(_) => gateway_timeout(timeout),
         }
     }
 
@@ -120,17 +108,24 @@ impl Upstream {
         req: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Body>, String> {
-        let kept = self.slot.lock().expect("not poisoned").take();
-        let kept = kept.filter(|kept| {
-            kept.generation == generation.number
-                && kept.last_used.elapsed() < self.limits.header_read_timeout / 2
-                && kept.is_open()
-        });
+        let kept = self.kept_for(generation);
         relay::exchange(kept, || self.connect(generation), req, &self.slot, timeout).await
     }
 
+    /// This client connection's kept upstream connection, if it belongs to
+    /// `generation`, is open and was used recently (so it never races the
+    /// app closing an idle connection).
+    pub(crate) fn kept_for(&self, generation: &Generation) -> Option<Connection> {
+        let kept = self.slot.lock().expect("not poisoned").take();
+        kept.filter(|kept| {
+            kept.generation == generation.number
+                && kept.last_used.elapsed() < self.limits.header_read_timeout / 2
+                && kept.is_open()
+        })
+    }
+
     /// A new connection to `generation`'s app process.
-    async fn connect(&self, generation: &Generation) -> Result<Connection, String> {
+    pub(crate) async fn connect(&self, generation: &Generation) -> Result<Connection, String> {
         let connect = tokio::net::TcpStream::connect(generation.addr);
         let tcp = tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, connect)
             .await
@@ -194,6 +189,28 @@ impl tower::Service<Request<Body>> for Upstream {
     }
 }
 
+/// 502 for a request the app did not answer.
+pub(crate) fn bad_gateway(e: &str) -> Response<Body> {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "bad_gateway",
+        format!("the app process did not answer: {e}; it may have crashed, retry"),
+    )
+    .upstream()
+    .into_response()
+}
+
+/// 504 for a request the app sent no response head for in time.
+pub(crate) fn gateway_timeout(timeout: Duration) -> Response<Body> {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "gateway_timeout",
+        format!("the app sent no response within {timeout:?} (--upstream-timeout)"),
+    )
+    .upstream()
+    .into_response()
+}
+
 /// 503 for a request that could not get an app process: a full queue is
 /// the front's own limit, anything else the app's failure to start.
 pub(crate) fn unavailable(e: Unavailable) -> Response<Body> {
@@ -245,7 +262,10 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
         };
         signals::recycle_on_sighup(manager.clone());
         let (drain, drain_rx) = DrainSignal::new();
-        let serving = tokio::spawn(crate::front::serve(
+        // Each connection is served by the fast path (fastpath.rs) until a
+        // request it does not serve itself; hyper and the pipeline serve the
+        // rest of that connection, with the same upstream slot.
+        let serving = tokio::spawn(crate::front::serve_with(
             listener,
             state.clone(),
             {
@@ -253,7 +273,8 @@ pub(crate) fn serve(options: crate::ServeOptions) -> Result<(), crate::ServeErro
                 let limits = options.limits;
                 move |peer| {
                     let upstream = Upstream::for_client_connection(manager.clone(), limits);
-                    FrontPipeline::new(state.clone(), peer).layer(upstream)
+                    let service = FrontPipeline::new(state.clone(), peer).layer(upstream.clone());
+                    crate::fastpath::ProxyConnection::new(state.clone(), peer, upstream, service)
                 }
             },
             drain_rx,

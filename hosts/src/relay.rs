@@ -44,9 +44,9 @@ const READ_CHUNK: usize = 16 * 1024;
 
 /// One open loopback connection to an app generation, with its read buffer.
 pub(crate) struct Connection {
-    tcp: TcpStream,
+    pub(crate) tcp: TcpStream,
     /// Bytes read from the app and not yet handed on.
-    buf: BytesMut,
+    pub(crate) buf: BytesMut,
     /// The request head is encoded here (kept to reuse its allocation).
     out: Vec<u8>,
     pub(crate) generation: u64,
@@ -129,26 +129,7 @@ pub(crate) async fn exchange<F: Future<Output = Result<Connection, String>>>(
             Some(Err(e)) => return Err(format!("the client's request body failed: {e}")),
         }
     }
-    let connection = match kept {
-        Some(mut kept) => match write_first(&mut kept.tcp, &out).await {
-            Ok(()) => kept,
-            Err(failure) if failure.unsent => {
-                tracing::debug!(
-                    "kept upstream connection failed unsent ({}); retrying on a new one",
-                    failure.message
-                );
-                let mut fresh = connect().await?;
-                write_first(&mut fresh.tcp, &out).await.map_err(|f| f.message)?;
-                fresh
-            }
-            Err(failure) => return Err(failure.message),
-        },
-        None => {
-            let mut fresh = connect().await?;
-            write_first(&mut fresh.tcp, &out).await.map_err(|f| f.message)?;
-            fresh
-        }
-    };
+    let connection = send(kept, connect, &out).await?;
     let Connection {
         mut tcp,
         mut buf,
@@ -243,6 +224,141 @@ pub(crate) async fn exchange<F: Future<Output = Result<Connection, String>>>(
     Ok(response)
 }
 
+/// Write `out` (a request head and the body's first part) on `kept`, or on
+/// a new connection from `connect` when there is no kept one. When the kept
+/// connection fails before it took any byte, `out` goes out once more on a
+/// new connection: the app never saw it, so this is safe even for a POST.
+pub(crate) async fn send<F: Future<Output = Result<Connection, String>>>(
+    kept: Option<Connection>,
+    connect: impl FnOnce() -> F,
+    out: &[u8],
+) -> Result<Connection, String> {
+    Ok(match kept {
+        Some(mut kept) => match write_first(&mut kept.tcp, out).await {
+            Ok(()) => kept,
+            Err(failure) if failure.unsent => {
+                tracing::debug!(
+                    "kept upstream connection failed unsent ({}); retrying on a new one",
+                    failure.message
+                );
+                let mut fresh = connect().await?;
+                write_first(&mut fresh.tcp, out).await.map_err(|f| f.message)?;
+                fresh
+            }
+            Err(failure) => return Err(failure.message),
+        },
+        None => {
+            let mut fresh = connect().await?;
+            write_first(&mut fresh.tcp, out).await.map_err(|f| f.message)?;
+            fresh
+        }
+    })
+}
+
+/// Read until a whole final (non-1xx) response head is at the start of
+/// `connection`'s buffer (1xx answers are skipped, a 101 refused) and
+/// return its length; the head stays in the buffer, for the caller to
+/// parse and relay as bytes (the proxy's fast path).
+pub(crate) async fn read_raw_head(connection: &mut Connection) -> Result<usize, String> {
+    let Connection { tcp, buf, .. } = connection;
+    loop {
+        if !buf.is_empty() {
+            let mut storage = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+            let mut parsed = httparse::Response::new(&mut storage);
+            match parsed.parse(buf) {
+                Ok(httparse::Status::Complete(len)) => match parsed.code.unwrap_or(0) {
+                    101 => return Err("the app switched protocols; the front does not pass upgrades".into()),
+                    100..=199 => {
+                        buf.advance(len);
+                        continue;
+                    }
+                    _ => return Ok(len),
+                },
+                Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
+                    return Err(format!("the app's response head is over {MAX_RESPONSE_HEAD} bytes"));
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(e) => return Err(format!("the app's response head is malformed: {e}")),
+            }
+        }
+        match std::future::poll_fn(|cx| poll_read_buf(tcp, cx, buf)).await {
+            Ok(0) if buf.is_empty() => return Err("the app closed the connection before it answered".into()),
+            Ok(0) => return Err("the app closed the connection in the middle of its response head".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading the response: {e}")),
+        }
+    }
+}
+
+/// A response's framing (RFC 9112 section 6.3, before the rules for
+/// `HEAD`, 204 and 304) and whether its connection can be kept, from its
+/// parsed head: the same rules as [`parse_response_head`], on bytes.
+pub(crate) fn raw_framing(http11: bool, headers: &[httparse::Header<'_>]) -> Result<(Framing, bool), String> {
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut keep_alive = http11;
+    for header in headers {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or("the app sent a bad Content-Length")?;
+            if length.is_some_and(|l| l != n) {
+                return Err("the app sent two different Content-Lengths".into());
+            }
+            length = Some(n);
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding = true;
+            chunked = header
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            for token in header.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        }
+    }
+    let framing = if transfer_encoding {
+        if chunked { Framing::Chunked } else { Framing::ToEnd }
+    } else {
+        length.map_or(Framing::ToEnd, Framing::Length)
+    };
+    Ok((framing, keep_alive))
+}
+
+/// The body of a response whose head was relayed as bytes, read from
+/// `connection` as the client takes it (see [`UpstreamBody`]): the
+/// connection goes back into `slot` when the body ended cleanly and
+/// `reusable` holds.
+pub(crate) fn streamed_body(
+    connection: Connection,
+    framing: Framing,
+    reusable: bool,
+    slot: &Slot,
+    idle_timeout: Duration,
+) -> impl hyper::body::Body<Data = Bytes, Error = BoxError> + Unpin {
+    UpstreamBody {
+        connection: Some(connection),
+        state: match framing {
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::ChunkSize,
+            Framing::ToEnd => State::ToEnd,
+        },
+        reusable,
+        slot: slot.clone(),
+        timeout: idle_timeout,
+        sleep: None,
+    }
+}
+
 /// Poll a future once, without waiting.
 trait NowOrNever: Future + Sized {
     fn now_or_never_frame(self) -> Option<Self::Output> {
@@ -300,7 +416,7 @@ fn encode_head(parts: &http::request::Parts, out: &mut Vec<u8>) {
 
 /// How a response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
+pub(crate) enum Framing {
     Length(u64),
     Chunked,
     ToEnd,
@@ -351,15 +467,31 @@ async fn read_response_head(tcp: &TcpStream, buf: &mut BytesMut) -> Result<Respo
 }
 
 /// Read what the socket has into `buf` (0: the app closed its side).
-fn poll_read_buf(tcp: &TcpStream, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<std::io::Result<usize>> {
+pub(crate) fn poll_read_buf(tcp: &TcpStream, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<std::io::Result<usize>> {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(READ_CHUNK);
     }
     loop {
         ready!(tcp.poll_read_ready(cx))?;
-        match tcp.try_read_buf(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            read => return Poll::Ready(read),
+        let spare = buf.capacity() - buf.len();
+        let mut read = None;
+        let outcome = tcp.try_io(tokio::io::Interest::READABLE, || {
+            let n = tcp.try_read_buf(buf)?;
+            read = Some(n);
+            // A short read drained the socket: clear its readiness (the
+            // event seen before the read, so a later one is not lost), as
+            // tokio's own `poll_read` does; else the next read of this
+            // connection is a `recvfrom` that fails with EAGAIN first.
+            if n > 0 && n < spare {
+                Err(std::io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        match (read, outcome) {
+            (Some(n), _) => return Poll::Ready(Ok(n)),
+            (None, Err(e)) if e.kind() != std::io::ErrorKind::WouldBlock => return Poll::Ready(Err(e)),
+            (None, _) => continue,
         }
     }
 }
@@ -471,7 +603,7 @@ struct UpstreamBody {
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl UpstreamBody {
     /// The next piece of the body from what is buffered: `Ok(None)` when

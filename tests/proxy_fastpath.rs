@@ -1,0 +1,279 @@
+//! The proxy's client-side fast path (hosts/src/fastpath.rs), end to end
+//! through `hostlab serve proxy` on raw client connections: keep-alive and
+//! pipelined requests served by the fast path, a request that falls back
+//! to hyper mid-connection, request ids, bodiless answers, the header-read
+//! timeout on a slow partial head, and draining. Behaviour only, never
+//! speed; every wait has a deadline.
+
+mod common;
+#[allow(dead_code)] // the harness has more than these tests use
+#[path = "common/front.rs"]
+mod front;
+
+use std::time::Duration;
+
+use front::Front;
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Longest any one answer may take on a busy machine.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
+
+/// One response read off a raw connection.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+/// Reads responses off one client connection, keeping what was read past
+/// the current one.
+struct Client {
+    tcp: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    async fn connect(front: &Front) -> Client {
+        let addr = front.server.url.trim_start_matches("http://").to_owned();
+        Client {
+            tcp: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.tcp.write_all(bytes).await.unwrap();
+    }
+
+    async fn fill(&mut self) {
+        let mut more = [0u8; 16 * 1024];
+        let n = tokio::time::timeout(ANSWER_DEADLINE, self.tcp.read(&mut more))
+            .await
+            .expect("an answer within the deadline")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the connection closed mid-answer: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        self.buf.extend_from_slice(&more[..n]);
+    }
+
+    /// The next whole response (Content-Length or chunked body).
+    async fn answer(&mut self) -> Answer {
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill().await;
+        };
+        let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
+        self.buf.drain(..end);
+        let status = head[9..12].parse().unwrap();
+        let lower = head.to_ascii_lowercase();
+        let body = if lower.contains("transfer-encoding: chunked") {
+            let mut body = Vec::new();
+            loop {
+                let line_end = loop {
+                    if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                        break i;
+                    }
+                    self.fill().await;
+                };
+                let size =
+                    usize::from_str_radix(std::str::from_utf8(&self.buf[..line_end]).unwrap().trim(), 16).unwrap();
+                self.buf.drain(..line_end + 2);
+                while self.buf.len() < size + 2 {
+                    self.fill().await;
+                }
+                body.extend_from_slice(&self.buf[..size]);
+                self.buf.drain(..size + 2);
+                if size == 0 {
+                    break body;
+                }
+            }
+        } else {
+            let length = lower
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0usize);
+            while self.buf.len() < length {
+                self.fill().await;
+            }
+            self.buf.drain(..length).collect()
+        };
+        Answer { status, head, body }
+    }
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
+}
+
+impl Client {
+    /// The next response, which has no body whatever its head says (an
+    /// answer to HEAD).
+    async fn answer_bodiless(&mut self) -> Answer {
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill().await;
+        };
+        let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
+        self.buf.drain(..end);
+        let status = head[9..12].parse().unwrap();
+        Answer {
+            status,
+            head,
+            body: Vec::new(),
+        }
+    }
+}
+
+/// The value of header `name` in a response head, if present.
+fn header(answer: &Answer, name: &str) -> Option<String> {
+    answer.head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
+/// Reads until the client's connection ends (the front closed it); fails
+/// if an answer or nothing comes instead within the deadline.
+async fn closed_by_front(client: &mut Client) {
+    let mut more = [0u8; 1024];
+    let n = tokio::time::timeout(ANSWER_DEADLINE, client.tcp.read(&mut more))
+        .await
+        .expect("the front closes the connection within the deadline")
+        .unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "expected the end of the connection, got {:?}",
+        String::from_utf8_lossy(&more[..n])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_requests_keep_alive_pipelined_and_a_fallback_mid_connection() {
+    let front = Front::start("proxy", &["--start-mode", "always-running"]);
+    let mut client = Client::connect(&front).await;
+
+    // Keep-alive: each answer has its own generated id; a client's id is kept.
+    client.send(get("/ping").as_bytes()).await;
+    let first = client.answer().await;
+    assert_eq!((first.status, &first.body[..]), (200, &b"pong"[..]), "{}", first.head);
+    client
+        .send(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Request-Id: mine\r\n\r\n")
+        .await;
+    let second = client.answer().await;
+    assert_eq!(header(&second, "x-request-id").as_deref(), Some("mine"));
+    let generated = header(&first, "x-request-id").expect("a generated id");
+    assert!(generated.contains('-'), "<pid hex>-<counter hex>: {generated}");
+
+    // HEAD: the length of the body it would have, and no body, so the next
+    // answer on the connection is read right.
+    client.send(b"HEAD /ping HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let head = client.answer_bodiless().await;
+    assert_eq!(head.status, 200);
+    assert_eq!(header(&head, "content-length").as_deref(), Some("4"));
+
+    // Pipelined plain requests, one write: answered in order.
+    let pipelined = format!("{}{}{}", get("/ping"), get("/healthz"), get("/ping"));
+    client.send(pipelined.as_bytes()).await;
+    assert_eq!(client.answer().await.body, b"pong");
+    assert_eq!(client.answer().await.status, 200);
+    assert_eq!(client.answer().await.body, b"pong");
+
+    // A chunked POST (not a fast-path shape) after those: hyper serves it
+    // and the rest of the connection, with the same edits.
+    let body = "{\"title\":\"two\",\"author\":\"A\",\"year\":1999}";
+    let chunked = format!(
+        "POST /books HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    client.send(format!("{chunked}{}", get("/books")).as_bytes()).await;
+    let created = client.answer().await;
+    assert_eq!(created.status, 201, "{}", created.head);
+    assert!(header(&created, "x-request-id").is_some());
+    let books = client.answer().await;
+    let books: serde_json::Value = serde_json::from_slice(&books.body).unwrap();
+    assert_eq!(books[0]["title"], "two");
+
+    // Every request was counted once, by whichever path served it.
+    let status = front.status().await;
+    assert_eq!(status["access"]["requests"], 8, "{status}");
+    assert_eq!(status["access"]["status_2xx"], 8, "{status}");
+    assert_eq!(status["access"]["in_flight"], 0, "{status}");
+    front.server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_close_and_a_slow_partial_head_end_the_connection() {
+    let front = Front::start(
+        "proxy",
+        &["--start-mode", "always-running", "--header-read-timeout", "1s"],
+    );
+    // `Connection: close` from the client: the answer says so and the
+    // front closes.
+    let mut client = Client::connect(&front).await;
+    client
+        .send(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let answer = client.answer().await;
+    assert_eq!(answer.body, b"pong");
+    assert_eq!(header(&answer, "connection").as_deref(), Some("close"));
+    closed_by_front(&mut client).await;
+
+    // A head that never ends is closed after the header-read timeout, with
+    // no answer.
+    let mut slow = Client::connect(&front).await;
+    slow.send(b"GET /ping HTTP/1.1\r\nHost: x\r\n").await;
+    closed_by_front(&mut slow).await;
+    front.server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_closes_fast_path_connections() {
+    // Timeouts far beyond the answer deadline: only the drain can close the
+    // idle connection within it.
+    let front = Front::start(
+        "proxy",
+        &[
+            "--start-mode",
+            "always-running",
+            "--header-read-timeout",
+            "300s",
+            "--shutdown-limit",
+            "120s",
+        ],
+    );
+    let mut idle = Client::connect(&front).await;
+    idle.send(get("/ping").as_bytes()).await;
+    assert_eq!(idle.answer().await.status, 200);
+    let mut busy = Client::connect(&front).await;
+    busy.send(get("/ping").as_bytes()).await;
+    assert_eq!(busy.answer().await.status, 200);
+
+    front.server.signal(Signal::SIGTERM);
+    // The idle connection is closed after the grace period; a request on
+    // the other before then is answered with `Connection: close`, or finds
+    // it closed already.
+    closed_by_front(&mut idle).await;
+    if busy.tcp.write_all(get("/ping").as_bytes()).await.is_ok() {
+        let mut more = [0u8; 4096];
+        let n = tokio::time::timeout(ANSWER_DEADLINE, busy.tcp.read(&mut more))
+            .await
+            .expect("an answer or the end of the connection")
+            .unwrap_or(0);
+        if n > 0 {
+            let head = String::from_utf8_lossy(&more[..n]).to_ascii_lowercase();
+            assert!(head.contains("connection: close"), "{head}");
+        }
+    }
+    front.server.stop();
+}

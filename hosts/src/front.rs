@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::body::Body;
 use http::header::{CONNECTION, Entry, HeaderName, HeaderValue};
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
@@ -101,8 +101,8 @@ pub struct FrontState {
     /// idle suspend: a frozen process cannot answer its keep-alive clients).
     close_idle: watch::Sender<u64>,
     request_ids: AtomicU64,
-    /// Prefix of generated request ids: this process's pid, so ids are unique
-    /// across the processes of a model.
+    /// Prefix of generated request ids: this process's pid in hex and a
+    /// `-`, so ids are unique across the processes of a model.
     id_prefix: String,
 }
 
@@ -114,7 +114,7 @@ impl FrontState {
             draining: AtomicBool::new(false),
             close_idle: watch::Sender::new(0),
             request_ids: AtomicU64::new(0),
-            id_prefix: format!("{:x}", std::process::id()),
+            id_prefix: format!("{:x}-", std::process::id()),
         })
     }
 
@@ -136,32 +136,59 @@ impl FrontState {
     /// written into `out`: for the proxy's fast path, which writes heads
     /// as bytes.
     pub(crate) fn write_request_id(&self, out: &mut Vec<u8>) {
-        use std::io::Write;
         let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
-        write!(out, "{}-{n:x}", self.id_prefix).expect("writing to a Vec does not fail");
+        let mut digits = [0; 16];
+        let len = write_hex(&mut digits, n);
+        out.extend_from_slice(self.id_prefix.as_bytes());
+        out.extend_from_slice(&digits[..len]);
     }
 
-    /// A new request id, `<pid hex>-<counter hex>`: written on the stack
-    /// and held in one shared allocation, so the copy in the response is a
-    /// reference count, not another allocation.
+    /// A new request id, `<pid hex>-<counter hex>`: the prefix copied and
+    /// the counter's hex digits written on the stack (no `fmt` machinery),
+    /// then stored in this thread's [`ID_CHUNK`], so neither the id nor its
+    /// copy in the response allocates (both are reference counts).
     fn next_request_id(&self) -> HeaderValue {
-        use std::io::Write;
         let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
-        let mut id = RequestId([0; 40], 0);
-        let mut cursor = std::io::Cursor::new(&mut id.0[..]);
-        write!(cursor, "{}-{n:x}", self.id_prefix).expect("a pid and a u64 in hex fit in 40 bytes");
-        id.1 = cursor.position() as u8;
-        HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(id)).expect("hex digits are a valid header value")
+        let prefix = self.id_prefix.as_bytes();
+        let mut id = [0; MAX_REQUEST_ID_BYTES];
+        id[..prefix.len()].copy_from_slice(prefix);
+        let len = prefix.len() + write_hex(&mut id[prefix.len()..], n);
+        let id = ID_CHUNK.with_borrow_mut(|chunk| {
+            if chunk.capacity() < len {
+                // Reuses the chunk's buffer if every id cut from it is gone,
+                // else allocates a new one.
+                chunk.reserve(ID_CHUNK_BYTES);
+            }
+            chunk.extend_from_slice(&id[..len]);
+            chunk.split().freeze()
+        });
+        HeaderValue::from_maybe_shared(id).expect("hex digits are a valid header value")
     }
 }
 
-/// A request id's bytes and length.
-struct RequestId([u8; 40], u8);
+/// A pid (at most 8 hex digits and a `-`) and a u64 counter (at most 16 hex
+/// digits).
+const MAX_REQUEST_ID_BYTES: usize = 25;
 
-impl AsRef<[u8]> for RequestId {
-    fn as_ref(&self) -> &[u8] {
-        &self.0[..self.1 as usize]
+/// Bytes of request ids allocated at once: about 60 ids of a busy process.
+const ID_CHUNK_BYTES: usize = 1024;
+
+thread_local! {
+    /// Where this thread writes its generated request ids: each id is cut
+    /// off the chunk as a `Bytes` sharing its buffer, so an id costs no
+    /// allocation of its own (one per [`ID_CHUNK_BYTES`]).
+    static ID_CHUNK: std::cell::RefCell<bytes::BytesMut> = std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
+/// Write `n` in lowercase hex without leading zeros (as `{n:x}` does) at
+/// the start of `out`; returns the number of digits.
+fn write_hex(out: &mut [u8], n: u64) -> usize {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - (n | 1).leading_zeros()).div_ceil(4) as usize;
+    for (i, byte) in out[..digits].iter_mut().rev().enumerate() {
+        *byte = DIGITS[((n >> (4 * i)) & 0xf) as usize];
     }
+    digits
 }
 
 /// What every server does around its service: refuse ambiguous framing and
@@ -183,7 +210,17 @@ where
     if let Some(refused) = limits::check_request(&req) {
         return Ok(refused);
     }
-    let Ok(mut response) = service.oneshot(req.map(Body::new)).await;
+    // A request without a body (every GET, hyper's `Incoming::empty()`)
+    // gets axum's empty body, which boxes nothing; `Body::new` would box
+    // the `Incoming` (an allocation per request for nothing to read).
+    let req = req.map(|body| {
+        if body.is_end_stream() {
+            Body::empty()
+        } else {
+            Body::new(body)
+        }
+    });
+    let Ok(mut response) = service.oneshot(req).await;
     if state.is_draining() {
         response
             .headers_mut()
@@ -308,18 +345,19 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = PipelinedFuture<tower::util::Oneshot<S, Request<Body>>>;
+    type Future = PipelinedFuture<S::Future>;
 
-    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
-        // The inner service is driven with `oneshot` on a clone, which polls
-        // its readiness itself.
-        std::task::Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
 
+    /// Calls the inner service itself, made ready by `poll_ready` (no clone
+    /// of it per request: the connection loop already clones this service
+    /// for each request).
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let half = self.pipeline.request(&mut req);
         PipelinedFuture {
-            inner: self.inner.clone().oneshot(req),
+            inner: self.inner.call(req),
             half: Some(half),
         }
     }
@@ -755,6 +793,21 @@ mod tests {
 
         let counts = state.counters.snapshot();
         assert_eq!((counts.requests, counts.status_2xx, counts.in_flight), (2, 2, 0));
+    }
+
+    #[test]
+    fn request_ids_are_the_pid_and_a_counter_in_hex() {
+        let state = FrontState::new(Limits::default());
+        let ids: Vec<HeaderValue> = (0..=256).map(|_| state.next_request_id()).collect();
+        let pid = std::process::id();
+        for n in [0u64, 1, 9, 10, 15, 16, 255, 256] {
+            assert_eq!(ids[n as usize], format!("{pid:x}-{n:x}"));
+        }
+        let mut out = [0; 16];
+        for n in [u64::MAX, 1 << 60, (1 << 60) - 1, 0xabc] {
+            let len = write_hex(&mut out, n);
+            assert_eq!(&out[..len], format!("{n:x}").as_bytes());
+        }
     }
 
     #[tokio::test]

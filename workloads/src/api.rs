@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -44,12 +45,12 @@ pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 /// The workload's router: every route of the API table, JSON errors for
 /// unknown paths (404) and wrong methods (405). Every handler but
 /// `/healthz`'s takes [`Warming`] first (the cold start's wait and the warm
-/// mark), instead of a middleware layer: `Router::layer` wraps every route
-/// in one more boxed service, which cost about six allocations per request
-/// (issue 16, docs/edge.md).
+/// mark; [`Ping`] does the same itself), instead of a middleware layer:
+/// `Router::layer` wraps every route in one more boxed service, which cost
+/// about six allocations per request (issue 16, docs/edge.md).
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/ping", get(ping))
+        .route("/ping", get(Ping))
         .route("/healthz", get(healthz))
         .route("/books", get(list_books).post(add_book))
         .route("/books/{id}", get(get_book).delete(delete_book))
@@ -222,11 +223,58 @@ impl FromRequestParts<AppState> for Warming {
     }
 }
 
-async fn ping(_warming: Warming, State(state): State<AppState>) -> impl IntoResponse {
-    state.cold.route(ROUTE_PING);
-    // The length as a static header: axum would otherwise format it into a
-    // newly allocated header value on every request.
-    ([(header::CONTENT_LENGTH, HeaderValue::from_static("4"))], "pong")
+/// `GET /ping`: `pong`. The route every model's cost per request is
+/// measured on (issue 16), so it is a [`Handler`] of its own rather than an
+/// `async fn`: axum boxes an `async fn` handler's future on every request,
+/// while [`PingFuture`] is a plain value once the process is warm. Before
+/// that, it does what [`Warming`] does for the other handlers (wait for the
+/// start-up index, then mark the process warm), in a boxed future.
+#[derive(Clone, Copy)]
+struct Ping;
+
+impl Handler<Ping, AppState> for Ping {
+    type Future = PingFuture;
+
+    fn call(self, req: Request, state: AppState) -> PingFuture {
+        if state.warm.load(Ordering::Relaxed) {
+            state.cold.route(ROUTE_PING);
+            return PingFuture::Warm(Some(pong()));
+        }
+        PingFuture::Cold(Box::pin(async move {
+            let (mut parts, _) = req.into_parts();
+            let Ok(warming) = Warming::from_request_parts(&mut parts, &state).await;
+            state.cold.route(ROUTE_PING);
+            let response = pong();
+            drop(warming);
+            response
+        }))
+    }
+}
+
+/// The answer of `/ping`. The length is a static header: axum would
+/// otherwise format it into a newly allocated header value every time.
+fn pong() -> Response {
+    ([(header::CONTENT_LENGTH, HeaderValue::from_static("4"))], "pong").into_response()
+}
+
+/// [`Ping`]'s future: the answer at once when warm, else the cold start's
+/// wait first.
+enum PingFuture {
+    Warm(Option<Response>),
+    Cold(std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>),
+}
+
+impl std::future::Future for PingFuture {
+    type Output = Response;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Response> {
+        match self.get_mut() {
+            PingFuture::Warm(response) => {
+                std::task::Poll::Ready(response.take().expect("PingFuture polled after it completed"))
+            }
+            PingFuture::Cold(future) => future.as_mut().poll(cx),
+        }
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -46,15 +46,18 @@ fn json_of(bytes: &[u8]) -> Value {
 #[tokio::test]
 async fn ping_answers_pong() {
     let state = workload().await;
-    let (status, headers, body) = call(&state, Method::GET, "/ping", None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        headers[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    assert_eq!(body, b"pong");
+    // The first answer comes from the cold path (the process is not warm
+    // yet), the second from the warm one; both must be the same answer.
+    for path in ["cold", "warm"] {
+        let (status, headers, body) = call(&state, Method::GET, "/ping", None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers[header::CONTENT_TYPE], "text/plain; charset=utf-8", "{path}");
+        assert_eq!(headers[header::CONTENT_LENGTH], "4", "{path}");
+        assert_eq!(body, b"pong", "{path}");
+    }
+    let (status, headers, body) = call(&state, Method::HEAD, "/ping", None).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 0), "HEAD has no body");
+    assert_eq!(headers[header::CONTENT_LENGTH], "4", "HEAD");
     state.shutdown().await;
 }
 

@@ -198,6 +198,12 @@ pub(super) fn idle_queue(
 /// the collector and the run's end still get the thread while it catches up.
 pub(super) const CATCH_UP_BURST: usize = 64;
 
+/// Most yields the pacer makes, for one slot, to let connections take the
+/// slots it handed them before it counts its wait for an idle connection
+/// as connection wait (a bound, so that a connection task that never takes
+/// its slot cannot keep the pacer spinning).
+const MAX_BEHIND_YIELDS: u32 = 1024;
+
 /// The open-loop pacer, one per run (as wrk2 paces per thread rather than
 /// per connection): claims each slot in order, waits until it is due with
 /// one timer ([`Pacer`]), then hands it to the connection that has been
@@ -249,27 +255,31 @@ pub(super) async fn pace(
                 continue;
             }
         }
+        let mut behind_yields = 0;
         loop {
             let connection = match idle.try_recv() {
                 Ok(connection) => connection,
                 Err(TryRecvError::Disconnected) => return, // every connection is gone
+                Err(TryRecvError::Empty)
+                    if schedule.pending.load(Ordering::Relaxed) > 0 && behind_yields < MAX_BEHIND_YIELDS =>
+                {
+                    // Every connection is busy, but some still holds a slot
+                    // its task has not taken yet (the pacer, catching up,
+                    // handed out slots faster than the connections ran):
+                    // let them run. This wait is the generator's own lag.
+                    behind_yields += 1;
+                    tokio::task::yield_now().await;
+                    in_a_row = 0;
+                    continue;
+                }
                 Err(TryRecvError::Empty) => {
-                    // Every connection is busy. If each holds a request it
-                    // has sent, the server has not answered: the wait is
-                    // connection wait. If some connection still holds a
-                    // slot its task has not taken yet (the pacer, catching
-                    // up, handed out slots faster than the connections
-                    // could run), the wait is the generator's own lag, and
-                    // all of it is counted so (conservatively: the part
-                    // after those were sent may be the server's).
-                    let generator_behind = schedule.pending.load(Ordering::Relaxed) > 0;
+                    // Every connection holds a request it has sent: the
+                    // server has not answered. This wait is connection wait.
                     let from = Instant::now();
                     let Some(connection) = idle.recv().await else {
                         return;
                     };
-                    if !generator_behind {
-                        idle_waits.push(from, Instant::now());
-                    }
+                    idle_waits.push(from, Instant::now());
                     in_a_row = 0;
                     connection
                 }
@@ -510,6 +520,52 @@ mod tests {
         assert_eq!(waits.len(), 20, "every slot handed out once");
         assert!(waits.iter().all(Duration::is_zero), "{waits:?}");
         assert_eq!(s.pending.load(Ordering::Relaxed), 0, "every handed slot taken");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_server_that_holds_every_connection_is_connection_wait() {
+        // Two connections whose "server" answers 5 ms after each slot is
+        // taken (an await: the generator's thread is free meanwhile). The
+        // pacer starts 2 ms behind, so it hands out slots in a burst: the
+        // next slot then finds every connection handed a slot its task has
+        // not taken yet. The pacer lets them take it (its own lag); the
+        // rest of its wait, for the server, is connection wait.
+        let s = Arc::new(schedule(
+            Pacing::Fixed { per_sec: 10_000.0 },
+            Stop::Count(6),
+            Duration::ZERO,
+        ));
+        std::thread::sleep(Duration::from_millis(2));
+        let (idle, queue) = idle_queue(&s);
+        let (records, _keep) = mpsc::channel(16);
+        let slots = Slots::Paced(idle);
+        let mut connections = Vec::new();
+        for _ in 0..2 {
+            let (slots, s) = (slots.clone(), s.clone());
+            connections.push(tokio::spawn(async move {
+                let mut waits = Vec::new();
+                while let Some(slot) = slots.next(&s).await {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    waits.push(slot.connection_wait);
+                }
+                waits
+            }));
+        }
+        drop(slots);
+        while queue.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        tokio::spawn(pace(s.clone(), queue, records)).await.unwrap();
+        let mut waits = Vec::new();
+        for c in connections {
+            waits.extend(c.await.unwrap());
+        }
+        assert_eq!(waits.len(), 6, "every slot handed out once");
+        let longest = waits.iter().max().unwrap();
+        assert!(
+            *longest >= Duration::from_millis(2),
+            "the server's 5 ms show as connection wait: {waits:?}"
+        );
     }
 
     #[test]

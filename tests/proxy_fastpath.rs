@@ -9,109 +9,14 @@ mod common;
 #[allow(dead_code)] // the harness has more than these tests use
 #[path = "common/front.rs"]
 mod front;
-
-use std::time::Duration;
+#[allow(dead_code)] // shared with the other proxy test
+#[path = "common/raw_client.rs"]
+mod raw_client;
 
 use front::Front;
 use nix::sys::signal::Signal;
+use raw_client::{ANSWER_DEADLINE, Answer, Client, get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Longest any one answer may take on a busy machine.
-const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
-
-/// One response read off a raw connection.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-/// Reads responses off one client connection, keeping what was read past
-/// the current one.
-struct Client {
-    tcp: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    async fn connect(front: &Front) -> Client {
-        let addr = front.server.url.trim_start_matches("http://").to_owned();
-        Client {
-            tcp: TcpStream::connect(addr).await.unwrap(),
-            buf: Vec::new(),
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.tcp.write_all(bytes).await.unwrap();
-    }
-
-    async fn fill(&mut self) {
-        let mut more = [0u8; 16 * 1024];
-        let n = tokio::time::timeout(ANSWER_DEADLINE, self.tcp.read(&mut more))
-            .await
-            .expect("an answer within the deadline")
-            .unwrap();
-        assert!(
-            n > 0,
-            "the connection closed mid-answer: {:?}",
-            String::from_utf8_lossy(&self.buf)
-        );
-        self.buf.extend_from_slice(&more[..n]);
-    }
-
-    /// The next whole response (Content-Length or chunked body).
-    async fn answer(&mut self) -> Answer {
-        let end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            self.fill().await;
-        };
-        let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
-        self.buf.drain(..end);
-        let status = head[9..12].parse().unwrap();
-        let lower = head.to_ascii_lowercase();
-        let body = if lower.contains("transfer-encoding: chunked") {
-            let mut body = Vec::new();
-            loop {
-                let line_end = loop {
-                    if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                        break i;
-                    }
-                    self.fill().await;
-                };
-                let size =
-                    usize::from_str_radix(std::str::from_utf8(&self.buf[..line_end]).unwrap().trim(), 16).unwrap();
-                self.buf.drain(..line_end + 2);
-                while self.buf.len() < size + 2 {
-                    self.fill().await;
-                }
-                body.extend_from_slice(&self.buf[..size]);
-                self.buf.drain(..size + 2);
-                if size == 0 {
-                    break body;
-                }
-            }
-        } else {
-            let length = lower
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
-                .unwrap_or(0usize);
-            while self.buf.len() < length {
-                self.fill().await;
-            }
-            self.buf.drain(..length).collect()
-        };
-        Answer { status, head, body }
-    }
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
-}
 
 impl Client {
     /// The next response, which has no body whatever its head says (an
@@ -161,7 +66,7 @@ async fn closed_by_front(client: &mut Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_requests_keep_alive_pipelined_and_a_fallback_mid_connection() {
     let front = Front::start("proxy", &["--start-mode", "always-running"]);
-    let mut client = Client::connect(&front).await;
+    let mut client = Client::connect(&front.server.url).await;
 
     // Keep-alive: each answer has its own generated id; a client's id is kept.
     client.send(get("/ping").as_bytes()).await;
@@ -220,7 +125,7 @@ async fn a_client_close_and_a_slow_partial_head_end_the_connection() {
     );
     // `Connection: close` from the client: the answer says so and the
     // front closes.
-    let mut client = Client::connect(&front).await;
+    let mut client = Client::connect(&front.server.url).await;
     client
         .send(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await;
@@ -231,7 +136,7 @@ async fn a_client_close_and_a_slow_partial_head_end_the_connection() {
 
     // A head that never ends is closed after the header-read timeout, with
     // no answer.
-    let mut slow = Client::connect(&front).await;
+    let mut slow = Client::connect(&front.server.url).await;
     slow.send(b"GET /ping HTTP/1.1\r\nHost: x\r\n").await;
     closed_by_front(&mut slow).await;
     front.server.stop();
@@ -252,10 +157,10 @@ async fn draining_closes_fast_path_connections() {
             "120s",
         ],
     );
-    let mut idle = Client::connect(&front).await;
+    let mut idle = Client::connect(&front.server.url).await;
     idle.send(get("/ping").as_bytes()).await;
     assert_eq!(idle.answer().await.status, 200);
-    let mut busy = Client::connect(&front).await;
+    let mut busy = Client::connect(&front.server.url).await;
     busy.send(get("/ping").as_bytes()).await;
     assert_eq!(busy.answer().await.status, 200);
 

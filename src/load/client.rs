@@ -480,6 +480,59 @@ mod tests {
         assert_eq!(all.len(), 100, "2000/s for 50 ms, each slot once");
     }
 
+    /// What a test connection does with each slot it takes.
+    #[derive(Clone, Copy)]
+    enum Hold {
+        /// Burns the runtime's only thread (the generator's own work).
+        Thread(Duration),
+        /// Awaits (the server answering later; the thread is free).
+        Server(Duration),
+    }
+
+    /// Paces `count` slots at `per_sec` over `connections` test
+    /// connections that each `hold` every slot they take, the pacer
+    /// starting `behind` late; returns every slot's connection wait and
+    /// the slots handed but never taken.
+    async fn connection_waits(
+        per_sec: f64,
+        count: u64,
+        connections: usize,
+        hold: Hold,
+        behind: Duration,
+    ) -> (Vec<Duration>, u64) {
+        let s = Arc::new(schedule(Pacing::Fixed { per_sec }, Stop::Count(count), Duration::ZERO));
+        std::thread::sleep(behind);
+        let (idle, queue) = idle_queue(&s);
+        let (records, _keep) = mpsc::channel(16);
+        let slots = Slots::Paced(idle);
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let (slots, s) = (slots.clone(), s.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut waits = Vec::new();
+                while let Some(slot) = slots.next(&s).await {
+                    match hold {
+                        Hold::Thread(d) => std::thread::sleep(d),
+                        Hold::Server(d) => tokio::time::sleep(d).await,
+                    }
+                    waits.push(slot.connection_wait);
+                }
+                waits
+            }));
+        }
+        drop(slots);
+        // Every connection waits idle before the pacer starts.
+        while queue.len() < connections {
+            tokio::task::yield_now().await;
+        }
+        tokio::spawn(pace(s.clone(), queue, records)).await.unwrap();
+        let mut waits = Vec::new();
+        for t in tasks {
+            waits.extend(t.await.unwrap());
+        }
+        (waits, s.pending.load(Ordering::Relaxed))
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn waiting_for_connections_the_generator_has_not_run_is_not_connection_wait() {
         // No server: two connections that each take 1 ms of the runtime's
@@ -487,83 +540,26 @@ mod tests {
         // a second the pacer falls behind and finds no idle connection
         // while the other one holds a slot its task has not taken yet: the
         // generator's lag, never the server's connection wait.
-        let s = Arc::new(schedule(
-            Pacing::Fixed { per_sec: 10_000.0 },
-            Stop::Count(20),
-            Duration::ZERO,
-        ));
-        let (idle, queue) = idle_queue(&s);
-        let (records, _keep) = mpsc::channel(16);
-        let slots = Slots::Paced(idle);
-        let mut connections = Vec::new();
-        for _ in 0..2 {
-            let (slots, s) = (slots.clone(), s.clone());
-            connections.push(tokio::spawn(async move {
-                let mut waits = Vec::new();
-                while let Some(slot) = slots.next(&s).await {
-                    std::thread::sleep(Duration::from_millis(1));
-                    waits.push(slot.connection_wait);
-                }
-                waits
-            }));
-        }
-        drop(slots);
-        // Both connections wait idle before the pacer starts.
-        while queue.len() < 2 {
-            tokio::task::yield_now().await;
-        }
-        tokio::spawn(pace(s.clone(), queue, records)).await.unwrap();
-        let mut waits = Vec::new();
-        for c in connections {
-            waits.extend(c.await.unwrap());
-        }
+        let ms = Duration::from_millis;
+        let (waits, pending) = connection_waits(10_000.0, 20, 2, Hold::Thread(ms(1)), Duration::ZERO).await;
         assert_eq!(waits.len(), 20, "every slot handed out once");
         assert!(waits.iter().all(Duration::is_zero), "{waits:?}");
-        assert_eq!(s.pending.load(Ordering::Relaxed), 0, "every handed slot taken");
+        assert_eq!(pending, 0, "every handed slot taken");
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_server_that_holds_every_connection_is_connection_wait() {
         // Two connections whose "server" answers 5 ms after each slot is
-        // taken (an await: the generator's thread is free meanwhile). The
-        // pacer starts 2 ms behind, so it hands out slots in a burst: the
-        // next slot then finds every connection handed a slot its task has
-        // not taken yet. The pacer lets them take it (its own lag); the
-        // rest of its wait, for the server, is connection wait.
-        let s = Arc::new(schedule(
-            Pacing::Fixed { per_sec: 10_000.0 },
-            Stop::Count(6),
-            Duration::ZERO,
-        ));
-        std::thread::sleep(Duration::from_millis(2));
-        let (idle, queue) = idle_queue(&s);
-        let (records, _keep) = mpsc::channel(16);
-        let slots = Slots::Paced(idle);
-        let mut connections = Vec::new();
-        for _ in 0..2 {
-            let (slots, s) = (slots.clone(), s.clone());
-            connections.push(tokio::spawn(async move {
-                let mut waits = Vec::new();
-                while let Some(slot) = slots.next(&s).await {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    waits.push(slot.connection_wait);
-                }
-                waits
-            }));
-        }
-        drop(slots);
-        while queue.len() < 2 {
-            tokio::task::yield_now().await;
-        }
-        tokio::spawn(pace(s.clone(), queue, records)).await.unwrap();
-        let mut waits = Vec::new();
-        for c in connections {
-            waits.extend(c.await.unwrap());
-        }
+        // taken. The pacer starts 2 ms behind, so it hands out slots in a
+        // burst: the next slot then finds every connection handed a slot
+        // its task has not taken yet. The pacer lets them take it (its own
+        // lag); the rest of its wait, for the server, is connection wait.
+        let ms = Duration::from_millis;
+        let (waits, _) = connection_waits(10_000.0, 6, 2, Hold::Server(ms(5)), ms(2)).await;
         assert_eq!(waits.len(), 6, "every slot handed out once");
         let longest = waits.iter().max().unwrap();
         assert!(
-            *longest >= Duration::from_millis(2),
+            *longest >= ms(2),
             "the server's 5 ms show as connection wait: {waits:?}"
         );
     }

@@ -207,18 +207,7 @@ pub(crate) async fn exchange<F: Future<Output = Result<Connection, String>>>(
                 Body::from(bytes)
             }
         }
-        framing => Body::new(UpstreamBody {
-            connection: Some(connection),
-            state: match framing {
-                Framing::Length(n) => State::Length(n),
-                Framing::Chunked => State::ChunkSize,
-                Framing::ToEnd => State::ToEnd,
-            },
-            reusable,
-            slot: slot.clone(),
-            timeout: idle_timeout,
-            sleep: None,
-        }),
+        framing => Body::new(streamed_body(connection, framing, reusable, slot, idle_timeout)),
     };
     *response.body_mut() = body;
     Ok(response)
@@ -344,7 +333,7 @@ pub(crate) fn streamed_body(
     reusable: bool,
     slot: &Slot,
     idle_timeout: Duration,
-) -> impl hyper::body::Body<Data = Bytes, Error = BoxError> + Unpin {
+) -> impl hyper::body::Body<Data = Bytes, Error = BoxError> + Unpin + use<> {
     UpstreamBody {
         connection: Some(connection),
         state: match framing {

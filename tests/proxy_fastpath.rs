@@ -22,15 +22,7 @@ impl Client {
     /// The next response, which has no body whatever its head says (an
     /// answer to HEAD).
     async fn answer_bodiless(&mut self) -> Answer {
-        let end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            self.fill().await;
-        };
-        let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
-        self.buf.drain(..end);
-        let status = head[9..12].parse().unwrap();
+        let (status, head) = self.head().await;
         Answer {
             status,
             head,

@@ -53,8 +53,8 @@ impl Client {
         self.buf.extend_from_slice(&more[..n]);
     }
 
-    /// The next whole response (Content-Length or chunked body).
-    pub(crate) async fn answer(&mut self) -> Answer {
+    /// The next response's status and head, taken off the buffer.
+    pub(crate) async fn head(&mut self) -> (u16, String) {
         let end = loop {
             if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
@@ -63,7 +63,12 @@ impl Client {
         };
         let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
         self.buf.drain(..end);
-        let status = head[9..12].parse().unwrap();
+        (head[9..12].parse().unwrap(), head)
+    }
+
+    /// The next whole response (Content-Length or chunked body).
+    pub(crate) async fn answer(&mut self) -> Answer {
+        let (status, head) = self.head().await;
         let lower = head.to_ascii_lowercase();
         let body = if lower.contains("transfer-encoding: chunked") {
             let mut body = Vec::new();

@@ -136,11 +136,18 @@ impl FrontState {
     /// written into `out`: for the proxy's fast path, which writes heads
     /// as bytes.
     pub(crate) fn write_request_id(&self, out: &mut Vec<u8>) {
+        let mut id = [0; MAX_REQUEST_ID_BYTES];
+        let len = self.new_request_id(&mut id);
+        out.extend_from_slice(&id[..len]);
+    }
+
+    /// The next id, `<pid hex>-<counter hex>`, written at the start of
+    /// `id` without `fmt`; returns its length.
+    fn new_request_id(&self, id: &mut [u8; MAX_REQUEST_ID_BYTES]) -> usize {
         let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
-        let mut digits = [0; 16];
-        let len = write_hex(&mut digits, n);
-        out.extend_from_slice(self.id_prefix.as_bytes());
-        out.extend_from_slice(&digits[..len]);
+        let prefix = self.id_prefix.as_bytes();
+        id[..prefix.len()].copy_from_slice(prefix);
+        prefix.len() + write_hex(&mut id[prefix.len()..], n)
     }
 
     /// A new request id, `<pid hex>-<counter hex>`: the prefix copied and
@@ -148,11 +155,8 @@ impl FrontState {
     /// then stored in this thread's [`ID_CHUNK`], so neither the id nor its
     /// copy in the response allocates (both are reference counts).
     fn next_request_id(&self) -> HeaderValue {
-        let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
-        let prefix = self.id_prefix.as_bytes();
         let mut id = [0; MAX_REQUEST_ID_BYTES];
-        id[..prefix.len()].copy_from_slice(prefix);
-        let len = prefix.len() + write_hex(&mut id[prefix.len()..], n);
+        let len = self.new_request_id(&mut id);
         let id = ID_CHUNK.with_borrow_mut(|chunk| {
             if chunk.capacity() < len {
                 // Reuses the chunk's buffer if every id cut from it is gone,

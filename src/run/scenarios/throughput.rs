@@ -17,9 +17,10 @@ use hostlab_hosts::Model;
 use http::Method;
 
 use super::{closed, load_entry, load_plan, steady_flags, task_body};
+use crate::load::LoadPlan;
 use crate::run::cpu::cgroup::{CpuGroup, PERIOD, Throttling, Version};
 use crate::run::cpu::{CpuWindow, STEAL_WARN_PERCENT};
-use crate::run::results::CapFigures;
+use crate::run::results::{CapFigures, Entry};
 use crate::run::servers::{CpuProbe, PING_ONLY, Server, seed_books};
 use crate::run::stats::generator_limited;
 use crate::run::{Ctx, Measurement};
@@ -38,121 +39,192 @@ const IDLE_SETTLE: Duration = Duration::from_millis(300);
 
 pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let task = Bytes::from(serde_json::to_vec(&task_body("bench-5000", 5000))?);
+    let endpoints = [
+        (PING, Method::GET, "/ping", None, ctx.plan.connections),
+        (BOOKS, Method::GET, "/books", None, ctx.plan.connections),
+        (TASKS, Method::POST, "/tasks", Some(task), TASK_CONNECTIONS),
+    ];
     for model in ctx.plan.models.clone() {
-        // The floor answers GET /ping only: its other rows are skipped, and say why.
-        let workload = model.parse().is_ok_and(Model::serves_workload);
-        if !workload {
+        if !serves_workload(&model) {
+            // The floor answers GET /ping only: its other rows are skipped, and say why.
             ctx.skip(
                 Some(&model),
                 "throughput",
                 format!("{BOOKS} and {TASKS} not measured: {PING_ONLY}"),
             );
         }
-        // Removed only after the server stopped: a group with processes
-        // left in it cannot be removed.
-        let mut group = None;
-        let measurement = Measurement::new("throughput", &model);
-        ctx.with_server(measurement, &steady_flags(&model), async |ctx, server| {
-            if workload {
-                seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
+    }
+    // Interleaved rounds: each round starts every model in turn and runs
+    // one repeat of each of its endpoints, so a slow spell of the machine
+    // (another guest, a host's housekeeping) lands on every model's
+    // repeats alike instead of on all of one model's (docs/run.md).
+    let mut failed: Vec<String> = Vec::new();
+    for round in 1..=rounds(ctx.plan.claim_repeats, ctx.plan.repeats) {
+        for model in ctx.plan.models.clone() {
+            let workload = serves_workload(&model);
+            let due: Vec<_> = endpoints
+                .iter()
+                .filter(|(variant, ..)| workload || *variant == PING)
+                .filter(|(variant, ..)| round <= repeats_of(ctx, variant))
+                .cloned()
+                .collect();
+            if due.is_empty() || failed.contains(&model) {
+                continue;
             }
-            group = cap(ctx, &model, server)?;
-            tokio::time::sleep(IDLE_SETTLE).await;
-            let idle = CpuWindow::start(&server.pids(), &ctx.plan.server_cpus);
-            tokio::time::sleep(IDLE_WINDOW).await;
-            let idle_us_per_s = idle.finish().us_per_s();
-            let endpoints = [
-                (PING, Method::GET, "/ping", None, ctx.plan.connections),
-                (BOOKS, Method::GET, "/books", None, ctx.plan.connections),
-                (TASKS, Method::POST, "/tasks", Some(task.clone()), TASK_CONNECTIONS),
-            ];
-            for (variant, method, path, body, connections) in endpoints {
-                if !workload && variant != PING {
-                    continue;
-                }
-                // The claim ratios (GET /ping) get at least 3 repeats.
-                let (repeats, duration) = if variant == PING {
-                    (ctx.plan.claim_repeats, ctx.plan.claim_duration)
-                } else {
-                    (ctx.plan.repeats, ctx.plan.duration)
-                };
-                let warmup = (duration / 4).min(ctx.plan.warmup.max(Duration::from_millis(250)));
-                for repeat in 1..=repeats {
-                    ctx.console
-                        .step("throughput", &model, &format!("{variant} {repeat}/{repeats}"));
-                    let plan = closed(
-                        load_plan(&server.url, method.clone(), path, body.clone())?,
-                        connections,
-                        duration,
-                        warmup,
-                    );
-                    let pids = server.pids();
-                    let throttled_before = join_cap(group.as_ref(), &pids)?;
-                    let probe = CpuProbe::start(&pids);
-                    let cpus = ctx.plan.server_cpus.clone();
-                    // The CPU window opens when the warm-up ends and closes
-                    // when the measured phase's last request is answered.
-                    let (report, window) = tokio::join!(ctx.load(plan), async {
-                        tokio::time::sleep(warmup).await;
-                        CpuWindow::start(&pids, &cpus)
-                    });
-                    let report = report?;
-                    let window = window.finish();
-                    let processes = probe.finish();
-                    if report.measured.requests.ok == 0 {
-                        anyhow::bail!(
-                            "{model}: no {variant} request succeeded ({} sent); the model is not answering",
-                            report.measured.requests.total
-                        );
+            // Removed only after the server stopped: a group with processes
+            // left in it cannot be removed.
+            let mut group = None;
+            let measurement = Measurement::new("throughput", &model);
+            let done = ctx
+                .with_server(measurement, &steady_flags(&model), async |ctx, server| {
+                    if workload {
+                        seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
                     }
-                    let mut entry = load_entry(&model, "throughput", variant, repeat, &report, false, processes);
-                    entry.startup_ms = Some(server.start_to_ready.as_secs_f64() * 1e3);
-                    let cpu = window.figures(report.measured.requests.total, idle_us_per_s);
-                    if cpu.steal_percent > STEAL_WARN_PERCENT
-                        && let Some(load) = entry.load.as_mut()
-                    {
-                        load.warnings.push(format!(
-                            "steal time was {:.1} % of the server cores' time (over {STEAL_WARN_PERCENT} %): \
-                             another guest took CPU, the CPU figures are suspect",
-                            cpu.steal_percent
-                        ));
+                    group = cap(ctx, &model, server)?;
+                    tokio::time::sleep(IDLE_SETTLE).await;
+                    let idle = CpuWindow::start(&server.pids(), &ctx.plan.server_cpus);
+                    tokio::time::sleep(IDLE_WINDOW).await;
+                    let started = Started {
+                        model: &model,
+                        server,
+                        group: group.as_ref(),
+                        idle_us_per_s: idle.finish().us_per_s(),
+                    };
+                    for (variant, method, path, body, connections) in due {
+                        let repeats = repeats_of(ctx, variant);
+                        ctx.console
+                            .step("throughput", &model, &format!("{variant} {round}/{repeats}"));
+                        let entry = measure(
+                            ctx,
+                            &started,
+                            (variant, round),
+                            load_plan(&server.url, method, path, body)?,
+                            connections,
+                        )
+                        .await?;
+                        ctx.push(entry);
                     }
-                    if !window.unknown.is_empty() {
-                        ctx.console.note(&format!(
-                            "throughput / {model}: processes {:?} have no known role (counted as `?`)",
-                            window.unknown
-                        ));
-                    }
-                    entry.cpu = Some(cpu);
-                    if let (Some(g), Some(before)) = (&group, throttled_before) {
-                        let t = g.throttling().since(before);
-                        let load = entry.load.as_ref();
-                        let limited =
-                            load.is_some_and(|l| generator_limited(l.generator_cpu_percent, l.generator_cpus));
-                        let used = window.us_per_s() / 1e6;
-                        let flag = server_bound_flag(t.nr_throttled, used, g.cores, limited);
-                        entry.cpu_cap = Some(CapFigures {
-                            cores: g.cores,
-                            period_us: PERIOD.as_micros() as u64,
-                            cgroup: match g.version() {
-                                Version::V1 => "v1".into(),
-                                Version::V2 => "v2".into(),
-                            },
-                            nr_throttled: t.nr_throttled,
-                            nr_periods: t.nr_periods,
-                            server_bound: flag.is_none(),
-                            flag,
-                        });
-                    }
-                    ctx.push(entry);
-                }
+                    anyhow::Ok(())
+                })
+                .await?;
+            drop(group);
+            if done.is_none() {
+                // Recorded as failed: not started again in later rounds.
+                failed.push(model);
             }
-            anyhow::Ok(())
-        })
-        .await?;
-        drop(group);
+        }
     }
     Ok(())
+}
+
+fn serves_workload(model: &str) -> bool {
+    model.parse().is_ok_and(Model::serves_workload)
+}
+
+/// Rounds of the throughput scenario: enough for the endpoint with the
+/// most repeats (`GET /ping`'s claim repeats or the others' repeats).
+pub(crate) fn rounds(claim_repeats: u32, repeats: u32) -> u32 {
+    claim_repeats.max(repeats)
+}
+
+/// Repeats of an endpoint: the claim ratios (`GET /ping`) get at least 3.
+fn repeats_of(ctx: &Ctx, variant: &str) -> u32 {
+    if variant == PING {
+        ctx.plan.claim_repeats
+    } else {
+        ctx.plan.repeats
+    }
+}
+
+/// A model started for one round: its server, its cap group and its idle cost.
+struct Started<'a> {
+    model: &'a str,
+    server: &'a Server,
+    group: Option<&'a CpuGroup>,
+    idle_us_per_s: f64,
+}
+
+/// One closed-loop run of `variant` (repeat `repeat`) against the started
+/// model, with its CPU window, its processes' CPU and, when capped, the
+/// check that the group set the pace.
+async fn measure(
+    ctx: &mut Ctx,
+    started: &Started<'_>,
+    (variant, repeat): (&str, u32),
+    base: LoadPlan,
+    connections: usize,
+) -> anyhow::Result<Entry> {
+    let &Started {
+        model,
+        server,
+        group,
+        idle_us_per_s,
+    } = started;
+    let duration = if variant == PING {
+        ctx.plan.claim_duration
+    } else {
+        ctx.plan.duration
+    };
+    let warmup = (duration / 4).min(ctx.plan.warmup.max(Duration::from_millis(250)));
+    let plan = closed(base, connections, duration, warmup);
+    let pids = server.pids();
+    let throttled_before = join_cap(group, &pids)?;
+    let probe = CpuProbe::start(&pids);
+    let cpus = ctx.plan.server_cpus.clone();
+    // The CPU window opens when the warm-up ends and closes when the
+    // measured phase's last request is answered.
+    let (report, window) = tokio::join!(ctx.load(plan), async {
+        tokio::time::sleep(warmup).await;
+        CpuWindow::start(&pids, &cpus)
+    });
+    let report = report?;
+    let window = window.finish();
+    let processes = probe.finish();
+    if report.measured.requests.ok == 0 {
+        anyhow::bail!(
+            "{model}: no {variant} request succeeded ({} sent); the model is not answering",
+            report.measured.requests.total
+        );
+    }
+    let mut entry = load_entry(model, "throughput", variant, repeat, &report, false, processes);
+    entry.startup_ms = Some(server.start_to_ready.as_secs_f64() * 1e3);
+    let cpu = window.figures(report.measured.requests.total, idle_us_per_s);
+    if cpu.steal_percent > STEAL_WARN_PERCENT
+        && let Some(load) = entry.load.as_mut()
+    {
+        load.warnings.push(format!(
+            "steal time was {:.1} % of the server cores' time (over {STEAL_WARN_PERCENT} %): \
+             another guest took CPU, the CPU figures are suspect",
+            cpu.steal_percent
+        ));
+    }
+    if !window.unknown.is_empty() {
+        ctx.console.note(&format!(
+            "throughput / {model}: processes {:?} have no known role (counted as `?`)",
+            window.unknown
+        ));
+    }
+    entry.cpu = Some(cpu);
+    if let (Some(g), Some(before)) = (group, throttled_before) {
+        let t = g.throttling().since(before);
+        let load = entry.load.as_ref();
+        let limited = load.is_some_and(|l| generator_limited(l.generator_cpu_percent, l.generator_cpus));
+        let used = window.us_per_s() / 1e6;
+        let flag = server_bound_flag(t.nr_throttled, used, g.cores, limited);
+        entry.cpu_cap = Some(CapFigures {
+            cores: g.cores,
+            period_us: PERIOD.as_micros() as u64,
+            cgroup: match g.version() {
+                Version::V1 => "v1".into(),
+                Version::V2 => "v2".into(),
+            },
+            nr_throttled: t.nr_throttled,
+            nr_periods: t.nr_periods,
+            server_bound: flag.is_none(),
+            flag,
+        });
+    }
+    Ok(entry)
 }
 
 /// A capped run used at least this share of its quota to count as server-bound.

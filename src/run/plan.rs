@@ -311,13 +311,18 @@ impl RunPlan {
         match scenario {
             Scenario::Throughput => {
                 let claim_run = (self.claim_duration + self.claim_duration / 4).as_secs_f64() + 0.3;
-                // The floor runs GET /ping only. Each model is started once
-                // per round it has runs in (about 2 s: start, seeding, the
-                // idle window).
+                // The floor runs GET /ping only. The default run starts each
+                // model once per round it has runs in (interleaved rounds),
+                // `--quick` once; a start after the first costs about 0.5 s
+                // (start, seeding and stop; the idle cost is measured once).
                 let workload = self.models_where(Model::serves_workload).len() as f64;
                 let rounds = super::scenarios::throughput::rounds(self.claim_repeats, self.repeats) as f64;
-                let starts = workload * rounds + (n - workload) * self.claim_repeats as f64;
-                n * self.claim_repeats as f64 * claim_run + workload * 2.0 * r * per_run + 2.0 * starts
+                let starts = if self.quick {
+                    n
+                } else {
+                    workload * rounds + (n - workload) * self.claim_repeats as f64
+                };
+                n * (self.claim_repeats as f64 * claim_run + 0.5) + workload * 2.0 * r * per_run + 0.5 * (starts - n)
             }
             // One-way and round trips, `claim_repeats` each (split only).
             Scenario::Link if self.has_model("split") => {

@@ -10,6 +10,8 @@
 //! server-bound mode, runs the whole model in a CPU-capped control group and
 //! checks that the group, not the generator, set the pace (docs/run.md).
 
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +22,7 @@ use super::{closed, load_entry, load_plan, steady_flags, task_body};
 use crate::load::LoadPlan;
 use crate::run::cpu::cgroup::{CpuGroup, PERIOD, Throttling, Version};
 use crate::run::cpu::{CpuWindow, STEAL_WARN_PERCENT};
+use crate::run::plan::RunPlan;
 use crate::run::results::{CapFigures, Entry};
 use crate::run::servers::{CpuProbe, PING_ONLY, Server, seed_books};
 use crate::run::stats::generator_limited;
@@ -58,64 +61,96 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // one repeat of each of its endpoints, so a slow spell of the machine
     // (another guest, a host's housekeeping) lands on every model's
     // repeats alike instead of on all of one model's (docs/run.md).
+    // `--quick` runs each model's rounds in one start, to keep its budget.
+    let rounds = rounds(ctx.plan.claim_repeats, ctx.plan.repeats);
     let mut failed: Vec<String> = Vec::new();
-    for round in 1..=rounds(ctx.plan.claim_repeats, ctx.plan.repeats) {
-        for model in ctx.plan.models.clone() {
-            let workload = serves_workload(&model);
-            let due: Vec<_> = endpoints
-                .iter()
-                .filter(|(variant, ..)| workload || *variant == PING)
-                .filter(|(variant, ..)| round <= repeats_of(ctx, variant))
-                .cloned()
-                .collect();
-            if due.is_empty() || failed.contains(&model) {
-                continue;
-            }
-            // Removed only after the server stopped: a group with processes
-            // left in it cannot be removed.
-            let mut group = None;
-            let measurement = Measurement::new("throughput", &model);
-            let done = ctx
-                .with_server(measurement, &steady_flags(&model), async |ctx, server| {
-                    if workload {
-                        seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
+    // Each model's idle cost, measured on its first start.
+    let mut idle_costs: HashMap<String, f64> = HashMap::new();
+    for (model, rounds) in visits(&ctx.plan.models, rounds, !ctx.plan.quick) {
+        let workload = serves_workload(&model);
+        let plan = &ctx.plan;
+        let due: Vec<(u32, Endpoint)> = rounds
+            .flat_map(|round| {
+                endpoints
+                    .iter()
+                    .filter(move |(variant, ..)| workload || *variant == PING)
+                    .filter(move |(variant, ..)| round <= repeats_of(plan, variant))
+                    .map(move |endpoint| (round, endpoint.clone()))
+            })
+            .collect();
+        if due.is_empty() || failed.contains(&model) {
+            continue;
+        }
+        // Removed only after the server stopped: a group with processes
+        // left in it cannot be removed.
+        let mut group = None;
+        let idle_cost = idle_costs.get(&model).copied();
+        let measurement = Measurement::new("throughput", &model);
+        let done = ctx
+            .with_server(measurement, &steady_flags(&model), async |ctx, server| {
+                if workload {
+                    seed_books(&ctx.http, &server.url, ctx.plan.books).await?;
+                }
+                group = cap(ctx, &model, server)?;
+                let idle_us_per_s = match idle_cost {
+                    Some(cost) => cost,
+                    None => {
+                        tokio::time::sleep(IDLE_SETTLE).await;
+                        let idle = CpuWindow::start(&server.pids(), &ctx.plan.server_cpus);
+                        tokio::time::sleep(IDLE_WINDOW).await;
+                        idle.finish().us_per_s()
                     }
-                    group = cap(ctx, &model, server)?;
-                    tokio::time::sleep(IDLE_SETTLE).await;
-                    let idle = CpuWindow::start(&server.pids(), &ctx.plan.server_cpus);
-                    tokio::time::sleep(IDLE_WINDOW).await;
-                    let started = Started {
-                        model: &model,
-                        server,
-                        group: group.as_ref(),
-                        idle_us_per_s: idle.finish().us_per_s(),
-                    };
-                    for (variant, method, path, body, connections) in due {
-                        let repeats = repeats_of(ctx, variant);
-                        ctx.console
-                            .step("throughput", &model, &format!("{variant} {round}/{repeats}"));
-                        let entry = measure(
-                            ctx,
-                            &started,
-                            (variant, round),
-                            load_plan(&server.url, method, path, body)?,
-                            connections,
-                        )
-                        .await?;
-                        ctx.push(entry);
-                    }
-                    anyhow::Ok(())
-                })
-                .await?;
-            drop(group);
-            if done.is_none() {
-                // Recorded as failed: not started again in later rounds.
-                failed.push(model);
+                };
+                let started = Started {
+                    model: &model,
+                    server,
+                    group: group.as_ref(),
+                    idle_us_per_s,
+                };
+                for (round, (variant, method, path, body, connections)) in due {
+                    let repeats = repeats_of(&ctx.plan, variant);
+                    ctx.console
+                        .step("throughput", &model, &format!("{variant} {round}/{repeats}"));
+                    let entry = measure(
+                        ctx,
+                        &started,
+                        (variant, round),
+                        load_plan(&server.url, method, path, body)?,
+                        connections,
+                    )
+                    .await?;
+                    ctx.push(entry);
+                }
+                anyhow::Ok(idle_us_per_s)
+            })
+            .await?;
+        drop(group);
+        match done {
+            Some(idle_us_per_s) => {
+                idle_costs.insert(model, idle_us_per_s);
             }
+            // Recorded as failed: not started again in later rounds.
+            None => failed.push(model),
         }
     }
     Ok(())
 }
+
+/// The order of the scenario's server starts: each model with the rounds
+/// it runs in that start. Interleaved: round by round, every model in turn,
+/// one round per start; else each model once with all its rounds.
+fn visits(models: &[String], rounds: u32, interleaved: bool) -> Vec<(String, RangeInclusive<u32>)> {
+    if interleaved {
+        (1..=rounds)
+            .flat_map(|r| models.iter().map(move |m| (m.clone(), r..=r)))
+            .collect()
+    } else {
+        models.iter().map(|m| (m.clone(), 1..=rounds)).collect()
+    }
+}
+
+/// An endpoint of the scenario: variant, method, path, body, connections.
+type Endpoint = (&'static str, Method, &'static str, Option<Bytes>, usize);
 
 fn serves_workload(model: &str) -> bool {
     model.parse().is_ok_and(Model::serves_workload)
@@ -128,11 +163,11 @@ pub(crate) fn rounds(claim_repeats: u32, repeats: u32) -> u32 {
 }
 
 /// Repeats of an endpoint: the claim ratios (`GET /ping`) get at least 3.
-fn repeats_of(ctx: &Ctx, variant: &str) -> u32 {
+fn repeats_of(plan: &RunPlan, variant: &str) -> u32 {
     if variant == PING {
-        ctx.plan.claim_repeats
+        plan.claim_repeats
     } else {
-        ctx.plan.repeats
+        plan.repeats
     }
 }
 
@@ -317,6 +352,30 @@ pub(crate) fn cap(ctx: &mut Ctx, model: &str, server: &Server) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_visit_every_model_in_turn_unless_quick() {
+        let models = ["baseline".to_string(), "edge".to_string()];
+        let order = |v: Vec<(String, RangeInclusive<u32>)>| {
+            v.into_iter()
+                .map(|(m, r)| format!("{m} {}-{}", r.start(), r.end()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            order(visits(&models, 3, true)),
+            [
+                "baseline 1-1",
+                "edge 1-1",
+                "baseline 2-2",
+                "edge 2-2",
+                "baseline 3-3",
+                "edge 3-3"
+            ]
+        );
+        assert_eq!(order(visits(&models, 3, false)), ["baseline 1-3", "edge 1-3"]);
+        assert_eq!(rounds(3, 1), 3);
+        assert_eq!(rounds(3, 5), 5);
+    }
 
     #[test]
     fn server_bound_needs_throttling_a_used_quota_and_a_free_generator() {

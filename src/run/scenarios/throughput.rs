@@ -171,7 +171,8 @@ fn repeats_of(plan: &RunPlan, variant: &str) -> u32 {
     }
 }
 
-/// A model started for one round: its server, its cap group and its idle cost.
+/// A model as started for one visit (one round, or all with `--quick`): its
+/// server, its cap group and its idle cost.
 struct Started<'a> {
     model: &'a str,
     server: &'a Server,

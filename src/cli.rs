@@ -485,7 +485,8 @@ impl ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Short durations and fewer repeats (about 5 minutes in all).
+    /// Short durations and fewer repeats (about 5 minutes in all); its
+    /// throughput repeats run back to back instead of in interleaved rounds.
     #[arg(long)]
     pub quick: bool,
     /// Comma-separated models to include (default: every built model).
@@ -499,7 +500,10 @@ pub struct RunArgs {
     /// each soak run [soak default: 10m].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Repeats of each measurement (median, min and max are reported).
+    /// Repeats of each measurement (median, min and max are reported). The
+    /// throughput repeats run in rounds: each round starts every model in
+    /// turn for one repeat, so a slow spell of the machine hits one repeat
+    /// of every model rather than all of one.
     #[arg(long)]
     pub repeats: Option<u32>,
     /// Output folder (default results/<UTC timestamp>).

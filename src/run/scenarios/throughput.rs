@@ -62,11 +62,11 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     // (another guest, a host's housekeeping) lands on every model's
     // repeats alike instead of on all of one model's (docs/run.md).
     // `--quick` runs each model's rounds in one start, to keep its budget.
-    let rounds = rounds(ctx.plan.claim_repeats, ctx.plan.repeats);
+    let round_count = rounds(ctx.plan.claim_repeats, ctx.plan.repeats);
     let mut failed: Vec<String> = Vec::new();
     // Each model's idle cost, measured on its first start.
     let mut idle_costs: HashMap<String, f64> = HashMap::new();
-    for (model, rounds) in visits(&ctx.plan.models, rounds, !ctx.plan.quick) {
+    for (model, rounds) in visits(&ctx.plan.models, round_count, !ctx.plan.quick) {
         let workload = serves_workload(&model);
         let plan = &ctx.plan;
         let due: Vec<(u32, Endpoint)> = rounds
@@ -74,7 +74,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                 endpoints
                     .iter()
                     .filter(move |(variant, ..)| workload || *variant == PING)
-                    .filter(move |(variant, ..)| round <= repeats_of(plan, variant))
+                    .filter(move |(variant, ..)| round <= runs_of(plan, variant).0)
                     .map(move |endpoint| (round, endpoint.clone()))
             })
             .collect();
@@ -108,7 +108,7 @@ pub(crate) async fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
                     idle_us_per_s,
                 };
                 for (round, (variant, method, path, body, connections)) in due {
-                    let repeats = repeats_of(&ctx.plan, variant);
+                    let (repeats, _) = runs_of(&ctx.plan, variant);
                     ctx.console
                         .step("throughput", &model, &format!("{variant} {round}/{repeats}"));
                     let entry = measure(
@@ -162,12 +162,13 @@ pub(crate) fn rounds(claim_repeats: u32, repeats: u32) -> u32 {
     claim_repeats.max(repeats)
 }
 
-/// Repeats of an endpoint: the claim ratios (`GET /ping`) get at least 3.
-fn repeats_of(plan: &RunPlan, variant: &str) -> u32 {
+/// Repeats and measured duration of an endpoint's runs: the claim ratios
+/// (`GET /ping`) get the claim runs (at least 3 repeats).
+fn runs_of(plan: &RunPlan, variant: &str) -> (u32, Duration) {
     if variant == PING {
-        plan.claim_repeats
+        (plan.claim_repeats, plan.claim_duration)
     } else {
-        plan.repeats
+        (plan.repeats, plan.duration)
     }
 }
 
@@ -196,11 +197,7 @@ async fn measure(
         group,
         idle_us_per_s,
     } = started;
-    let duration = if variant == PING {
-        ctx.plan.claim_duration
-    } else {
-        ctx.plan.duration
-    };
+    let (_, duration) = runs_of(&ctx.plan, variant);
     let warmup = (duration / 4).min(ctx.plan.warmup.max(Duration::from_millis(250)));
     let plan = closed(base, connections, duration, warmup);
     let pids = server.pids();
